@@ -1,0 +1,36 @@
+"""Who fires a trigger: a role and an id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lifecycle.errors import InvalidPayload
+
+ROLES = ("buyer", "seller", "operator", "system")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """``Actor("buyer", "b-1")``. Buyers and sellers act only on what is theirs."""
+
+    role: str
+    id: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise InvalidPayload("actor.role", f"{self.role!r} is not one of {', '.join(ROLES)}")
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise InvalidPayload("actor.id", "must be a non-empty string")
+        if len(self.id) > 200:
+            raise InvalidPayload("actor.id", "must be at most 200 characters")
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        """``"buyer:b-1"`` → ``Actor("buyer", "b-1")``."""
+        role, sep, id = text.partition(":")
+        if not sep:
+            raise InvalidPayload("actor", f"{text!r} is not ROLE:ID (for example buyer:b-1)")
+        return cls(role, id)
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.id}"

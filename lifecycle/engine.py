@@ -1,0 +1,484 @@
+"""The engine: create / fire / get / history / allowed, one database transaction per trigger.
+
+A trigger is checked in this order, and the first refusal wins: the aggregate exists, the actor
+owns it (buyers and sellers), the trigger is defined from its state, the actor's role may fire
+it, the payload is well-formed, the guards pass. Then the shared `transitions` machine of the
+kind moves a `Context`, and state, history, outbox, idempotency record and any follow-ups (a
+dispute created, an order moved by its dispute) are written in the same transaction. Anything
+raised on the way rolls all of it back.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection
+from sqlalchemy import Engine as Database
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from lifecycle.actor import Actor
+from lifecycle.clock import Clock
+from lifecycle.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    GuardFailed,
+    IdempotencyMismatch,
+    InvalidPayload,
+    InvalidTransition,
+    NotFound,
+    ReplayMismatch,
+    UnknownKind,
+)
+from lifecycle.machines import ALIASES, DEFINITIONS
+from lifecycle.machines.definition import (
+    Aggregate,
+    Claim,
+    Context,
+    Create,
+    Fire,
+    MachineDefinition,
+    Step,
+)
+from lifecycle.machines.payloads import dump
+from lifecycle.policy import Policy
+from lifecycle.store import repository as repo
+from lifecycle.store.repository import HistoryEntry
+
+log = structlog.get_logger("lifecycle")
+
+Subscriber = Callable[[Mapping[str, Any]], None]
+
+# A follow-up may cause another (a dispute resolves, its order moves); never deeper than this.
+MAX_FOLLOW_UP_DEPTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    kind: str
+    id: str | None
+    trigger: str
+    actor: Actor
+    payload: Mapping[str, Any]
+    idempotency_key: str | None
+
+    def fingerprint(self) -> str:
+        """What makes a retry "the same request" for its idempotency key."""
+        text = json.dumps(
+            [self.kind, self.id, self.trigger, self.actor.role, self.actor.id, self.payload],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class _Unit:
+    """What one trigger wrote: the events to publish and log once it commits."""
+
+    conn: Connection
+    now: datetime
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Engine:
+    """Opened by `lifecycle.open`. Safe to share between threads; holds no aggregate state."""
+
+    def __init__(self, database: Database, clock: Clock, policy: Policy):
+        self.database = database
+        self.clock = clock
+        self.policy = policy
+        self.definitions: Mapping[str, MachineDefinition] = DEFINITIONS
+        self._writer = database.execution_options(immediate=True)
+        self._subscribers: list[tuple[str, Subscriber]] = []
+
+    # --- public API ---------------------------------------------------------------------
+
+    def create(
+        self,
+        kind: str,
+        actor: Actor,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Aggregate:
+        """Fire the kind's creating trigger (``register``, ``place``) and return the aggregate."""
+        definition = self.definition(kind)
+        request = _Request(definition.kind, id, definition.creation.trigger, _actor(actor),
+                           _payload(payload), _key(idempotency_key))
+        return self._run(request, lambda unit: self._create(unit, definition, request, False))
+
+    def fire(
+        self,
+        kind: str,
+        id: str,
+        trigger: str,
+        actor: Actor,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Aggregate:
+        """Fire ``trigger`` on one aggregate; raises a `LifecycleError` and writes nothing if refused.
+
+        ``expected_version`` makes the optimistic check explicit: the trigger applies only if
+        the aggregate is still at the version the caller read.
+        """
+        definition = self.definition(kind)
+        request = _Request(definition.kind, _id(id), trigger, _actor(actor), _payload(payload),
+                           _key(idempotency_key))
+        return self._run(
+            request,
+            lambda unit: self._fire(unit, definition, request, expected_version, False),
+        )
+
+    def get(self, kind: str, id: str) -> Aggregate:
+        definition = self.definition(kind)
+        with self.database.connect() as conn:
+            found = repo.load(conn, definition.kind, _id(id))
+        if found is None:
+            raise NotFound(definition.kind, id)
+        return found
+
+    def history(self, kind: str, id: str) -> list[HistoryEntry]:
+        definition = self.definition(kind)
+        with self.database.connect() as conn:
+            entries = repo.history_of(conn, definition.kind, _id(id))
+        if not entries:
+            raise NotFound(definition.kind, id)
+        return entries
+
+    def replay(self, kind: str, id: str) -> str:
+        """Replay the aggregate's history through its machine; the state it leads to.
+
+        Raises `ReplayMismatch` if the history breaks the definition or does not end in the
+        stored state.
+        """
+        definition = self.definition(kind)
+        entries = self.history(kind, id)
+        gaps = [e.seq for n, e in enumerate(entries, start=1) if e.seq != n]
+        if gaps:
+            raise ReplayMismatch(definition.kind, gaps[0], "sequence has a gap or duplicate")
+        state = definition.replay((e.trigger, e.source, e.dest) for e in entries)
+        stored = self.get(kind, id)
+        if state != stored.state or entries[-1].seq != stored.version:
+            raise ReplayMismatch(
+                definition.kind, entries[-1].seq,
+                f"history leads to {state} v{entries[-1].seq}, stored {stored.state} v{stored.version}",
+            )
+        return state
+
+    def allowed(self, kind: str, id: str, actor: Actor) -> list[str]:
+        """The triggers ``actor`` may fire now: state, role, ownership and the payload-free guards."""
+        definition = self.definition(kind)
+        actor = _actor(actor)
+        with self.database.connect() as conn:
+            aggregate = repo.load(conn, definition.kind, _id(id))
+            if aggregate is None:
+                raise NotFound(definition.kind, id)
+            if not _owns(definition, aggregate, actor):
+                return []
+            context = self._context(conn, aggregate, actor, None)
+            return [
+                trigger
+                for trigger in definition.external_triggers_from(aggregate.state)
+                if _may_fire(definition.step(aggregate.state, trigger), actor, context)
+            ]
+
+    def find(self, kind: str, *, state: str | None = None, limit: int = 100,
+             after_id: str | None = None) -> list[Aggregate]:
+        """A page of aggregates of one kind, in id order; pass the last id as ``after_id``."""
+        definition = self.definition(kind)
+        with self.database.connect() as conn:
+            return list(repo.find(conn, definition.kind, state=state, limit=limit,
+                                  after_id=after_id))
+
+    def subscribe(self, pattern: str, fn: Subscriber) -> None:
+        """Call ``fn(event)`` after commit for each event whose name matches ``pattern``
+        (``"order.*"``, ``"dispute.resolved_refund"``, ``"*"``)."""
+        self._subscribers.append((pattern, fn))
+
+    def definition(self, kind: str) -> MachineDefinition:
+        kind = ALIASES.get(kind, kind)
+        try:
+            return self.definitions[kind]
+        except (KeyError, TypeError):
+            raise UnknownKind(str(kind), self.definitions) from None
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- one transaction per trigger ----------------------------------------------------
+
+    def _run(self, request: _Request, apply: Callable[[_Unit], Aggregate]) -> Aggregate:
+        started = time.perf_counter()
+        try:
+            with self._transaction() as unit:
+                if request.idempotency_key is not None:
+                    earlier = self._replay(unit.conn, request)
+                    if earlier is not None:
+                        return earlier
+                result = apply(unit)
+                if request.idempotency_key is not None:
+                    repo.remember(unit.conn, request.idempotency_key, request.fingerprint(),
+                                  result, unit.now)
+        except IntegrityError:
+            # Someone committed the same key or id between our read and our write.
+            return self._after_race(request)
+        self._publish(unit.events, time.perf_counter() - started)
+        return result
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Unit]:
+        try:
+            with self._writer.begin() as conn:
+                yield _Unit(conn, self.clock.now())
+        except OperationalError as error:
+            if _is_contention(error):
+                raise Conflict("database", "busy") from error
+            raise
+
+    def _replay(self, conn: Connection, request: _Request) -> Aggregate | None:
+        assert request.idempotency_key is not None
+        earlier = repo.remembered(conn, request.idempotency_key)
+        if earlier is None:
+            return None
+        if earlier.request_hash != request.fingerprint():
+            raise IdempotencyMismatch(request.idempotency_key)
+        r = earlier.result
+        return Aggregate(r["kind"], r["id"], r["state"], r["version"], r["data"])
+
+    def _after_race(self, request: _Request) -> Aggregate:
+        if request.idempotency_key is not None:
+            with self.database.connect() as conn:
+                earlier = self._replay(conn, request)
+            if earlier is not None:
+                return earlier
+        if request.id is not None and request.trigger == self.definition(request.kind).creation.trigger:
+            raise AlreadyExists(request.kind, request.id)
+        raise Conflict(request.kind, request.id or "?")
+
+    # --- applying triggers --------------------------------------------------------------
+
+    def _create(self, unit: _Unit, definition: MachineDefinition, request: _Request,
+                follow_up: bool) -> Aggregate:
+        creation = definition.creation
+        actor = request.actor
+        if creation.internal and not follow_up:
+            raise Forbidden(actor.role, actor.id, creation.trigger,
+                            f"a {definition.kind} is created by another aggregate's trigger")
+        if not follow_up and actor.role not in creation.roles:
+            raise Forbidden(actor.role, actor.id, creation.trigger,
+                            f"only {_roles(creation.roles)} may {creation.trigger}")
+        id = request.id or definition.new_id(actor)
+        if repo.load(unit.conn, definition.kind, id) is not None:
+            raise AlreadyExists(definition.kind, id)
+        payload = _validate(creation.payload, request.payload)
+        context = Context(definition.kind, id, "", {}, payload, actor, unit.now, self.policy,
+                          lambda kind, other: repo.load(unit.conn, kind, other))
+        _check_guards(creation.guards, context, creation.trigger)
+        if creation.effect is not None:
+            creation.effect(context)
+        context.state = definition.initial
+        created = Aggregate(definition.kind, id, definition.initial, 1, context.data)
+        if not follow_up and not _owns(definition, created, actor):
+            raise Forbidden(actor.role, actor.id, creation.trigger,
+                            f"a {actor.role} creates only their own {definition.kind}")
+        repo.insert_aggregate(unit.conn, created, unit.now)
+        self._record(unit, created, creation.trigger, None, actor, payload, request)
+        self._follow(unit, context, depth=0 if not follow_up else 1)
+        return created
+
+    def _fire(self, unit: _Unit, definition: MachineDefinition, request: _Request,
+              expected_version: int | None, follow_up: bool, depth: int = 0) -> Aggregate:
+        assert request.id is not None
+        actor, trigger = request.actor, request.trigger
+        current = repo.load(unit.conn, definition.kind, request.id)
+        if current is None:
+            raise NotFound(definition.kind, request.id)
+        if expected_version is not None and current.version != expected_version:
+            raise Conflict(definition.kind, current.id, expected_version)
+        if not follow_up and not _owns(definition, current, actor):
+            raise Forbidden(actor.role, actor.id, trigger, f"{definition.kind} {current.id} is not theirs")
+        step = definition.step(current.state, trigger)
+        if step is None or (step.internal and not follow_up):
+            raise InvalidTransition(definition.kind, current.id, current.state, trigger,
+                                    definition.external_triggers_from(current.state))
+        if not follow_up and actor.role not in step.roles:
+            raise Forbidden(actor.role, actor.id, trigger, f"only {_roles(step.roles)} may {trigger}")
+        payload = _validate(step.payload, request.payload)
+        context = self._context(unit.conn, current, actor, payload, unit.now)
+        _check_guards(step.guards, context, trigger)
+        if not definition.machine.events[trigger].trigger(context):
+            raise InvalidTransition(definition.kind, current.id, current.state, trigger,
+                                    definition.external_triggers_from(current.state))
+        moved = Aggregate(definition.kind, current.id, context.state, current.version + 1,
+                          context.data)
+        if not repo.update_aggregate(unit.conn, moved, current.version, unit.now):
+            raise Conflict(definition.kind, current.id, current.version)
+        self._record(unit, moved, trigger, current.state, actor, payload, request)
+        self._follow(unit, context, depth)
+        return moved
+
+    def _follow(self, unit: _Unit, context: Context, depth: int) -> None:
+        """Carry out what the transition asked of other aggregates, in the same transaction."""
+        if context.follow_ups and depth >= MAX_FOLLOW_UP_DEPTH:
+            raise RuntimeError(f"follow-ups nested deeper than {MAX_FOLLOW_UP_DEPTH}: a definition loops")
+        for follow_up in context.follow_ups:
+            if isinstance(follow_up, Claim):
+                self._claim(unit, context, follow_up)
+                continue
+            definition = self.definition(follow_up.kind)
+            if isinstance(follow_up, Create):
+                request = _Request(follow_up.kind, follow_up.id, definition.creation.trigger,
+                                   context.actor, follow_up.payload, None)
+                self._create(unit, definition, request, True)
+            elif isinstance(follow_up, Fire):
+                request = _Request(follow_up.kind, follow_up.id, follow_up.trigger,
+                                   context.actor, follow_up.payload, None)
+                self._fire(unit, definition, request, None, True, depth + 1)
+
+    def _claim(self, unit: _Unit, context: Context, claim: Claim) -> None:
+        holder = repo.claimed_by(unit.conn, claim.name, claim.value)
+        if holder is not None and holder != (context.kind, context.id):
+            raise GuardFailed(f"{claim.name}.unique", f"{claim.name} {claim.value!r} is taken",
+                              trigger="", state=context.state)
+        if holder is None:
+            repo.claim(unit.conn, claim.name, claim.value, context.kind, context.id)
+
+    def _record(self, unit: _Unit, aggregate: Aggregate, trigger: str, source: str | None,
+                actor: Actor, payload: BaseModel | None, request: _Request) -> None:
+        """History row and outbox event for one transition."""
+        body = dump(payload)
+        entry = HistoryEntry(aggregate.version, trigger, source, aggregate.state, actor, body,
+                             request.idempotency_key, unit.now)
+        repo.append_history(unit.conn, aggregate, entry)
+        changed = source != aggregate.state
+        event = {
+            "event": f"{aggregate.kind}.{aggregate.state if changed else trigger}",
+            "kind": aggregate.kind,
+            "id": aggregate.id,
+            "seq": aggregate.version,
+            "trigger": trigger,
+            "source": source,
+            "dest": aggregate.state,
+            "actor": str(actor),
+            "payload": body,
+            "at": unit.now.isoformat(),
+        }
+        repo.append_outbox(unit.conn, str(event["event"]), event, unit.now)
+        unit.events.append(event)
+
+    def _context(self, conn: Connection, aggregate: Aggregate, actor: Actor, payload: Any,
+                 now: datetime | None = None) -> Context:
+        return Context(aggregate.kind, aggregate.id, aggregate.state, dict(aggregate.data),
+                       payload, actor, now or self.clock.now(), self.policy,
+                       lambda kind, id: repo.load(conn, kind, id))
+
+    def _publish(self, events: list[dict[str, Any]], seconds: float) -> None:
+        for event in events:
+            log.info("transition", kind=event["kind"], id=event["id"], trigger=event["trigger"],
+                     actor=event["actor"], src=event["source"], dst=event["dest"],
+                     duration_ms=round(seconds * 1000, 3))
+            for pattern, fn in self._subscribers:
+                if fnmatch.fnmatchcase(event["event"], pattern):
+                    try:
+                        fn(event)
+                    except Exception:
+                        # The transition is committed; a subscriber's failure must not
+                        # look like the trigger failed.
+                        log.exception("subscriber.failed", event=event["event"], pattern=pattern)
+
+
+# --- checks, kept as plain functions so `allowed` and `fire` share them -------------------
+
+
+def _owns(definition: MachineDefinition, aggregate: Aggregate, actor: Actor) -> bool:
+    """Operators and system act on anything; buyers and sellers only on what is theirs."""
+    if actor.role in ("operator", "system"):
+        return True
+    return definition.owner_of(actor.role, aggregate.id, aggregate.data) == actor.id
+
+
+def _may_fire(step: Step | None, actor: Actor, context: Context) -> bool:
+    if step is None or step.internal or actor.role not in step.roles:
+        return False
+    return all(guard.check(context) for guard in step.guards if not guard.uses_payload)
+
+
+def _check_guards(guards: tuple[Any, ...], context: Context, trigger: str) -> None:
+    for guard in guards:
+        if not guard.check(context):
+            raise GuardFailed(guard.rule, guard.message, trigger=trigger, state=context.state)
+
+
+def _validate(model: type[BaseModel] | None, payload: Mapping[str, Any]) -> BaseModel | None:
+    """The payload as its trigger's model; the first problem becomes `InvalidPayload`."""
+    if model is None:
+        if payload:
+            raise InvalidPayload("payload", f"takes no fields, got {', '.join(sorted(payload))}")
+        return None
+    try:
+        validated = model.model_validate(payload)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise InvalidPayload(where, first["msg"]) from None
+    check = getattr(validated, "check", None)
+    if check is not None:
+        check()
+    return validated
+
+
+def _payload(payload: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if payload is None:
+        return {}
+    if not isinstance(payload, Mapping):
+        raise InvalidPayload("payload", f"must be a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def _actor(actor: Any) -> Actor:
+    if not isinstance(actor, Actor):
+        raise InvalidPayload("actor", "must be a lifecycle.Actor")
+    return actor
+
+
+def _id(id: Any) -> str:
+    if not isinstance(id, str) or not id or len(id) > 200:
+        raise InvalidPayload("id", "must be a non-empty string of at most 200 characters")
+    return id
+
+
+def _key(key: Any) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise InvalidPayload("idempotency_key", "must be a non-empty string of at most 200 characters")
+    return key
+
+
+def _roles(roles: frozenset[str]) -> str:
+    return " or ".join(sorted(roles))
+
+
+def _is_contention(error: OperationalError) -> bool:
+    text = str(error.orig).lower()
+    return "locked" in text or "busy" in text or "deadlock" in text or "serializ" in text

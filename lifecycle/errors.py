@@ -1,0 +1,113 @@
+"""The errors lifecycle raises. Each carries its data and renders one line in the user's words.
+
+Any of these raised by a trigger means nothing was written: no state, history, outbox or
+idempotency row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class LifecycleError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    #: exit code the CLI uses: 1 refused by the domain, 2 bad usage or payload
+    exit_code = 1
+
+
+class InvalidTransition(LifecycleError):
+    """The trigger is not defined from the aggregate's current state."""
+
+    def __init__(self, kind: str, id: str, state: str, trigger: str, allowed: Iterable[str]):
+        self.kind, self.id, self.state, self.trigger = kind, id, state, trigger
+        self.allowed = tuple(sorted(allowed))
+        allowed_text = ", ".join(self.allowed) or "none (terminal state)"
+        super().__init__(
+            f"{kind} {id} is {state}: cannot {trigger}; allowed from {state}: {allowed_text}"
+        )
+
+
+class GuardFailed(LifecycleError):
+    """A rule of the domain refused the trigger."""
+
+    def __init__(self, rule: str, message: str, *, trigger: str = "", state: str = ""):
+        self.rule, self.trigger, self.state = rule, trigger, state
+        self.message = message
+        super().__init__(f"{trigger} refused by rule {rule}: {message}" if trigger else message)
+
+
+class Forbidden(LifecycleError):
+    """The actor's role may not fire this trigger, or the aggregate is not theirs."""
+
+    def __init__(self, role: str, actor_id: str, trigger: str, reason: str):
+        self.role, self.actor_id, self.trigger, self.reason = role, actor_id, trigger, reason
+        super().__init__(f"{role} {actor_id} may not {trigger}: {reason}")
+
+
+class Conflict(LifecycleError):
+    """Another writer changed the aggregate since it was read. Retryable."""
+
+    def __init__(self, kind: str, id: str, expected_version: int | None = None):
+        self.kind, self.id, self.expected_version = kind, id, expected_version
+        seen = f" (expected version {expected_version})" if expected_version is not None else ""
+        super().__init__(f"{kind} {id} was changed concurrently{seen}; read it again and retry")
+
+
+class NotFound(LifecycleError):
+    """No aggregate of that kind and id."""
+
+    def __init__(self, kind: str, id: str):
+        self.kind, self.id = kind, id
+        super().__init__(f"no {kind} with id {id!r}")
+
+
+class AlreadyExists(LifecycleError):
+    """Creating an aggregate whose id is taken."""
+
+    def __init__(self, kind: str, id: str):
+        self.kind, self.id = kind, id
+        super().__init__(f"{kind} {id!r} already exists")
+
+
+class IdempotencyMismatch(LifecycleError):
+    """The idempotency key was used before for a different request."""
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+
+
+class InvalidPayload(LifecycleError):
+    """The payload (or an argument) is malformed; names the field."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"invalid {field}: {message}")
+
+
+class UnknownKind(InvalidPayload):
+    """No machine of that kind."""
+
+    def __init__(self, kind: str, known: Iterable[str]):
+        super().__init__("kind", f"{kind!r} is not one of {', '.join(sorted(known))}")
+
+
+class DefinitionError(LifecycleError):
+    """A machine definition is inconsistent; raised when the definitions load."""
+
+
+class ReplayMismatch(LifecycleError):
+    """An aggregate's history does not replay through its machine to its state."""
+
+    def __init__(self, kind: str, seq: int, problem: str):
+        self.kind, self.seq, self.problem = kind, seq, problem
+        super().__init__(f"{kind} history entry {seq}: {problem}")
+
+
+class SchemaOutdated(LifecycleError):
+    """The database schema is older than this version of lifecycle."""
+
+    exit_code = 2

@@ -1,0 +1,13 @@
+"""The machine definitions, as data. Importing this validates every one of them."""
+
+from __future__ import annotations
+
+from lifecycle.machines import dispute, onboarding, order
+from lifecycle.machines.definition import MachineDefinition
+
+DEFINITIONS: dict[str, MachineDefinition] = {
+    d.kind: d for d in (onboarding.DEFINITION, order.DEFINITION, dispute.DEFINITION)
+}
+
+#: other names a person may use for a kind (``lifecycle graph onboarding``)
+ALIASES = {"onboarding": "seller"}

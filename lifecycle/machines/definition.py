@@ -1,0 +1,362 @@
+"""Machines as data: states, transitions with their roles, payloads, guards and effects, deadlines.
+
+A `MachineDefinition` is validated when it is built, and compiled into one shared
+`transitions.Machine` that drives every aggregate of its kind: aggregates are never registered
+with ``add_model`` (the slow, leaking path); each trigger is fired with
+``machine.events[trigger].trigger(context)`` on a short-lived `Context`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from pydantic import BaseModel
+from transitions import EventData, Machine
+
+from lifecycle.actor import ROLES, Actor
+from lifecycle.errors import DefinitionError, ReplayMismatch
+from lifecycle.policy import Policy
+
+# transitions logs every trigger through stdlib logging at INFO; that is our job, not its.
+logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """One persisted instance of a machine: a seller account, an order, a dispute."""
+
+    kind: str
+    id: str
+    state: str
+    version: int
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    """A follow-up: create another aggregate in the same transaction."""
+
+    kind: str
+    id: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """A follow-up: fire a trigger on another aggregate in the same transaction."""
+
+    kind: str
+    id: str
+    trigger: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A follow-up: reserve a unique value (a store's domain) for this aggregate."""
+
+    name: str
+    value: str
+
+
+FollowUp = Create | Fire | Claim
+
+
+@dataclass(slots=True)
+class Context:
+    """What guards and effects see of one trigger; also the model `transitions` moves.
+
+    ``data`` is a private copy: effects change it freely, and it is written only if the
+    whole trigger succeeds.
+    """
+
+    kind: str
+    id: str
+    state: str
+    data: dict[str, Any]
+    payload: Any
+    actor: Actor
+    now: datetime
+    policy: Policy
+    load: Callable[[str, str], Aggregate | None]
+    follow_ups: list[FollowUp] = field(default_factory=list)
+
+    def elapsed_since(self, data_field: str) -> timedelta:
+        """Time from the ISO timestamp stored in ``data[data_field]`` to now."""
+        return self.now - datetime.fromisoformat(self.data[data_field])
+
+
+Check = Callable[[Context], bool]
+Effect = Callable[[Context], None]
+Owner = Callable[[str, Mapping[str, Any]], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A named rule. ``check`` returns True when the trigger may go on.
+
+    ``uses_payload=False`` marks rules that depend only on the aggregate and the clock; those
+    are also evaluated by ``Engine.allowed``.
+    """
+
+    rule: str
+    check: Check
+    message: str
+    uses_payload: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One arrow. Several arrows may share a trigger and source; ``when`` picks the one taken.
+
+    ``source=()`` marks the creating transition. ``dest=None`` keeps the state (a recorded event
+    such as a tracking exception). ``internal`` triggers are fired only as follow-ups of another
+    aggregate's transition, never directly.
+    """
+
+    trigger: str
+    source: tuple[str, ...]
+    dest: str | None
+    roles: frozenset[str]
+    payload: type[BaseModel] | None = None
+    guards: tuple[Guard, ...] = ()
+    effect: Effect | None = None
+    when: Check | None = None
+    internal: bool = False
+
+
+DurationOf = Callable[[Policy, Mapping[str, Any]], timedelta]
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """Entering ``state`` schedules ``trigger`` at ``data[anchor]`` (or entry) + ``duration``."""
+
+    state: str
+    trigger: str
+    duration: DurationOf
+    anchor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What a (state, trigger) pair permits: the shared checks of its routes."""
+
+    trigger: str
+    roles: frozenset[str]
+    payload: type[BaseModel] | None
+    guards: tuple[Guard, ...]
+    internal: bool
+    dests: tuple[str, ...]
+
+
+class MachineDefinition:
+    """A kind of aggregate: its states, arrows, owners and deadlines, validated and compiled."""
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        states: tuple[str, ...],
+        terminal: frozenset[str],
+        transitions: tuple[Transition, ...],
+        owners: Mapping[str, Owner],
+        new_id: Callable[[Actor], str],
+        deadlines: tuple[Deadline, ...] = (),
+        event_names: Mapping[str, str] | None = None,
+    ):
+        self.kind = kind
+        self.states = states
+        self.terminal = terminal
+        self.transitions = transitions
+        self.owners = dict(owners)
+        self.new_id = new_id
+        self.deadlines = deadlines
+        creating = [t for t in transitions if not t.source]
+        if len(creating) != 1:
+            raise DefinitionError(f"{kind}: needs exactly one creating transition, has {len(creating)}")
+        self.creation = creating[0]
+        if self.creation.dest is None:
+            raise DefinitionError(f"{kind}: the creating transition needs a destination")
+        self.initial: str = self.creation.dest
+        self.steps = self._group_steps()
+        _validate(self)
+        self.machine = self._compile()
+
+    def step(self, state: str, trigger: str) -> Step | None:
+        """The checks for firing ``trigger`` in ``state``, or None when it is not defined there."""
+        return self.steps.get((state, trigger))
+
+    def triggers_from(self, state: str) -> tuple[str, ...]:
+        """Every trigger defined from ``state``, internal ones included."""
+        return tuple(t for (s, t) in self.steps if s == state)
+
+    def external_triggers_from(self, state: str) -> tuple[str, ...]:
+        """The triggers a caller may fire from ``state`` (internal ones left out)."""
+        return tuple(t for (s, t), step in self.steps.items() if s == state and not step.internal)
+
+    def owner_of(self, role: str, id: str, data: Mapping[str, Any]) -> str | None:
+        """The id of the ``role`` who owns this aggregate, or None if that role owns nothing."""
+        owner = self.owners.get(role)
+        return owner(id, data) if owner else None
+
+    def replay(self, entries: Iterable[tuple[str, str | None, str]]) -> str:
+        """The state a history of (trigger, source, dest) leads to, checked arrow by arrow.
+
+        Raises `ReplayMismatch` at the first entry the definition does not allow.
+        """
+        state: str | None = None
+        for n, (trigger, source, dest) in enumerate(entries, start=1):
+            if state is None:
+                if (trigger, source, dest) != (self.creation.trigger, None, self.initial):
+                    raise ReplayMismatch(self.kind, n, f"starts with {trigger}, not {self.creation.trigger}")
+            else:
+                step = self.step(state, trigger)
+                if source != state or step is None or dest not in step.dests:
+                    raise ReplayMismatch(
+                        self.kind, n, f"{trigger} from {source} to {dest} does not follow {state}"
+                    )
+            state = dest
+        if state is None:
+            raise ReplayMismatch(self.kind, 0, "no history")
+        return state
+
+    def deadlines_for(self, state: str) -> tuple[Deadline, ...]:
+        return tuple(d for d in self.deadlines if d.state == state)
+
+    def _group_steps(self) -> dict[tuple[str, str], Step]:
+        routes: dict[tuple[str, str], list[Transition]] = defaultdict(list)
+        for t in self.transitions:
+            for source in t.source:
+                routes[(source, t.trigger)].append(t)
+        steps = {}
+        for (source, trigger), group in routes.items():
+            first = group[0]
+            for other in group[1:]:
+                if (other.roles, other.payload, other.guards, other.internal) != (
+                    first.roles, first.payload, first.guards, first.internal
+                ):
+                    raise DefinitionError(
+                        f"{self.kind}: routes of {trigger} from {source} differ in roles, "
+                        "payload, guards or internal; they must share them"
+                    )
+            for route in group[:-1]:
+                if route.when is None:
+                    raise DefinitionError(
+                        f"{self.kind}: {trigger} from {source} has an unconditional route "
+                        "before another; only the last route may omit `when`"
+                    )
+            dests = tuple(dict.fromkeys(t.dest or source for t in group))
+            steps[(source, trigger)] = Step(
+                trigger, first.roles, first.payload, first.guards, first.internal, dests
+            )
+        return steps
+
+    def _compile(self) -> Machine:
+        """One `transitions.Machine` for the kind, with no model registered."""
+        arrows = []
+        for t in self.transitions:
+            if not t.source:
+                continue
+            arrow: dict[str, Any] = {
+                "trigger": t.trigger,
+                "source": list(t.source),
+                "dest": t.dest,
+            }
+            if t.when is not None:
+                arrow["conditions"] = [_on_context(t.when)]
+            if t.effect is not None:
+                arrow["before"] = [_on_context(t.effect)]
+            arrows.append(arrow)
+        return Machine(
+            model=None,
+            states=list(self.states),
+            transitions=arrows,
+            initial=self.initial,
+            auto_transitions=False,
+            send_event=True,
+        )
+
+
+def _on_context(fn: Callable[[Context], Any]) -> Callable[[EventData], Any]:
+    """Adapt a function of the Context to a transitions callback (which gets EventData)."""
+
+    def callback(event: EventData) -> Any:
+        return fn(cast(Context, event.model))
+
+    callback.__name__ = getattr(fn, "__name__", "callback")
+    return callback
+
+
+def _validate(definition: MachineDefinition) -> None:
+    """Refuse a definition that could strand an aggregate or name things that do not exist."""
+    kind, states = definition.kind, set(definition.states)
+    problems: list[str] = []
+    if len(states) != len(definition.states):
+        problems.append("a state is listed twice")
+    for t in definition.transitions:
+        for state in (*t.source, *([t.dest] if t.dest else [])):
+            if state not in states:
+                problems.append(f"{t.trigger} names unknown state {state!r}")
+        if not t.roles:
+            problems.append(f"{t.trigger} has no role that may fire it")
+        for role in t.roles - set(ROLES):
+            problems.append(f"{t.trigger} names unknown role {role!r}")
+        if t.internal and t.roles != frozenset({"system"}):
+            problems.append(f"internal trigger {t.trigger} must be fired by system only")
+        if t.dest is None and not t.source:
+            problems.append(f"{t.trigger} creates with no destination")
+        for terminal in definition.terminal & set(t.source):
+            problems.append(f"{t.trigger} leaves terminal state {terminal}")
+    for role in definition.owners:
+        if role not in ROLES:
+            problems.append(f"owner role {role!r} is unknown")
+    for d in definition.deadlines:
+        step = definition.step(d.state, d.trigger)
+        if d.state not in states:
+            problems.append(f"deadline {d.trigger} on unknown state {d.state!r}")
+        elif step is None:
+            problems.append(f"deadline {d.trigger} on {d.state}: no such trigger from that state")
+        elif "system" not in step.roles:
+            problems.append(f"deadline {d.trigger} on {d.state}: system may not fire it")
+    if problems:
+        raise DefinitionError(f"{kind} machine: " + "; ".join(problems))
+    _validate_graph(definition)
+
+
+def _validate_graph(definition: MachineDefinition) -> None:
+    """Every state reachable from the initial one; every non-terminal one able to end."""
+    forward: dict[str, set[str]] = defaultdict(set)
+    backward: dict[str, set[str]] = defaultdict(set)
+    for (source, _trigger), step in definition.steps.items():
+        for dest in step.dests:
+            forward[source].add(dest)
+            backward[dest].add(source)
+    reachable = _closure({definition.initial}, forward)
+    unreachable = [s for s in definition.states if s not in reachable]
+    ending = _closure(set(definition.terminal), backward)
+    stuck = [s for s in definition.states if s not in ending]
+    problems = []
+    if not definition.terminal:
+        problems.append("no terminal state")
+    if unreachable:
+        problems.append(f"unreachable from {definition.initial}: {', '.join(unreachable)}")
+    if stuck:
+        problems.append(f"cannot reach a terminal state: {', '.join(stuck)}")
+    if problems:
+        raise DefinitionError(f"{definition.kind} machine: " + "; ".join(problems))
+
+
+def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
+    seen, queue = set(start), deque(start)
+    while queue:
+        for nxt in edges.get(queue.popleft(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return seen

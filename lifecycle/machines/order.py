@@ -1,0 +1,439 @@
+"""The order (SPEC §4): place, pay, ship online or offline, track, complete, release funds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from lifecycle.errors import InvalidPayload
+from lifecycle.machines.definition import (
+    Context,
+    Create,
+    Deadline,
+    Guard,
+    MachineDefinition,
+    Transition,
+)
+from lifecycle.machines.payloads import (
+    Amount,
+    Code,
+    Empty,
+    LongText,
+    Payload,
+    Reason,
+    Text,
+    dump,
+    iso,
+)
+from lifecycle.money import check_amount, exponent
+from lifecycle.policy import Policy
+
+BUYER, SELLER = frozenset({"buyer"}), frozenset({"seller"})
+OPERATOR, SYSTEM = frozenset({"operator"}), frozenset({"system"})
+
+STATES = (
+    "awaiting_payment",
+    "paid",
+    "cancel_requested",
+    "awaiting_pickup",
+    "shipped",
+    "in_transit",
+    "delivered",
+    "in_dispute",
+    "completed",
+    "funds_released",
+    "cancelled",
+    "refunded",
+)
+DISPUTABLE = ("shipped", "in_transit", "delivered", "completed")
+NOT_RECEIVED_REASONS = (
+    "invalid_tracking", "wrong_address", "still_in_transit", "customs_detention", "returned_to_sender",
+)
+RECEIVED_REASONS = ("not_as_described", "quality", "damage", "short_shipment", "counterfeit")
+
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class Line(Payload):
+    sku: Code
+    quantity: Annotated[int, Field(strict=True, ge=1, le=100_000)]
+    unit_price: Amount
+    model: Text | None = None
+    specification: Text | None = None
+    colour: Text | None = None
+
+
+class Consignee(Payload):
+    name: Text
+    address: LongText
+    country: Country
+    phone: Text | None = None
+
+
+class Logistics(Payload):
+    carrier: Code
+    service: Code
+    shipping_fee: Amount
+    delivery_days: Annotated[int, Field(strict=True, ge=1, le=60)]
+
+
+class PlaceOrder(Payload):
+    seller: Code
+    lines: Annotated[list[Line], Field(min_length=1, max_length=200)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    consignee: Consignee
+    logistics: Logistics
+    sample: bool = False
+
+    def check(self) -> None:
+        """Amounts must fit the currency: no float dust, nothing zero or negative."""
+        exponent(self.currency)
+        for n, line in enumerate(self.lines):
+            check_amount(line.unit_price, self.currency, f"lines.{n}.unit_price")
+        check_amount(self.logistics.shipping_fee, self.currency, "logistics.shipping_fee",
+                     allow_zero=True)
+
+    def goods_total(self) -> Decimal:
+        return sum((line.unit_price * line.quantity for line in self.lines), Decimal(0))
+
+
+class Pay(Payload):
+    payment_ref: Text | None = None
+    amount: Amount | None = None
+
+
+class Checklist(Payload):
+    """What the seller confirms before handing the parcel over (SPEC §4)."""
+
+    quantity: bool
+    model: bool
+    specification: bool
+    colour: bool
+
+
+class BookPickup(Payload):
+    checklist: Checklist
+
+
+class ConfirmPickup(Payload):
+    waybill: Code | None = None
+
+
+class ShipOffline(Payload):
+    checklist: Checklist
+    carrier: Code
+    waybill: Code
+
+
+class TrackingEvent(Payload):
+    event_id: Text | None = None
+    location: Text | None = None
+    detail: LongText | None = None
+
+
+class TrackingException(Payload):
+    kind: Literal["lost", "customs_hold", "returned_to_sender", "delay", "other"]
+    event_id: Text | None = None
+    detail: LongText | None = None
+
+
+class OpenDispute(Payload):
+    type: Literal["not_received", "received"]
+    reason: Code
+    refund_amount: Amount
+    return_goods: bool = False
+    evidence: Annotated[list[LongText], Field(default_factory=list, max_length=20)]
+
+    def check(self) -> None:
+        reasons = NOT_RECEIVED_REASONS if self.type == "not_received" else RECEIVED_REASONS
+        if self.reason not in reasons:
+            raise InvalidPayload("reason", f"a {self.type} dispute gives one of {', '.join(reasons)}")
+
+
+class CloseDispute(Payload):
+    dispute: Code
+    refund_amount: Amount
+
+
+# --- guards -------------------------------------------------------------------------------
+
+
+def _money(ctx: Context, name: str) -> Decimal:
+    return Decimal(ctx.data[name])
+
+
+def _refundable(ctx: Context) -> Decimal:
+    """What is still in escrow for the buyer: paid less what was refunded before."""
+    return _money(ctx, "amount_paid") - _money(ctx, "refunded")
+
+
+def _amount_matches(ctx: Context) -> bool:
+    amount: Decimal | None = ctx.payload.amount
+    return amount is None or amount == _money(ctx, "total")
+
+
+def _checklist_confirmed(ctx: Context) -> bool:
+    checklist = ctx.payload.checklist
+    return all((checklist.quantity, checklist.model, checklist.specification, checklist.colour))
+
+
+def _refund_within_paid(ctx: Context) -> bool:
+    amount: Decimal = ctx.payload.refund_amount
+    return Decimal(0) < amount <= _refundable(ctx)
+
+
+def _not_received_wait(ctx: Context) -> bool:
+    if ctx.payload.type != "not_received" or ctx.data.get("returned_to_sender"):
+        return True
+    return ctx.elapsed_since("shipped_at") >= ctx.policy.not_received_after
+
+
+def _received_after_delivery(ctx: Context) -> bool:
+    return ctx.payload.type != "received" or ctx.state in ("delivered", "completed")
+
+
+AMOUNT_MATCHES = Guard("payment.amount", _amount_matches, "the amount paid must equal the order total")
+CHECKLIST = Guard(
+    "shipping.checklist",
+    _checklist_confirmed,
+    "confirm quantity, model, specification and colour before shipping",
+)
+REFUND_WITHIN_PAID = Guard(
+    "dispute.refund_within_paid",
+    _refund_within_paid,
+    "the refund requested must be more than zero and at most what the buyer paid and was not refunded",
+)
+NOT_RECEIVED_WAIT = Guard(
+    "dispute.not_received_wait",
+    _not_received_wait,
+    "a not_received dispute opens 10 days after shipping, or at once after return to sender",
+)
+RECEIVED_AFTER_DELIVERY = Guard(
+    "dispute.received_after_delivery",
+    _received_after_delivery,
+    "a received dispute opens only after delivery",
+)
+
+
+# --- effects ------------------------------------------------------------------------------
+
+
+def _place(ctx: Context) -> None:
+    order: PlaceOrder = ctx.payload
+    seller = ctx.load("seller", order.seller)
+    goods = order.goods_total()
+    shipping = order.logistics.shipping_fee
+    ctx.data.update(
+        dump(order),
+        buyer=ctx.actor.id,
+        goods_total=str(goods),
+        shipping_fee=str(shipping),
+        total=str(goods + shipping),
+        amount_paid="0",
+        refunded="0",
+        handling_time_days=seller.data.get("handling_time_days", 7) if seller else 7,
+        placed_at=iso(ctx.now),
+    )
+
+
+def _seller_active(ctx: Context) -> bool:
+    seller = ctx.load("seller", ctx.payload.seller)
+    if seller is None:
+        raise InvalidPayload("seller", f"no seller with id {ctx.payload.seller!r}")
+    return seller.state == "active"
+
+
+def _pay(ctx: Context) -> None:
+    ctx.data.update(amount_paid=ctx.data["total"], paid_at=iso(ctx.now))
+    if ctx.payload.payment_ref:
+        ctx.data["payment_ref"] = ctx.payload.payment_ref
+
+
+def _cancel(ctx: Context) -> None:
+    """Cancelled: whatever was captured goes back to the buyer in full."""
+    ctx.data.update(cancelled_at=iso(ctx.now), cancelled_by=str(ctx.actor))
+    ctx.data["refunded"] = ctx.data["amount_paid"]
+
+
+def _request_cancel(ctx: Context) -> None:
+    ctx.data.update(cancel_requested_at=iso(ctx.now), cancel_reason=ctx.payload.reason)
+
+
+def _book_pickup(ctx: Context) -> None:
+    ctx.data.update(pickup_booked_at=iso(ctx.now), checklist=dump(ctx.payload.checklist))
+
+
+def _pickup_lapsed(ctx: Context) -> None:
+    ctx.data.pop("pickup_booked_at", None)
+    ctx.data.pop("waybill", None)
+
+
+def _confirm_pickup(ctx: Context) -> None:
+    if ctx.payload.waybill:
+        ctx.data["waybill"] = ctx.payload.waybill
+    ctx.data.update(shipped_at=iso(ctx.now), shipping_method="online")
+    ctx.data.setdefault("carrier", ctx.data["logistics"]["carrier"])
+
+
+def _ship_offline(ctx: Context) -> None:
+    ctx.data.update(
+        shipped_at=iso(ctx.now),
+        shipping_method="offline",
+        carrier=ctx.payload.carrier,
+        waybill=ctx.payload.waybill,
+        checklist=dump(ctx.payload.checklist),
+    )
+
+
+def _track(status: str) -> Any:
+    def record(ctx: Context) -> None:
+        event = {"status": status, "at": iso(ctx.now), **dump(ctx.payload)}
+        ctx.data["tracking"] = [*ctx.data.get("tracking", []), event]
+        ctx.data.setdefault(f"{status}_at", iso(ctx.now))
+        if event.get("kind") == "returned_to_sender":
+            ctx.data["returned_to_sender"] = True
+
+    record.__name__ = f"track_{status}"
+    return record
+
+
+def _complete(ctx: Context) -> None:
+    ctx.data.update(completed_at=iso(ctx.now), confirmed_by=str(ctx.actor))
+
+
+def _release(ctx: Context) -> None:
+    ctx.data["released_at"] = iso(ctx.now)
+
+
+def _open_dispute(ctx: Context) -> None:
+    claim: OpenDispute = ctx.payload
+    count = int(ctx.data.get("dispute_count", 0)) + 1
+    # The dispute's id starts with the order's: the two share a shard key (SPEC §11).
+    dispute_id = f"{ctx.id}-d{count}"
+    ctx.data.update(dispute_count=count, dispute=dispute_id, paused_state=ctx.state)
+    ctx.follow_ups.append(
+        Create(
+            "dispute",
+            dispute_id,
+            {
+                **dump(claim),
+                "order": ctx.id,
+                "buyer": ctx.data["buyer"],
+                "seller": ctx.data["seller"],
+                "currency": ctx.data["currency"],
+                "refundable": str(_refundable(ctx)),
+            },
+        )
+    )
+
+
+def _close_dispute(ctx: Context) -> None:
+    ctx.data["refunded"] = str(_money(ctx, "refunded") + ctx.payload.refund_amount)
+    # `when` has already chosen the route back from paused_state; the pause is over.
+    ctx.data.pop("paused_state", None)
+    ctx.data.pop("dispute", None)
+
+
+def _refunds_everything(ctx: Context) -> bool:
+    return bool(ctx.payload.refund_amount >= _refundable(ctx))
+
+
+def _paused_in(state: str) -> Any:
+    def check(ctx: Context) -> bool:
+        return bool(ctx.data.get("paused_state") == state)
+
+    check.__name__ = f"paused_in_{state}"
+    return check
+
+
+def _days(data_field: str) -> Any:
+    def duration(policy: Any, data: Any) -> timedelta:
+        return timedelta(days=int(data[data_field]))
+
+    return duration
+
+
+def _promised_delivery(policy: Policy, data: Mapping[str, Any]) -> timedelta:
+    """The buyer's confirmation window: the delivery time promised with the logistics service."""
+    return min(timedelta(days=int(data["logistics"]["delivery_days"])), policy.delivery_window_max)
+
+
+# --- the machine --------------------------------------------------------------------------
+
+_BACK = tuple(
+    Transition("close_dispute", ("in_dispute",), state, SYSTEM, CloseDispute, (), _close_dispute,
+               when=_paused_in(state), internal=True)
+    for state in DISPUTABLE
+)
+
+DEFINITION = MachineDefinition(
+    "order",
+    states=STATES,
+    terminal=frozenset({"funds_released", "cancelled", "refunded"}),
+    owners={"buyer": lambda id, data: data["buyer"], "seller": lambda id, data: data["seller"]},
+    new_id=lambda actor: f"o-{uuid.uuid4().hex[:16]}",
+    transitions=(
+        Transition("place", (), "awaiting_payment", BUYER, PlaceOrder,
+                   (Guard("seller.active", _seller_active,
+                          "only an active seller receives new orders"),), _place),
+        Transition("pay", ("awaiting_payment",), "paid", BUYER | SYSTEM, Pay, (AMOUNT_MATCHES,),
+                   _pay),
+        Transition("cancel", ("awaiting_payment",), "cancelled", BUYER | OPERATOR, Empty, (),
+                   _cancel),
+        Transition("payment_timeout", ("awaiting_payment",), "cancelled", SYSTEM, Empty, (),
+                   _cancel),
+        Transition("request_cancel", ("paid",), "cancel_requested", BUYER, Reason, (),
+                   _request_cancel),
+        Transition("accept_cancel", ("cancel_requested",), "cancelled", SELLER, Empty, (),
+                   _cancel),
+        Transition("reject_cancel", ("cancel_requested",), "paid", SELLER, Empty),
+        Transition("cancel_request_timeout", ("cancel_requested",), "cancelled", SYSTEM, Empty,
+                   (), _cancel),
+        Transition("ship_deadline", ("paid",), "cancelled", SYSTEM, Empty, (), _cancel),
+        Transition("book_pickup", ("paid",), "awaiting_pickup", SELLER, BookPickup, (CHECKLIST,),
+                   _book_pickup),
+        Transition("pickup_timeout", ("awaiting_pickup",), "paid", SYSTEM, Empty, (),
+                   _pickup_lapsed),
+        Transition("confirm_pickup", ("awaiting_pickup",), "shipped", SELLER | SYSTEM,
+                   ConfirmPickup, (), _confirm_pickup),
+        Transition("ship_offline", ("paid",), "shipped", SELLER, ShipOffline, (CHECKLIST,),
+                   _ship_offline),
+        Transition("tracking_in_transit", ("shipped",), "in_transit", SYSTEM | OPERATOR,
+                   TrackingEvent, (), _track("in_transit")),
+        Transition("tracking_delivered", ("shipped", "in_transit"), "delivered",
+                   SYSTEM | OPERATOR, TrackingEvent, (), _track("delivered")),
+        Transition("tracking_exception", ("shipped", "in_transit"), None, SYSTEM | OPERATOR,
+                   TrackingException, (), _track("exception")),
+        Transition("confirm_receipt", ("shipped", "in_transit", "delivered"), "completed", BUYER,
+                   Empty, (), _complete),
+        Transition("auto_confirm", ("shipped", "in_transit", "delivered"), "completed", SYSTEM,
+                   Empty, (), _complete),
+        Transition("release_funds", ("completed",), "funds_released", SYSTEM | OPERATOR, Empty,
+                   (), _release),
+        Transition("open_dispute", DISPUTABLE, "in_dispute", BUYER, OpenDispute,
+                   (REFUND_WITHIN_PAID, NOT_RECEIVED_WAIT, RECEIVED_AFTER_DELIVERY),
+                   _open_dispute),
+        Transition("close_dispute", ("in_dispute",), "refunded", SYSTEM, CloseDispute, (),
+                   _close_dispute, when=_refunds_everything, internal=True),
+        *_BACK,
+    ),
+    deadlines=(
+        Deadline("awaiting_payment", "payment_timeout", lambda p, d: p.payment_timeout,
+                 "placed_at"),
+        Deadline("paid", "ship_deadline", _days("handling_time_days"), "paid_at"),
+        Deadline("cancel_requested", "cancel_request_timeout",
+                 lambda p, d: p.cancel_request_timeout, "cancel_requested_at"),
+        Deadline("awaiting_pickup", "pickup_timeout", lambda p, d: p.pickup_timeout,
+                 "pickup_booked_at"),
+        Deadline("shipped", "auto_confirm", _promised_delivery, "shipped_at"),
+        Deadline("in_transit", "auto_confirm", _promised_delivery, "shipped_at"),
+        Deadline("delivered", "auto_confirm", lambda p, d: p.auto_confirm_after_delivery,
+                 "delivered_at"),
+        Deadline("completed", "release_funds", lambda p, d: p.protection_period, "completed_at"),
+    ),
+)

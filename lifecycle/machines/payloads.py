@@ -1,0 +1,45 @@
+"""Building blocks for trigger payloads: strict, closed pydantic models.
+
+Unknown fields are refused (a typo must not pass silently); text is bounded and stripped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=18)]
+
+
+class Payload(BaseModel):
+    """Base of every payload model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Empty(Payload):
+    """A trigger that takes nothing but an optional note."""
+
+    note: LongText | None = None
+
+
+class Reason(Payload):
+    """A trigger that must say why."""
+
+    reason: LongText
+
+
+def iso(moment: datetime) -> str:
+    """How timestamps are kept in aggregate data."""
+    return moment.isoformat()
+
+
+def dump(payload: BaseModel | None) -> dict[str, Any]:
+    """A payload as JSON-able data (Decimals become strings)."""
+    return payload.model_dump(mode="json", exclude_none=True) if payload is not None else {}

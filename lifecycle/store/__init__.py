@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables, the statements the engine runs, Alembic migrations."""

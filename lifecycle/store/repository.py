@@ -1,0 +1,238 @@
+"""The statements the engine runs, on a connection inside the caller's transaction.
+
+Core statements, not ORM sessions: ``fire`` is the product's hot path, and an ORM unit of work
+per trigger costs several times the rows it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+
+from lifecycle.actor import Actor
+from lifecycle.machines.definition import Aggregate
+from lifecycle.store.tables import aggregates, history, idempotency, outbox, unique_claims
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One committed transition of one aggregate."""
+
+    seq: int
+    trigger: str
+    source: str | None
+    dest: str
+    actor: Actor
+    payload: Mapping[str, Any]
+    idempotency_key: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """What an idempotency key was first used for, and what it returned."""
+
+    request_hash: str
+    result: Mapping[str, Any]
+
+
+_LOAD = select(aggregates.c.state, aggregates.c.version, aggregates.c.data).where(
+    aggregates.c.kind == bindparam("kind"), aggregates.c.id == bindparam("id")
+)
+_UPDATE = (
+    update(aggregates)
+    .where(
+        aggregates.c.kind == bindparam("b_kind"),
+        aggregates.c.id == bindparam("b_id"),
+        aggregates.c.version == bindparam("b_version"),
+    )
+    .values(
+        state=bindparam("state"),
+        version=bindparam("version"),
+        data=bindparam("data"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_INSERT_AGGREGATE = insert(aggregates)
+_INSERT_HISTORY = insert(history)
+_INSERT_OUTBOX = insert(outbox)
+_REMEMBERED = select(idempotency.c.request_hash, idempotency.c.result).where(
+    idempotency.c.key == bindparam("key")
+)
+_INSERT_IDEMPOTENCY = insert(idempotency)
+
+
+def load(conn: Connection, kind: str, id: str) -> Aggregate | None:
+    row = conn.execute(_LOAD, {"kind": kind, "id": id}).first()
+    if row is None:
+        return None
+    return Aggregate(kind, id, row.state, row.version, row.data)
+
+
+def insert_aggregate(conn: Connection, aggregate: Aggregate, now: datetime) -> None:
+    conn.execute(
+        _INSERT_AGGREGATE,
+        {
+            "kind": aggregate.kind,
+            "id": aggregate.id,
+            "state": aggregate.state,
+            "version": aggregate.version,
+            "data": aggregate.data,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+def update_aggregate(conn: Connection, aggregate: Aggregate, read_version: int, now: datetime) -> bool:
+    """Write the new state if nobody else did since ``read_version``; False if somebody did."""
+    result = conn.execute(
+        _UPDATE,
+        {
+            "b_kind": aggregate.kind,
+            "b_id": aggregate.id,
+            "b_version": read_version,
+            "state": aggregate.state,
+            "version": aggregate.version,
+            "data": aggregate.data,
+            "updated_at": now,
+        },
+    )
+    return result.rowcount == 1
+
+
+def append_history(conn: Connection, aggregate: Aggregate, entry: HistoryEntry) -> None:
+    conn.execute(
+        _INSERT_HISTORY,
+        {
+            "kind": aggregate.kind,
+            "aggregate_id": aggregate.id,
+            "seq": entry.seq,
+            "trigger": entry.trigger,
+            "source": entry.source,
+            "dest": entry.dest,
+            "actor_role": entry.actor.role,
+            "actor_id": entry.actor.id,
+            "payload": entry.payload,
+            "idempotency_key": entry.idempotency_key,
+            "at": entry.at,
+        },
+    )
+
+
+def append_outbox(conn: Connection, event: str, body: Mapping[str, Any], now: datetime) -> None:
+    conn.execute(
+        _INSERT_OUTBOX,
+        {
+            "event": event,
+            "kind": body["kind"],
+            "aggregate_id": body["id"],
+            "seq": body["seq"],
+            "body": body,
+            "created_at": now,
+        },
+    )
+
+
+def remembered(conn: Connection, key: str) -> Remembered | None:
+    row = conn.execute(_REMEMBERED, {"key": key}).first()
+    return Remembered(row.request_hash, row.result) if row else None
+
+
+def remember(
+    conn: Connection, key: str, request_hash: str, aggregate: Aggregate, now: datetime
+) -> None:
+    conn.execute(
+        _INSERT_IDEMPOTENCY,
+        {
+            "key": key,
+            "request_hash": request_hash,
+            "kind": aggregate.kind,
+            "aggregate_id": aggregate.id,
+            "result": as_result(aggregate),
+            "created_at": now,
+        },
+    )
+
+
+def as_result(aggregate: Aggregate) -> dict[str, Any]:
+    return {
+        "kind": aggregate.kind,
+        "id": aggregate.id,
+        "state": aggregate.state,
+        "version": aggregate.version,
+        "data": aggregate.data,
+    }
+
+
+def claimed_by(conn: Connection, name: str, value: str) -> tuple[str, str] | None:
+    row = conn.execute(
+        select(unique_claims.c.kind, unique_claims.c.aggregate_id).where(
+            unique_claims.c.name == name, unique_claims.c.value == value
+        )
+    ).first()
+    return (row.kind, row.aggregate_id) if row else None
+
+
+def claim(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
+    conn.execute(
+        insert(unique_claims).values(name=name, value=value, kind=kind, aggregate_id=id)
+    )
+
+
+def history_of(conn: Connection, kind: str, id: str) -> list[HistoryEntry]:
+    rows = conn.execute(
+        select(history)
+        .where(history.c.kind == kind, history.c.aggregate_id == id)
+        .order_by(history.c.seq)
+    )
+    return [
+        HistoryEntry(
+            seq=row.seq,
+            trigger=row.trigger,
+            source=row.source,
+            dest=row.dest,
+            actor=Actor(row.actor_role, row.actor_id),
+            payload=row.payload,
+            idempotency_key=row.idempotency_key,
+            at=as_utc(row.at),
+        )
+        for row in rows
+    ]
+
+
+def find(
+    conn: Connection,
+    kind: str,
+    *,
+    state: str | None = None,
+    limit: int = 100,
+    after_id: str | None = None,
+) -> Iterator[Aggregate]:
+    """Aggregates of a kind in id order, a page at a time."""
+    query = select(aggregates.c.id, aggregates.c.state, aggregates.c.version, aggregates.c.data)
+    conditions = [aggregates.c.kind == kind]
+    if state is not None:
+        conditions.append(aggregates.c.state == state)
+    if after_id is not None:
+        conditions.append(aggregates.c.id > after_id)
+    query = query.where(and_(*conditions)).order_by(aggregates.c.id).limit(limit)
+    for row in conn.execute(query):
+        yield Aggregate(kind, row.id, row.state, row.version, row.data)
+
+
+def count_rows(conn: Connection) -> dict[str, int]:
+    """Rows in each table: what tests compare to prove a refusal wrote nothing."""
+    return {
+        table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+        for table in (aggregates, history, outbox, idempotency, unique_claims)
+    }
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; everything we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,90 @@
+"""The tables. Alembic migrations create them; this module describes them for queries."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# JSONB on PostgreSQL, JSON text on SQLite.
+Json = JSON().with_variant(JSONB(), "postgresql")
+# SQLite's INTEGER PRIMARY KEY is its rowid; BIGINT would not autoincrement there.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+Moment = DateTime(timezone=True)
+
+aggregates = Table(
+    "aggregates",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("state", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("data", Json, nullable=False),
+    Column("created_at", Moment, nullable=False),
+    Column("updated_at", Moment, nullable=False),
+    Index("ix_aggregates_kind_state", "kind", "state"),
+)
+
+# Append-only: one row per committed transition; (kind, aggregate_id, seq) has no gaps.
+history = Table(
+    "history",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("aggregate_id", String(200), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("trigger", String(64), nullable=False),
+    Column("source", String(64), nullable=True),  # NULL for the creating transition
+    Column("dest", String(64), nullable=False),
+    Column("actor_role", String(16), nullable=False),
+    Column("actor_id", String(200), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("at", Moment, nullable=False),
+)
+
+# Domain events for services to publish to their broker; written with the transition.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("event", String(100), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("aggregate_id", String(200), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("body", Json, nullable=False),
+    Column("created_at", Moment, nullable=False),
+    Column("published_at", Moment, nullable=True),
+    Index("ix_outbox_unpublished", "published_at", "id"),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("aggregate_id", String(200), nullable=False),
+    Column("result", Json, nullable=False),
+    Column("created_at", Moment, nullable=False),
+)
+
+# Values that must be unique across aggregates (a store's second-level domain).
+unique_claims = Table(
+    "unique_claims",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("aggregate_id", String(200), nullable=False),
+)
