@@ -30,6 +30,7 @@ from lifecycle.errors import (
 )
 from lifecycle.machines.definition import Aggregate
 from lifecycle.policy import Policy
+from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.repository import HistoryEntry
 
 try:
@@ -89,6 +90,7 @@ __all__ = [
     "NotFound",
     "Policy",
     "ReplayMismatch",
+    "ScheduledDeadline",
     "SchemaOutdated",
     "SimulatedClock",
     "SystemClock",

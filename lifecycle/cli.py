@@ -11,12 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 import click
 
 import lifecycle
-from lifecycle import Actor, Aggregate, Engine, HistoryEntry, LifecycleError
+from lifecycle import Actor, Aggregate, Engine, HistoryEntry, LifecycleError, ScheduledDeadline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,7 +34,7 @@ class Refused(click.ClickException):
 
     def __init__(self, error: LifecycleError):
         super().__init__(str(error))
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]  # click reads it per instance
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
@@ -137,7 +138,8 @@ def parse_payload(text: str | None) -> dict[str, Any]:
     except OSError as error:
         raise lifecycle.InvalidPayload("payload", f"cannot read {text[1:]!r}: {error.strerror}") from None
     except json.JSONDecodeError as error:
-        raise lifecycle.InvalidPayload("payload", f"not valid JSON ({error.msg} at char {error.pos})") from None
+        problem = f"not valid JSON ({error.msg} at char {error.pos})"
+        raise lifecycle.InvalidPayload("payload", problem) from None
     if not isinstance(value, dict):
         raise lifecycle.InvalidPayload("payload", "must be a JSON object")
     return value
@@ -330,3 +332,91 @@ def list_(session: Session, kind: str, state: str | None, limit: int, after: str
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="lifecycle")
+
+
+# --- timers ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def timers() -> None:
+    """Durable deadlines: run the worker, list what is scheduled."""
+
+
+@timers.command("run")
+@click.option("--once", is_flag=True, help="Fire what is due now, then exit.")
+@click.option("--interval", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True,
+              help="Seconds to wait when nothing is due.")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Deadlines to fire before looking again.")
+@pass_session
+@refusals
+def timers_run(session: Session, once: bool, interval: float, batch: int) -> None:
+    """Fire due deadlines as the system actor. SIGINT/SIGTERM finish the current one and exit."""
+    import signal
+    import threading
+
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    engine = session.engine
+    total = 0
+    while not stopping.is_set():
+        fired = engine.run_due_timers(limit=batch, stop=stopping.is_set)
+        total += fired
+        if once and fired < batch:
+            break
+        if fired == 0:
+            stopping.wait(interval)
+    click.echo(f"fired {total} deadline{'s' if total != 1 else ''}")
+
+
+@timers.command("list")
+@click.option("--due", is_flag=True, help="Only deadlines due now.")
+@click.option("--failed", is_flag=True, help="Only deadlines parked after repeated failures.")
+@click.option("--kind", default=None)
+@click.option("--id", "id", default=None, help="Only this aggregate's deadlines.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@json_option
+@pass_session
+@refusals
+def timers_list(session: Session, due: bool, failed: bool, kind: str | None, id: str | None,
+                limit: int, as_json: bool) -> None:
+    """Scheduled deadlines, earliest first."""
+    engine = session.engine
+    found = engine.deadlines(due=due, failed=failed, kind=kind, id=id, limit=limit)
+    now = engine.clock.now()
+    if as_json:
+        echo_json([deadline_json(d) for d in found])
+        return
+    click.echo(table(
+        ["kind", "id", "trigger", "status", "due_at", "left", "attempts", "last_error"],
+        ([d.kind, d.aggregate_id, d.trigger, d.status, d.due_at.strftime("%Y-%m-%d %H:%M:%S"),
+          _left(d.remaining if d.remaining is not None else d.due_at - now), d.attempts,
+          d.last_error or ""] for d in found),
+    ))
+
+
+def deadline_json(deadline: ScheduledDeadline) -> dict[str, Any]:
+    return {
+        "kind": deadline.kind,
+        "id": deadline.aggregate_id,
+        "state": deadline.state,
+        "trigger": deadline.trigger,
+        "status": deadline.status,
+        "due_at": deadline.due_at.isoformat(),
+        "remaining_seconds": deadline.remaining.total_seconds() if deadline.remaining else None,
+        "attempts": deadline.attempts,
+        "last_error": deadline.last_error,
+    }
+
+
+def _left(delta: timedelta) -> str:
+    if delta <= timedelta(0):
+        return "due"
+    days, seconds = delta.days, delta.seconds
+    return f"{days}d {seconds // 3600:02d}h{seconds % 3600 // 60:02d}m" if days else \
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -26,6 +26,7 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from lifecycle import timers
 from lifecycle.actor import Actor
 from lifecycle.clock import Clock
 from lifecycle.errors import (
@@ -52,12 +53,16 @@ from lifecycle.machines.definition import (
 )
 from lifecycle.machines.payloads import dump
 from lifecycle.policy import Policy
+from lifecycle.store import deadlines as deadline_store
 from lifecycle.store import repository as repo
+from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.repository import HistoryEntry
 
 log = structlog.get_logger("lifecycle")
 
 Subscriber = Callable[[Mapping[str, Any]], None]
+
+TIMER = Actor("system", "timer")
 
 # A follow-up may cause another (a dispute resolves, its order moves); never deeper than this.
 MAX_FOLLOW_UP_DEPTH = 4
@@ -204,6 +209,42 @@ class Engine:
             return list(repo.find(conn, definition.kind, state=state, limit=limit,
                                   after_id=after_id))
 
+    def run_due_timers(self, limit: int | None = None,
+                       stop: Callable[[], bool] | None = None) -> int:
+        """Fire every deadline due by the engine's clock, each in its own transaction, as the
+        ``system`` actor; return how many fired.
+
+        A deadline whose trigger the machine now refuses is discarded with a log line. One that
+        fails otherwise (an adapter error) is retried with backoff and, after
+        `timers.MAX_ATTEMPTS`, parked as failed. ``stop()`` is asked between deadlines, so a
+        worker told to shut down finishes the one in hand and returns.
+        """
+        fired = conflicts = 0
+        while limit is None or fired < limit:
+            if stop is not None and stop():
+                break
+            outcome = self._fire_next_due()
+            if outcome is None:
+                break
+            if outcome == "conflict":
+                conflicts += 1
+                if conflicts > 100:  # another writer keeps winning; leave it for the next round
+                    break
+                continue
+            fired += outcome == "fired"
+        return fired
+
+    def deadlines(self, *, due: bool = False, failed: bool = False, kind: str | None = None,
+                  id: str | None = None, limit: int = 1000) -> list[ScheduledDeadline]:
+        """Scheduled deadlines: all, only those due by the clock now, or only the failed ones."""
+        if kind is not None:
+            kind = self.definition(kind).kind
+        with self.database.connect() as conn:
+            return deadline_store.listed(
+                conn, due_by=self.clock.now() if due else None, failed=failed, kind=kind, id=id,
+                limit=limit,
+            )
+
     def subscribe(self, pattern: str, fn: Subscriber) -> None:
         """Call ``fn(event)`` after commit for each event whose name matches ``pattern``
         (``"order.*"``, ``"dispute.resolved_refund"``, ``"*"``)."""
@@ -249,11 +290,53 @@ class Engine:
     def _transaction(self) -> Iterator[_Unit]:
         try:
             with self._writer.begin() as conn:
-                yield _Unit(conn, self.clock.now())
+                yield _Unit(conn, self.clock.now().astimezone(UTC))
         except OperationalError as error:
             if _is_contention(error):
                 raise Conflict("database", "busy") from error
             raise
+
+    def _fire_next_due(self) -> str | None:
+        """Take the earliest due deadline and fire it; "fired", "discarded", "failed",
+        "conflict", or None when nothing is due."""
+        try:
+            with self._transaction() as unit:
+                deadline = deadline_store.next_due(unit.conn, unit.now)
+                if deadline is None:
+                    return None
+                outcome = self._fire_deadline(unit, deadline)
+        except Conflict:
+            return "conflict"
+        self._publish(unit.events, 0.0)
+        return outcome
+
+    def _fire_deadline(self, unit: _Unit, deadline: ScheduledDeadline) -> str:
+        definition = self.definition(deadline.kind)
+        request = _Request(deadline.kind, deadline.aggregate_id, deadline.trigger, TIMER, {}, None)
+        written = len(unit.events)
+        try:
+            with unit.conn.begin_nested():
+                self._fire(unit, definition, request, None, False)
+        except Conflict:
+            raise
+        except (InvalidTransition, GuardFailed, Forbidden, InvalidPayload, NotFound) as refusal:
+            del unit.events[written:]  # rolled back with the savepoint
+            deadline_store.remove(unit.conn, deadline.id)
+            log.warning("timer.discarded", kind=deadline.kind, id=deadline.aggregate_id,
+                        trigger=deadline.trigger, reason=str(refusal))
+            return "discarded"
+        except Exception as error:
+            del unit.events[written:]
+            attempts = deadline.attempts + 1
+            retry = timers.retry_at(attempts, unit.now)
+            deadline_store.record_failure(unit.conn, deadline.id, attempts,
+                                          f"{type(error).__name__}: {error}", retry)
+            log.warning("timer.failed", kind=deadline.kind, id=deadline.aggregate_id,
+                        trigger=deadline.trigger, attempts=attempts, error=str(error),
+                        parked=retry is None)
+            return "failed"
+        deadline_store.remove(unit.conn, deadline.id)  # gone already if the state changed
+        return "fired"
 
     def _replay(self, conn: Connection, request: _Request) -> Aggregate | None:
         assert request.idempotency_key is not None
@@ -303,6 +386,7 @@ class Engine:
                             f"a {actor.role} creates only their own {definition.kind}")
         repo.insert_aggregate(unit.conn, created, unit.now)
         self._record(unit, created, creation.trigger, None, actor, payload, request)
+        timers.follow_state(unit.conn, definition, created, None, unit.now, self.policy)
         self._follow(unit, context, depth=0 if not follow_up else 1)
         return created
 
@@ -334,6 +418,7 @@ class Engine:
         if not repo.update_aggregate(unit.conn, moved, current.version, unit.now):
             raise Conflict(definition.kind, current.id, current.version)
         self._record(unit, moved, trigger, current.state, actor, payload, request)
+        timers.follow_state(unit.conn, definition, moved, current.state, unit.now, self.policy)
         self._follow(unit, context, depth)
         return moved
 

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 import lifecycle
 from lifecycle.store.database import connect
+from lifecycle.store.tables import metadata
 
 PG_URL = os.environ.get("LIFECYCLE_TEST_PG")
 
@@ -66,7 +67,6 @@ def pg_url() -> Iterator[str]:
 def pg_engine(pg_url: str, clock: lifecycle.SimulatedClock) -> Iterator[lifecycle.Engine]:
     with lifecycle.open(pg_url, clock=clock) as opened:
         with opened.database.begin() as conn:
-            conn.execute(text(
-                "TRUNCATE aggregates, history, outbox, idempotency, unique_claims"
-            ))
+            tables = ", ".join(table.name for table in metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {tables}"))
         yield opened

@@ -168,7 +168,7 @@ class MachineDefinition:
         owners: Mapping[str, Owner],
         new_id: Callable[[Actor], str],
         deadlines: tuple[Deadline, ...] = (),
-        event_names: Mapping[str, str] | None = None,
+        pausing: frozenset[str] = frozenset(),
     ):
         self.kind = kind
         self.states = states
@@ -177,6 +177,10 @@ class MachineDefinition:
         self.owners = dict(owners)
         self.new_id = new_id
         self.deadlines = deadlines
+        self.pausing = pausing  # states that stop the clocks of the state they were entered from
+        self._deadlines_by_state: dict[str, tuple[Deadline, ...]] = {
+            state: tuple(d for d in deadlines if d.state == state) for state in states
+        }
         creating = [t for t in transitions if not t.source]
         if len(creating) != 1:
             raise DefinitionError(f"{kind}: needs exactly one creating transition, has {len(creating)}")
@@ -227,7 +231,7 @@ class MachineDefinition:
         return state
 
     def deadlines_for(self, state: str) -> tuple[Deadline, ...]:
-        return tuple(d for d in self.deadlines if d.state == state)
+        return self._deadlines_by_state.get(state, ())
 
     def _group_steps(self) -> dict[tuple[str, str], Step]:
         routes: dict[tuple[str, str], list[Transition]] = defaultdict(list)
@@ -313,6 +317,8 @@ def _validate(definition: MachineDefinition) -> None:
             problems.append(f"{t.trigger} creates with no destination")
         for terminal in definition.terminal & set(t.source):
             problems.append(f"{t.trigger} leaves terminal state {terminal}")
+    for state in definition.pausing - states:
+        problems.append(f"pausing state {state!r} is unknown")
     for role in definition.owners:
         if role not in ROLES:
             problems.append(f"owner role {role!r} is unknown")

@@ -375,6 +375,7 @@ DEFINITION = MachineDefinition(
     "order",
     states=STATES,
     terminal=frozenset({"funds_released", "cancelled", "refunded"}),
+    pausing=frozenset({"in_dispute"}),  # an open dispute stops the order's clocks (SPEC §4)
     owners={"buyer": lambda id, data: data["buyer"], "seller": lambda id, data: data["seller"]},
     new_id=lambda actor: f"o-{uuid.uuid4().hex[:16]}",
     transitions=(

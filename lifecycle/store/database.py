@@ -25,7 +25,9 @@ def connect(url: str) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite(str(parsed.render_as_string(hide_password=False)))
-        return create_engine(parsed, pool_pre_ping=True)
+        # No pool_pre_ping: it costs a round trip per trigger. A dropped connection fails one
+        # call with an OperationalError and SQLAlchemy replaces the pool's connections.
+        return create_engine(parsed, pool_size=10, max_overflow=20)
     except NoSuchModuleError:
         raise InvalidPayload("db", f"no database driver for {parsed.drivername!r}") from None
 

@@ -15,7 +15,14 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from lifecycle.actor import Actor
 from lifecycle.machines.definition import Aggregate
-from lifecycle.store.tables import aggregates, history, idempotency, outbox, unique_claims
+from lifecycle.store.tables import (
+    aggregates,
+    history,
+    idempotency,
+    metadata,
+    outbox,
+    unique_claims,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +236,7 @@ def count_rows(conn: Connection) -> dict[str, int]:
     """Rows in each table: what tests compare to prove a refusal wrote nothing."""
     return {
         table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-        for table in (aggregates, history, outbox, idempotency, unique_claims)
+        for table in metadata.sorted_tables
     }
 
 

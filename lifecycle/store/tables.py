@@ -88,3 +88,24 @@ unique_claims = Table(
     Column("kind", String(32), nullable=False),
     Column("aggregate_id", String(200), nullable=False),
 )
+
+# Durable timers. A row is pending (due at due_at), paused (an open dispute holds the
+# aggregate; `remaining_us` microseconds are left) or failed (parked after repeated errors). A deadline
+# that fires, or whose state is left, is deleted in that transition's transaction.
+deadlines = Table(
+    "deadlines",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("aggregate_id", String(200), nullable=False),
+    Column("state", String(64), nullable=False),
+    Column("trigger", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("due_at", Moment, nullable=False),
+    Column("remaining_us", BigInteger, nullable=True),  # microseconds left while paused
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(2000), nullable=True),
+    Column("created_at", Moment, nullable=False),
+    Index("ix_deadlines_due", "status", "due_at"),
+    Index("ix_deadlines_aggregate", "kind", "aggregate_id"),
+)

@@ -1,0 +1,136 @@
+"""Statements on the deadlines table, run inside the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from lifecycle.store.repository import as_utc
+from lifecycle.store.tables import deadlines
+
+PENDING, PAUSED, FAILED = "pending", "paused", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledDeadline:
+    """One row of the deadlines table, as `Engine.deadlines` and the CLI show it."""
+
+    id: int
+    kind: str
+    aggregate_id: str
+    state: str
+    trigger: str
+    status: str
+    due_at: datetime
+    remaining: timedelta | None
+    attempts: int
+    last_error: str | None
+
+
+def schedule(conn: Connection, kind: str, id: str, state: str, trigger: str, due_at: datetime,
+             now: datetime) -> None:
+    conn.execute(insert(deadlines).values(
+        kind=kind, aggregate_id=id, state=state, trigger=trigger, status=PENDING, due_at=due_at,
+        attempts=0, created_at=now,
+    ))
+
+
+def cancel(conn: Connection, kind: str, id: str) -> None:
+    """The aggregate left the state these deadlines belonged to (pending or parked as failed)."""
+    conn.execute(delete(deadlines).where(
+        deadlines.c.kind == kind, deadlines.c.aggregate_id == id,
+        deadlines.c.status.in_((PENDING, FAILED)),
+    ))
+
+
+def pause(conn: Connection, kind: str, id: str, now: datetime) -> None:
+    """Stop the clock on the aggregate's pending deadlines, keeping the time left."""
+    rows = conn.execute(select(deadlines.c.id, deadlines.c.due_at).where(
+        deadlines.c.kind == kind, deadlines.c.aggregate_id == id, deadlines.c.status == PENDING,
+    )).all()
+    for row in rows:
+        left = max(as_utc(row.due_at) - now, timedelta(0))
+        conn.execute(update(deadlines).where(deadlines.c.id == row.id).values(
+            status=PAUSED, remaining_us=left // timedelta(microseconds=1),
+        ))
+
+
+def resume(conn: Connection, kind: str, id: str, state: str, now: datetime) -> set[str]:
+    """Restart the paused deadlines of ``state`` with the time they had left; drop the rest.
+
+    Returns the triggers resumed, so the caller does not schedule them afresh.
+    """
+    rows = conn.execute(select(deadlines.c.id, deadlines.c.state, deadlines.c.trigger,
+                               deadlines.c.remaining_us).where(
+        deadlines.c.kind == kind, deadlines.c.aggregate_id == id, deadlines.c.status == PAUSED,
+    )).all()
+    resumed = set()
+    for row in rows:
+        if row.state != state:
+            conn.execute(delete(deadlines).where(deadlines.c.id == row.id))
+            continue
+        due = now + timedelta(microseconds=row.remaining_us or 0)
+        conn.execute(update(deadlines).where(deadlines.c.id == row.id).values(
+            status=PENDING, due_at=due, remaining_us=None,
+        ))
+        resumed.add(row.trigger)
+    return resumed
+
+
+def next_due(conn: Connection, now: datetime) -> ScheduledDeadline | None:
+    """The earliest pending deadline due by ``now``, locked for this transaction.
+
+    On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several workers each take a different one;
+    SQLite serialises writers with BEGIN IMMEDIATE and ignores the clause.
+    """
+    row = conn.execute(
+        select(deadlines)
+        .where(deadlines.c.status == PENDING, deadlines.c.due_at <= now)
+        .order_by(deadlines.c.due_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    return _scheduled(row) if row is not None else None
+
+
+def remove(conn: Connection, deadline_id: int) -> None:
+    conn.execute(delete(deadlines).where(deadlines.c.id == deadline_id))
+
+
+def record_failure(conn: Connection, deadline_id: int, attempts: int, error: str,
+                   retry_at: datetime | None) -> None:
+    """Count a failed attempt: retry at ``retry_at``, or park as failed when it is None."""
+    values: dict[str, object] = {"attempts": attempts, "last_error": error[:2000]}
+    if retry_at is None:
+        values["status"] = FAILED
+    else:
+        values["due_at"] = retry_at
+    conn.execute(update(deadlines).where(deadlines.c.id == deadline_id).values(**values))
+
+
+def listed(conn: Connection, *, due_by: datetime | None = None, failed: bool = False,
+           kind: str | None = None, id: str | None = None,
+           limit: int = 1000) -> list[ScheduledDeadline]:
+    query = select(deadlines).order_by(deadlines.c.due_at, deadlines.c.id).limit(limit)
+    if failed:
+        query = query.where(deadlines.c.status == FAILED)
+    if due_by is not None:
+        query = query.where(deadlines.c.status == PENDING, deadlines.c.due_at <= due_by)
+    if kind is not None:
+        query = query.where(deadlines.c.kind == kind)
+    if id is not None:
+        query = query.where(deadlines.c.aggregate_id == id)
+    return [_scheduled(row) for row in conn.execute(query)]
+
+
+def _scheduled(row: object) -> ScheduledDeadline:
+    r = row._mapping  # type: ignore[attr-defined]
+    remaining = r["remaining_us"]
+    return ScheduledDeadline(
+        id=r["id"], kind=r["kind"], aggregate_id=r["aggregate_id"], state=r["state"],
+        trigger=r["trigger"], status=r["status"], due_at=as_utc(r["due_at"]),
+        remaining=timedelta(microseconds=remaining) if remaining is not None else None,
+        attempts=r["attempts"], last_error=r["last_error"],
+    )
