@@ -30,6 +30,7 @@ from lifecycle.errors import (
 )
 from lifecycle.machines.definition import Aggregate
 from lifecycle.policy import Policy
+from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.repository import HistoryEntry
 
@@ -95,6 +96,7 @@ __all__ = [
     "SimulatedClock",
     "SystemClock",
     "UnknownKind",
+    "Violation",
     "__version__",
     "open",
 ]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -49,12 +50,16 @@ from lifecycle.machines.definition import (
     Create,
     Fire,
     MachineDefinition,
+    Post,
     Step,
 )
 from lifecycle.machines.payloads import dump
 from lifecycle.policy import Policy
+from lifecycle.store import audit
 from lifecycle.store import deadlines as deadline_store
+from lifecycle.store import ledger as ledger_store
 from lifecycle.store import repository as repo
+from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.repository import HistoryEntry
 
@@ -168,21 +173,58 @@ class Engine:
         """Replay the aggregate's history through its machine; the state it leads to.
 
         Raises `ReplayMismatch` if the history breaks the definition or does not end in the
-        stored state.
+        stored state and version.
         """
         definition = self.definition(kind)
-        entries = self.history(kind, id)
-        gaps = [e.seq for n, e in enumerate(entries, start=1) if e.seq != n]
-        if gaps:
-            raise ReplayMismatch(definition.kind, gaps[0], "sequence has a gap or duplicate")
-        state = definition.replay((e.trigger, e.source, e.dest) for e in entries)
         stored = self.get(kind, id)
-        if state != stored.state or entries[-1].seq != stored.version:
-            raise ReplayMismatch(
-                definition.kind, entries[-1].seq,
-                f"history leads to {state} v{entries[-1].seq}, stored {stored.state} v{stored.version}",
-            )
-        return state
+        steps = [(e.seq, e.trigger, e.source, e.dest) for e in self.history(kind, id)]
+        problem = self._replay_problem(definition.kind, stored.state, stored.version, steps)
+        if problem:
+            raise ReplayMismatch(definition.kind, len(steps), problem)
+        return stored.state
+
+    def balances(self, kind: str, id: str) -> dict[str, dict[str, Decimal]]:
+        """Ledger balance of each account of one aggregate, per currency."""
+        definition = self.definition(kind)
+        with self.database.connect() as conn:
+            return ledger_store.balances(conn, definition.kind, _id(id))
+
+    def postings(self, kind: str, id: str) -> list[tuple[int, str, str, Decimal, str]]:
+        """Ledger entries of one aggregate: (seq, posting, account, amount, currency)."""
+        definition = self.definition(kind)
+        with self.database.connect() as conn:
+            return ledger_store.entries(conn, definition.kind, _id(id))
+
+    def check(self) -> list[Violation]:
+        """Verify the whole database: every history replays to its aggregate's state and
+        version, every posting balances, escrow never went negative, refunds never exceeded
+        payments, and a finished order holds nothing in escrow. Returns the violations."""
+        with self.database.connect() as conn:
+            violations = [
+                *audit.unbalanced_postings(conn),
+                *audit.negative_escrow(conn),
+                *audit.refunds_over_paid(conn),
+                *audit.escrow_left_at(conn, "order", self.definitions["order"].terminal),
+            ]
+            for kind, id, state, version, steps in audit.histories(conn):
+                problem = self._replay_problem(kind, state, version, steps)
+                if problem:
+                    violations.append(Violation(kind, id, "history.replays_to_state", problem))
+        return violations
+
+    def _replay_problem(self, kind: str, state: str | None, version: int,
+                        steps: list[audit.HistoryStep]) -> str | None:
+        if state is None:
+            return "history of an aggregate that does not exist"
+        if [seq for seq, *_ in steps] != list(range(1, len(steps) + 1)):
+            return "history sequence has a gap or a duplicate"
+        try:
+            replayed = self.definitions[kind].replay((t, s, d) for _seq, t, s, d in steps)
+        except (ReplayMismatch, KeyError) as error:
+            return str(error)
+        if (replayed, len(steps)) != (state, version):
+            return f"history leads to {replayed} v{len(steps)}, stored {state} v{version}"
+        return None
 
     def allowed(self, kind: str, id: str, actor: Actor) -> list[str]:
         """The triggers ``actor`` may fire now: state, role, ownership and the payload-free guards."""
@@ -387,7 +429,7 @@ class Engine:
         repo.insert_aggregate(unit.conn, created, unit.now)
         self._record(unit, created, creation.trigger, None, actor, payload, request)
         timers.follow_state(unit.conn, definition, created, None, unit.now, self.policy)
-        self._follow(unit, context, depth=0 if not follow_up else 1)
+        self._follow(unit, context, created.version, depth=0 if not follow_up else 1)
         return created
 
     def _fire(self, unit: _Unit, definition: MachineDefinition, request: _Request,
@@ -419,16 +461,20 @@ class Engine:
             raise Conflict(definition.kind, current.id, current.version)
         self._record(unit, moved, trigger, current.state, actor, payload, request)
         timers.follow_state(unit.conn, definition, moved, current.state, unit.now, self.policy)
-        self._follow(unit, context, depth)
+        self._follow(unit, context, moved.version, depth)
         return moved
 
-    def _follow(self, unit: _Unit, context: Context, depth: int) -> None:
+    def _follow(self, unit: _Unit, context: Context, seq: int, depth: int) -> None:
         """Carry out what the transition asked of other aggregates, in the same transaction."""
         if context.follow_ups and depth >= MAX_FOLLOW_UP_DEPTH:
             raise RuntimeError(f"follow-ups nested deeper than {MAX_FOLLOW_UP_DEPTH}: a definition loops")
         for follow_up in context.follow_ups:
             if isinstance(follow_up, Claim):
                 self._claim(unit, context, follow_up)
+                continue
+            if isinstance(follow_up, Post):
+                ledger_store.post(unit.conn, context.kind, context.id, seq, follow_up.posting,
+                                  unit.now)
                 continue
             definition = self.definition(follow_up.kind)
             if isinstance(follow_up, Create):

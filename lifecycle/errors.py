@@ -34,7 +34,8 @@ class GuardFailed(LifecycleError):
     def __init__(self, rule: str, message: str, *, trigger: str = "", state: str = ""):
         self.rule, self.trigger, self.state = rule, trigger, state
         self.message = message
-        super().__init__(f"{trigger} refused by rule {rule}: {message}" if trigger else message)
+        what = f"{trigger} refused" if trigger else "refused"
+        super().__init__(f"{what} by rule {rule}: {message}")
 
 
 class Forbidden(LifecycleError):

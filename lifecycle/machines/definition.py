@@ -20,6 +20,7 @@ from transitions import EventData, Machine
 
 from lifecycle.actor import ROLES, Actor
 from lifecycle.errors import DefinitionError, ReplayMismatch
+from lifecycle.ledger import Posting
 from lifecycle.policy import Policy
 
 # transitions logs every trigger through stdlib logging at INFO; that is our job, not its.
@@ -64,7 +65,14 @@ class Claim:
     value: str
 
 
-FollowUp = Create | Fire | Claim
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A follow-up: write a ledger posting against this aggregate."""
+
+    posting: Posting
+
+
+FollowUp = Create | Fire | Claim | Post
 
 
 @dataclass(slots=True)

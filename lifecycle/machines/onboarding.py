@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from lifecycle.ledger import transfer
 from lifecycle.machines.definition import (
     Claim,
     Context,
     Deadline,
     Guard,
     MachineDefinition,
+    Post,
     Transition,
 )
 from lifecycle.machines.payloads import Code, Empty, LongText, Payload, Reason, Text, dump, iso
@@ -108,10 +111,17 @@ def _pay_fee(ctx: Context) -> None:
         fee_currency=ctx.policy.annual_fee_currency,
         fee_paid_at=iso(ctx.now),
     )
+    _charge_fee(ctx, fee)
 
 
 def _renew_fee(ctx: Context) -> None:
     ctx.data["fee_paid_at"] = iso(ctx.now)
+    _charge_fee(ctx, Decimal(ctx.data["annual_fee"]))
+
+
+def _charge_fee(ctx: Context, fee: Decimal) -> None:
+    posting = transfer("store_fee", ctx.data["fee_currency"], ("seller", "platform_fee", fee))
+    ctx.follow_ups.append(Post(posting))
 
 
 def _complete_profile(ctx: Context) -> None:

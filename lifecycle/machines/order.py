@@ -11,12 +11,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from lifecycle.errors import InvalidPayload
+from lifecycle.ledger import round_to, transfer
 from lifecycle.machines.definition import (
     Context,
     Create,
     Deadline,
     Guard,
     MachineDefinition,
+    Post,
     Transition,
 )
 from lifecycle.machines.payloads import (
@@ -236,6 +238,7 @@ def _place(ctx: Context) -> None:
         total=str(goods + shipping),
         amount_paid="0",
         refunded="0",
+        coupon_amount="0",
         handling_time_days=seller.data.get("handling_time_days", 7) if seller else 7,
         placed_at=iso(ctx.now),
     )
@@ -249,15 +252,32 @@ def _seller_active(ctx: Context) -> bool:
 
 
 def _pay(ctx: Context) -> None:
+    """The buyer's money, and the seller's coupon funding, go into escrow."""
     ctx.data.update(amount_paid=ctx.data["total"], paid_at=iso(ctx.now))
     if ctx.payload.payment_ref:
         ctx.data["payment_ref"] = ctx.payload.payment_ref
+    _post(ctx, "payment",
+          ("buyer", "escrow", _money(ctx, "amount_paid")),
+          ("coupon_subsidy", "escrow", _money(ctx, "coupon_amount")))
 
 
 def _cancel(ctx: Context) -> None:
     """Cancelled: whatever was captured goes back to the buyer in full."""
     ctx.data.update(cancelled_at=iso(ctx.now), cancelled_by=str(ctx.actor))
+    if _money(ctx, "amount_paid"):
+        _refund_all(ctx, "cancellation")
+
+
+def _refund_all(ctx: Context, kind: str) -> None:
+    """Empty the escrow: the buyer gets back what they paid, the coupon funding goes back."""
+    _post(ctx, kind,
+          ("escrow", "buyer", _refundable(ctx)),
+          ("escrow", "coupon_subsidy", _money(ctx, "coupon_amount")))
     ctx.data["refunded"] = ctx.data["amount_paid"]
+
+
+def _post(ctx: Context, kind: str, *moves: tuple[str, str, Decimal]) -> None:
+    ctx.follow_ups.append(Post(transfer(kind, ctx.data["currency"], *moves)))
 
 
 def _request_cancel(ctx: Context) -> None:
@@ -307,7 +327,17 @@ def _complete(ctx: Context) -> None:
 
 
 def _release(ctx: Context) -> None:
-    ctx.data["released_at"] = iso(ctx.now)
+    """Pay the seller out of escrow, less the platform's commission on the goods they keep;
+    the seller settles the coupon they funded."""
+    kept_goods = max(_money(ctx, "goods_total") - _money(ctx, "refunded"), Decimal(0))
+    commission = round_to(kept_goods * ctx.policy.commission_rate, ctx.data["currency"])
+    held = _money(ctx, "amount_paid") + _money(ctx, "coupon_amount") - _money(ctx, "refunded")
+    payout = held - commission
+    _post(ctx, "payout",
+          ("escrow", "seller", payout),
+          ("escrow", "platform_fee", commission),
+          ("seller", "coupon_subsidy", _money(ctx, "coupon_amount")))
+    ctx.data.update(released_at=iso(ctx.now), commission=str(commission), payout=str(payout))
 
 
 def _open_dispute(ctx: Context) -> None:
@@ -333,7 +363,20 @@ def _open_dispute(ctx: Context) -> None:
 
 
 def _close_dispute(ctx: Context) -> None:
-    ctx.data["refunded"] = str(_money(ctx, "refunded") + ctx.payload.refund_amount)
+    """The dispute settled on a partial refund (or none): the order goes back to where it was."""
+    refund: Decimal = ctx.payload.refund_amount
+    _post(ctx, "dispute_refund", ("escrow", "buyer", refund))
+    ctx.data["refunded"] = str(_money(ctx, "refunded") + refund)
+    _end_dispute(ctx)
+
+
+def _close_dispute_refunded(ctx: Context) -> None:
+    """The dispute settled on everything the buyer paid: the order ends refunded."""
+    _refund_all(ctx, "dispute_refund")
+    _end_dispute(ctx)
+
+
+def _end_dispute(ctx: Context) -> None:
     # `when` has already chosen the route back from paused_state; the pause is over.
     ctx.data.pop("paused_state", None)
     ctx.data.pop("dispute", None)
@@ -420,7 +463,7 @@ DEFINITION = MachineDefinition(
                    (REFUND_WITHIN_PAID, NOT_RECEIVED_WAIT, RECEIVED_AFTER_DELIVERY),
                    _open_dispute),
         Transition("close_dispute", ("in_dispute",), "refunded", SYSTEM, CloseDispute, (),
-                   _close_dispute, when=_refunds_everything, internal=True),
+                   _close_dispute_refunded, when=_refunds_everything, internal=True),
         *_BACK,
     ),
     deadlines=(

@@ -109,3 +109,20 @@ deadlines = Table(
     Index("ix_deadlines_due", "status", "due_at"),
     Index("ix_deadlines_aggregate", "kind", "aggregate_id"),
 )
+
+# Double-entry ledger: the entries of one posting share (kind, aggregate_id, seq, posting) and
+# sum to zero. Amounts are integer minor units of `currency`.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("aggregate_id", String(200), nullable=False),
+    Column("seq", Integer, nullable=False),  # the history row of the transition that posted it
+    Column("posting", String(32), nullable=False),  # payment, refund, payout, store_fee, ...
+    Column("account", String(32), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("at", Moment, nullable=False),
+    Index("ix_ledger_aggregate", "kind", "aggregate_id"),
+)

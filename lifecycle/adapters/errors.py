@@ -1,0 +1,80 @@
+"""Errors raised by payment gateways and carriers, each naming the adapter and the operation.
+
+The engine lets any of these roll the whole transition back; the message is what the user reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lifecycle.errors import InvalidPayload, LifecycleError
+
+
+class AdapterError(LifecycleError):
+    """An adapter call failed: ``adapter`` (``"dhl"``), ``operation`` (``"book_pickup"``), why.
+
+    ``timeout`` means the caller cannot know whether the provider acted; ``retryable`` means
+    trying again with the same idempotency key is safe (every timeout is retryable).
+    """
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        adapter: str,
+        operation: str,
+        reason: str,
+        *,
+        timeout: bool = False,
+        retryable: bool = False,
+    ):
+        self.adapter, self.operation, self.reason = adapter, operation, reason
+        self.timeout = timeout
+        self.retryable = retryable or timeout
+        hint = "; retry with the same idempotency key" if self.retryable else ""
+        super().__init__(f"{adapter} {operation} failed: {reason}{hint}")
+
+
+class PaymentDeclined(AdapterError):
+    """The gateway refused the payment (card declined, insufficient funds). Not retryable."""
+
+
+class SignatureInvalid(AdapterError):
+    """A callback or push whose HMAC signature is missing, malformed or does not match."""
+
+
+class InvalidWaybill(AdapterError):
+    """A waybill number the carrier would not accept.
+
+    ``problem`` is one of ``length``, ``characters``, ``prefix``, ``country``, ``check_digit``;
+    ``reason`` says it in words (``"bad check digit: expected 4, got 5"``).
+    """
+
+    def __init__(self, carrier: str, number: str, problem: str, reason: str):
+        self.number, self.problem = number, problem
+        super().__init__(carrier, "validate_waybill", f"waybill {number!r} is invalid: {reason}")
+        # The base message reads "dhl validate_waybill failed: ..."; keep the user's words here.
+        self.reason = reason
+        self.args = (f"{carrier} waybill {number!r} is invalid: {reason}",)
+
+
+class UnknownAdapter(InvalidPayload):
+    """No adapter of that name among the built-ins and installed entry points."""
+
+    def __init__(self, group: str, name: str, known: Iterable[str]):
+        self.group, self.name = group, name
+        self.known = tuple(sorted(known))
+        super().__init__(group, f"no adapter named {name!r}; known: {', '.join(self.known) or 'none'}")
+
+
+class DuplicateAdapter(LifecycleError):
+    """Two providers declare the same adapter name; using either silently would be a guess."""
+
+    exit_code = 2
+
+    def __init__(self, group: str, name: str, providers: Iterable[str]):
+        self.group, self.name = group, name
+        self.providers = tuple(providers)
+        super().__init__(
+            f"{group} adapter {name!r} is declared more than once: {', '.join(self.providers)}"
+        )
