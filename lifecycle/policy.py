@@ -38,6 +38,13 @@ class Policy:
         default_factory=lambda: {"default": Decimal("1000.00")}
     )
     annual_fee_currency: str = "USD"
+    coupon_title_max: int = 60
+    coupon_max_validity: timedelta = timedelta(days=62)
+    coupon_max_copies: int = 10_000
+    coupon_max_products: int = 50
+    coupon_min_denomination: dict[str, Decimal] = field(
+        default_factory=lambda: {"USD": Decimal("5")}
+    )
 
     def with_overrides(self, **values: Any) -> Policy:
         """A copy with some values replaced; unknown names are an error."""

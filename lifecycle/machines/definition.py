@@ -175,6 +175,7 @@ class MachineDefinition:
         transitions: tuple[Transition, ...],
         owners: Mapping[str, Owner],
         new_id: Callable[[Actor], str],
+        public: frozenset[str] = frozenset(),
         deadlines: tuple[Deadline, ...] = (),
         pausing: frozenset[str] = frozenset(),
     ):
@@ -184,6 +185,7 @@ class MachineDefinition:
         self.transitions = transitions
         self.owners = dict(owners)
         self.new_id = new_id
+        self.public = public  # roles that act on any aggregate of the kind (buyers claim coupons)
         self.deadlines = deadlines
         self.pausing = pausing  # states that stop the clocks of the state they were entered from
         self._deadlines_by_state: dict[str, tuple[Deadline, ...]] = {
@@ -211,6 +213,13 @@ class MachineDefinition:
     def external_triggers_from(self, state: str) -> tuple[str, ...]:
         """The triggers a caller may fire from ``state`` (internal ones left out)."""
         return tuple(t for (s, t), step in self.steps.items() if s == state and not step.internal)
+
+    def owns(self, actor: Actor, id: str, data: Mapping[str, Any]) -> bool:
+        """Operators and system act on anything; buyers and sellers on what is theirs, or on
+        anything of a kind that is public to their role."""
+        if actor.role in ("operator", "system") or actor.role in self.public:
+            return True
+        return self.owner_of(actor.role, id, data) == actor.id
 
     def owner_of(self, role: str, id: str, data: Mapping[str, Any]) -> str | None:
         """The id of the ``role`` who owns this aggregate, or None if that role owns nothing."""

@@ -7,10 +7,11 @@ claim was rejected or withdrawn).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from lifecycle.errors import InvalidPayload
 from lifecycle.machines.definition import (
@@ -22,6 +23,7 @@ from lifecycle.machines.definition import (
     Transition,
 )
 from lifecycle.machines.payloads import Amount, Code, Empty, LongText, Payload, dump, iso
+from lifecycle.money import check_amount
 
 BUYER, SELLER = frozenset({"buyer"}), frozenset({"seller"})
 OPERATOR, SYSTEM = frozenset({"operator"}), frozenset({"system"})
@@ -49,14 +51,17 @@ class Opened(Payload):
     type: Literal["not_received", "received"]
     reason: Code
     refund_amount: Amount
-    return_goods: bool = False
+    return_goods: StrictBool = False
     evidence: Annotated[list[LongText], Field(default_factory=list, max_length=20)]
 
 
 class Offer(Payload):
     refund_amount: Amount
-    return_goods: bool = False
+    return_goods: StrictBool = False
     note: LongText | None = None
+
+    def check(self, data: Mapping[str, Any]) -> None:
+        check_amount(self.refund_amount, data["currency"], "refund_amount")
 
 
 class Decision(Payload):
@@ -64,12 +69,14 @@ class Decision(Payload):
     refund_amount: Amount | None = None
     note: LongText | None = None
 
-    def check(self) -> None:
+    def check(self, data: Mapping[str, Any]) -> None:
         if self.decision == "no_refund":
             if self.refund_amount not in (None, Decimal(0)):
                 raise InvalidPayload("refund_amount", "a no_refund decision refunds nothing")
         elif self.refund_amount is None:
             raise InvalidPayload("refund_amount", f"a {self.decision} decision names the amount")
+        else:
+            check_amount(self.refund_amount, data["currency"], "refund_amount")
 
 
 class ReturnShipment(Payload):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
 from lifecycle.errors import InvalidPayload
 from lifecycle.ledger import round_to, transfer
+from lifecycle.machines.coupon import voucher_value
 from lifecycle.machines.definition import (
+    Aggregate,
     Context,
     Create,
     Deadline,
+    Fire,
     Guard,
     MachineDefinition,
     Post,
@@ -90,9 +93,10 @@ class PlaceOrder(Payload):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     consignee: Consignee
     logistics: Logistics
-    sample: bool = False
+    sample: StrictBool = False
+    coupon: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
-    def check(self) -> None:
+    def check(self, data: Mapping[str, Any]) -> None:
         """Amounts must fit the currency: no float dust, nothing zero or negative."""
         exponent(self.currency)
         for n, line in enumerate(self.lines):
@@ -108,14 +112,18 @@ class Pay(Payload):
     payment_ref: Text | None = None
     amount: Amount | None = None
 
+    def check(self, data: Mapping[str, Any]) -> None:
+        if self.amount is not None:
+            check_amount(self.amount, data["currency"], "amount")
+
 
 class Checklist(Payload):
     """What the seller confirms before handing the parcel over (SPEC §4)."""
 
-    quantity: bool
-    model: bool
-    specification: bool
-    colour: bool
+    quantity: StrictBool
+    model: StrictBool
+    specification: StrictBool
+    colour: StrictBool
 
 
 class BookPickup(Payload):
@@ -148,10 +156,11 @@ class OpenDispute(Payload):
     type: Literal["not_received", "received"]
     reason: Code
     refund_amount: Amount
-    return_goods: bool = False
+    return_goods: StrictBool = False
     evidence: Annotated[list[LongText], Field(default_factory=list, max_length=20)]
 
-    def check(self) -> None:
+    def check(self, data: Mapping[str, Any]) -> None:
+        check_amount(self.refund_amount, data["currency"], "refund_amount")
         reasons = NOT_RECEIVED_REASONS if self.type == "not_received" else RECEIVED_REASONS
         if self.reason not in reasons:
             raise InvalidPayload("reason", f"a {self.type} dispute gives one of {', '.join(reasons)}")
@@ -199,6 +208,53 @@ def _received_after_delivery(ctx: Context) -> bool:
     return ctx.payload.type != "received" or ctx.state in ("delivered", "completed")
 
 
+def _voucher(ctx: Context) -> Aggregate | None:
+    return ctx.load("voucher", ctx.payload.coupon) if ctx.payload.coupon else None
+
+
+def _coupon_rule(check: Callable[[Context, Aggregate], bool]) -> Callable[[Context], bool]:
+    """A rule about the order's coupon; an order without one passes it."""
+
+    def rule(ctx: Context) -> bool:
+        if not ctx.payload.coupon:
+            return True
+        voucher = _voucher(ctx)
+        return voucher is not None and check(ctx, voucher)
+
+    return rule
+
+
+def _voucher_available(ctx: Context, voucher: Aggregate) -> bool:
+    return voucher.state == "available" and voucher.data["buyer"] == ctx.actor.id
+
+
+def _voucher_in_validity(ctx: Context, voucher: Aggregate) -> bool:
+    starts, ends = (datetime.fromisoformat(voucher.data[k]) for k in ("starts_at", "ends_at"))
+    return starts <= ctx.now < ends
+
+
+def _voucher_reaches_threshold(ctx: Context, voucher: Aggregate) -> bool:
+    eligible, _deduction = voucher_value(voucher, ctx.payload.lines)
+    threshold = voucher.data.get("threshold")
+    return eligible > 0 and (threshold is None or eligible >= Decimal(threshold))
+
+
+COUPON_RULES = (
+    Guard("coupon.available", _coupon_rule(_voucher_available),
+          "the coupon must be one of the buyer's own, claimed and not in use"),
+    Guard("coupon.same_seller", _coupon_rule(lambda c, v: v.data["seller"] == c.payload.seller),
+          "a coupon applies only to its own store's orders"),
+    Guard("coupon.same_currency",
+          _coupon_rule(lambda c, v: v.data["currency"] == c.payload.currency),
+          "a coupon applies only to orders in its currency"),
+    Guard("coupon.not_on_samples", _coupon_rule(lambda c, v: not c.payload.sample),
+          "coupons do not apply to sample orders"),
+    Guard("coupon.in_validity", _coupon_rule(_voucher_in_validity),
+          "the coupon is not valid at this time"),
+    Guard("coupon.threshold", _coupon_rule(_voucher_reaches_threshold),
+          "the goods the coupon applies to do not reach its spend threshold (shipping excluded)"),
+)
+
 AMOUNT_MATCHES = Guard("payment.amount", _amount_matches, "the amount paid must equal the order total")
 CHECKLIST = Guard(
     "shipping.checklist",
@@ -226,19 +282,24 @@ RECEIVED_AFTER_DELIVERY = Guard(
 
 
 def _place(ctx: Context) -> None:
+    """The coupon deducts from the goods only, never from shipping."""
     order: PlaceOrder = ctx.payload
     seller = ctx.load("seller", order.seller)
     goods = order.goods_total()
     shipping = order.logistics.shipping_fee
+    voucher = _voucher(ctx)
+    coupon = voucher_value(voucher, order.lines)[1] if voucher else Decimal(0)
+    if voucher:
+        ctx.follow_ups.append(Fire("voucher", voucher.id, "reserve", {"order": ctx.id}))
     ctx.data.update(
         dump(order),
         buyer=ctx.actor.id,
         goods_total=str(goods),
         shipping_fee=str(shipping),
-        total=str(goods + shipping),
+        total=str(goods - coupon + shipping),
         amount_paid="0",
         refunded="0",
-        coupon_amount="0",
+        coupon_amount=str(coupon),
         handling_time_days=seller.data.get("handling_time_days", 7) if seller else 7,
         placed_at=iso(ctx.now),
     )
@@ -254,6 +315,7 @@ def _seller_active(ctx: Context) -> bool:
 def _pay(ctx: Context) -> None:
     """The buyer's money, and the seller's coupon funding, go into escrow."""
     ctx.data.update(amount_paid=ctx.data["total"], paid_at=iso(ctx.now))
+    _voucher_moves(ctx, "redeem")
     if ctx.payload.payment_ref:
         ctx.data["payment_ref"] = ctx.payload.payment_ref
     _post(ctx, "payment",
@@ -264,6 +326,7 @@ def _pay(ctx: Context) -> None:
 def _cancel(ctx: Context) -> None:
     """Cancelled: whatever was captured goes back to the buyer in full."""
     ctx.data.update(cancelled_at=iso(ctx.now), cancelled_by=str(ctx.actor))
+    _voucher_moves(ctx, "release")
     if _money(ctx, "amount_paid"):
         _refund_all(ctx, "cancellation")
 
@@ -274,6 +337,13 @@ def _refund_all(ctx: Context, kind: str) -> None:
           ("escrow", "buyer", _refundable(ctx)),
           ("escrow", "coupon_subsidy", _money(ctx, "coupon_amount")))
     ctx.data["refunded"] = ctx.data["amount_paid"]
+
+
+def _voucher_moves(ctx: Context, trigger: str) -> None:
+    """The order's coupon follows it: redeemed on payment, released on cancellation, spent at
+    the end (never returned on a refund)."""
+    if ctx.data.get("coupon"):
+        ctx.follow_ups.append(Fire("voucher", ctx.data["coupon"], trigger, {"order": ctx.id}))
 
 
 def _post(ctx: Context, kind: str, *moves: tuple[str, str, Decimal]) -> None:
@@ -338,6 +408,7 @@ def _release(ctx: Context) -> None:
           ("escrow", "platform_fee", commission),
           ("seller", "coupon_subsidy", _money(ctx, "coupon_amount")))
     ctx.data.update(released_at=iso(ctx.now), commission=str(commission), payout=str(payout))
+    _voucher_moves(ctx, "spend")
 
 
 def _open_dispute(ctx: Context) -> None:
@@ -373,6 +444,7 @@ def _close_dispute(ctx: Context) -> None:
 def _close_dispute_refunded(ctx: Context) -> None:
     """The dispute settled on everything the buyer paid: the order ends refunded."""
     _refund_all(ctx, "dispute_refund")
+    _voucher_moves(ctx, "spend")
     _end_dispute(ctx)
 
 
@@ -424,7 +496,7 @@ DEFINITION = MachineDefinition(
     transitions=(
         Transition("place", (), "awaiting_payment", BUYER, PlaceOrder,
                    (Guard("seller.active", _seller_active,
-                          "only an active seller receives new orders"),), _place),
+                          "only an active seller receives new orders"), *COUPON_RULES), _place),
         Transition("pay", ("awaiting_payment",), "paid", BUYER | SYSTEM, Pay, (AMOUNT_MATCHES,),
                    _pay),
         Transition("cancel", ("awaiting_payment",), "cancelled", BUYER | OPERATOR, Empty, (),
