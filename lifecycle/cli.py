@@ -420,3 +420,24 @@ def _left(delta: timedelta) -> str:
     days, seconds = delta.days, delta.seconds
     return f"{days}d {seconds // 3600:02d}h{seconds % 3600 // 60:02d}m" if days else \
         f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+@cli.command()
+@json_option
+@pass_session
+@refusals
+def check(session: Session, as_json: bool) -> None:
+    """Verify the whole database: histories replay, ledger invariants hold. Exit 1 on any violation."""
+    violations = session.engine.check()
+    if as_json:
+        echo_json({"ok": not violations, "violations": [
+            {"kind": v.kind, "id": v.id, "rule": v.rule, "detail": v.detail} for v in violations
+        ]})
+    elif not violations:
+        click.echo("ok: every history replays to its state; every ledger invariant holds")
+    else:
+        for violation in violations:
+            click.echo(str(violation))
+    if violations:
+        click.echo(f"error: {len(violations)} violation(s)", err=True)
+        raise SystemExit(1)
