@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from lifecycle.store.repository import as_utc
 from lifecycle.store.tables import deadlines
@@ -29,20 +29,34 @@ class ScheduledDeadline:
     last_error: str | None
 
 
+# Built once: these run inside most transitions.
+_SCHEDULE = insert(deadlines)
+_CANCEL = delete(deadlines).where(
+    deadlines.c.kind == bindparam("kind"),
+    deadlines.c.aggregate_id == bindparam("id"),
+    deadlines.c.status.in_((PENDING, FAILED)),
+)
+_NEXT_DUE = (
+    select(deadlines)
+    .where(deadlines.c.status == PENDING, deadlines.c.due_at <= bindparam("now"))
+    .order_by(deadlines.c.due_at)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_REMOVE = delete(deadlines).where(deadlines.c.id == bindparam("deadline_id"))
+
+
 def schedule(conn: Connection, kind: str, id: str, state: str, trigger: str, due_at: datetime,
              now: datetime) -> None:
-    conn.execute(insert(deadlines).values(
-        kind=kind, aggregate_id=id, state=state, trigger=trigger, status=PENDING, due_at=due_at,
-        attempts=0, created_at=now,
-    ))
+    conn.execute(_SCHEDULE, {
+        "kind": kind, "aggregate_id": id, "state": state, "trigger": trigger, "status": PENDING,
+        "due_at": due_at, "attempts": 0, "created_at": now,
+    })
 
 
 def cancel(conn: Connection, kind: str, id: str) -> None:
     """The aggregate left the state these deadlines belonged to (pending or parked as failed)."""
-    conn.execute(delete(deadlines).where(
-        deadlines.c.kind == kind, deadlines.c.aggregate_id == id,
-        deadlines.c.status.in_((PENDING, FAILED)),
-    ))
+    conn.execute(_CANCEL, {"kind": kind, "id": id})
 
 
 def pause(conn: Connection, kind: str, id: str, now: datetime) -> None:
@@ -85,18 +99,12 @@ def next_due(conn: Connection, now: datetime) -> ScheduledDeadline | None:
     On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several workers each take a different one;
     SQLite serialises writers with BEGIN IMMEDIATE and ignores the clause.
     """
-    row = conn.execute(
-        select(deadlines)
-        .where(deadlines.c.status == PENDING, deadlines.c.due_at <= now)
-        .order_by(deadlines.c.due_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    ).first()
+    row = conn.execute(_NEXT_DUE, {"now": now}).first()
     return _scheduled(row) if row is not None else None
 
 
 def remove(conn: Connection, deadline_id: int) -> None:
-    conn.execute(delete(deadlines).where(deadlines.c.id == deadline_id))
+    conn.execute(_REMOVE, {"deadline_id": deadline_id})
 
 
 def record_failure(conn: Connection, deadline_id: int, attempts: int, error: str,
