@@ -27,12 +27,13 @@ class AdapterError(LifecycleError):
         *,
         timeout: bool = False,
         retryable: bool = False,
+        message: str | None = None,
     ):
         self.adapter, self.operation, self.reason = adapter, operation, reason
         self.timeout = timeout
         self.retryable = retryable or timeout
         hint = "; retry with the same idempotency key" if self.retryable else ""
-        super().__init__(f"{adapter} {operation} failed: {reason}{hint}")
+        super().__init__(message or f"{adapter} {operation} failed: {reason}{hint}")
 
 
 class PaymentDeclined(AdapterError):
@@ -52,19 +53,18 @@ class InvalidWaybill(AdapterError):
 
     def __init__(self, carrier: str, number: str, problem: str, reason: str):
         self.number, self.problem = number, problem
-        super().__init__(carrier, "validate_waybill", f"waybill {number!r} is invalid: {reason}")
-        # The base message reads "dhl validate_waybill failed: ..."; keep the user's words here.
-        self.reason = reason
-        self.args = (f"{carrier} waybill {number!r} is invalid: {reason}",)
+        super().__init__(
+            carrier, "validate_waybill", reason, message=f"{carrier} waybill {number!r} is invalid: {reason}"
+        )
 
 
 class UnknownAdapter(InvalidPayload):
     """No adapter of that name among the built-ins and installed entry points."""
 
-    def __init__(self, group: str, name: str, known: Iterable[str]):
-        self.group, self.name = group, name
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        self.kind, self.name = kind, name
         self.known = tuple(sorted(known))
-        super().__init__(group, f"no adapter named {name!r}; known: {', '.join(self.known) or 'none'}")
+        super().__init__(kind, f"no {kind} named {name!r}; known: {', '.join(self.known) or 'none'}")
 
 
 class DuplicateAdapter(LifecycleError):
@@ -72,9 +72,7 @@ class DuplicateAdapter(LifecycleError):
 
     exit_code = 2
 
-    def __init__(self, group: str, name: str, providers: Iterable[str]):
-        self.group, self.name = group, name
+    def __init__(self, kind: str, name: str, providers: Iterable[str]):
+        self.kind, self.name = kind, name
         self.providers = tuple(providers)
-        super().__init__(
-            f"{group} adapter {name!r} is declared more than once: {', '.join(self.providers)}"
-        )
+        super().__init__(f"{kind} {name!r} is declared more than once: {', '.join(self.providers)}")

@@ -1,0 +1,476 @@
+"""Deterministic sandbox adapters: a payment gateway and seven carriers that behave like real
+ones (idempotency keys, signed webhooks, failures, delays, losses) without a network.
+
+Everything is decided by the seed and the inputs, and time comes from the clock passed in, so the
+same seed gives the same run. They are real implementations of the ports, not mocks: tests and
+simulations drive the engine through them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from lifecycle.adapters.errors import AdapterError, PaymentDeclined, UnknownAdapter
+from lifecycle.adapters.faults import Fault, FaultPlan, FaultRates, digest
+from lifecycle.adapters.ports import (
+    Money,
+    Parcel,
+    PaymentEvent,
+    PaymentEventKind,
+    Quote,
+    ServiceLevel,
+    TrackingEvent,
+)
+from lifecycle.adapters.rates import RATE_CARDS, quotes, zone
+from lifecycle.adapters.timelines import Route, TrackingRates, plan
+from lifecycle.adapters.waybills import (
+    VALIDATORS,
+    air_waybill_number,
+    bill_of_lading_number,
+    dhl_express_number,
+    fedex_number,
+    s10_number,
+    tnt_number,
+    ups_number,
+)
+from lifecycle.adapters.webhooks import DeliveryRates, Mailbox, SignedMessage, verify
+from lifecycle.clock import Clock
+from lifecycle.errors import InvalidPayload
+
+Operation = Literal["capture", "refund", "payout", "charge_fee"]
+_REF_PREFIX: Mapping[Operation, str] = {
+    "capture": "pay", "refund": "rfd", "payout": "po", "charge_fee": "fee",
+}
+
+
+_DECLINED: Mapping[str, str] = {
+    "capture": "card declined by the issuer",
+    "charge_fee": "card declined by the issuer",
+    "refund": "refund declined: the original payment method cannot receive it",
+    "payout": "payout declined: the seller's account cannot receive funds",
+    "book_pickup": "no courier available for this pickup",
+    "cancel_pickup": "the courier is already on the way",
+}
+
+
+def _fail(adapter: str, operation: str, fault: Fault) -> AdapterError:
+    """The error an injected fault surfaces as."""
+    if fault == "decline":
+        return AdapterError(adapter, operation, _DECLINED[operation])
+    if fault == "error":
+        return AdapterError(adapter, operation, "provider answered with a server error", retryable=True)
+    if fault == "timeout_unprocessed":
+        return AdapterError(adapter, operation, "timed out before the provider received the request",
+                            timeout=True)
+    return AdapterError(adapter, operation, "timed out waiting for the provider's reply", timeout=True)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """Money the sandbox gateway actually moved: one entry per operation, however many retries."""
+
+    operation: Operation
+    key: str
+    ref: str
+    subject: str  # the order (capture), payment reference (refund) or seller (payout, fee)
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    request: tuple[str, Money]
+    ref: str | None  # None when declined
+    declined: str = ""  # the decline's reason, replayed to a retry with the same key
+
+
+class SandboxGateway:
+    """A payment gateway in memory. Implements `PaymentGateway`.
+
+    ``fail_next`` scripts failures; ``faults`` draws them at seeded rates. ``take_callbacks``
+    hands over the signed callbacks it would have POSTed, with duplicates and late ones as
+    configured by ``callbacks`` or ``inject_callback``.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: bytes,
+        seed: int = 0,
+        name: str = "sandbox",
+        faults: FaultRates | None = None,
+        callbacks: DeliveryRates | None = None,
+    ):
+        self._name, self._seed, self._secret = name, seed, secret
+        self._faults = FaultPlan(seed, faults or FaultRates())
+        self._mailbox = Mailbox(secret, seed, callbacks or DeliveryRates())
+        self._outcomes: dict[tuple[Operation, str], _Outcome] = {}
+        self._captures: dict[str, tuple[str, Money]] = {}  # payment ref → (order, amount)
+        self._ledger: list[LedgerEntry] = []
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    # --- the port -------------------------------------------------------------------------
+
+    def capture(self, order_id: str, amount: Money, key: str) -> str:
+        """Capture into escrow. Emits a ``captured`` callback, or ``failed`` when declined."""
+        return self._call("capture", key, order_id, amount)
+
+    def refund(self, payment_ref: str, amount: Money, key: str) -> str:
+        """Refund from a capture; never more than was captured less earlier refunds."""
+        return self._call("refund", key, payment_ref, amount)
+
+    def payout(self, seller_id: str, amount: Money, key: str) -> str:
+        """Pay a seller out."""
+        return self._call("payout", key, seller_id, amount)
+
+    def charge_fee(self, seller_id: str, amount: Money, key: str) -> str:
+        """Charge a seller a fee."""
+        return self._call("charge_fee", key, seller_id, amount)
+
+    def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        """Verify the signature, then parse. A replay parses to the same event (same event id)."""
+        verify(self._secret, body, headers, adapter=self._name, operation="parse_callback")
+        try:
+            data = json.loads(body)
+            return PaymentEvent(
+                event_id=str(data["event_id"]),
+                kind=data["kind"],
+                order_id=str(data["order_id"]),
+                payment_ref=data["payment_ref"],
+                amount=Decimal(data["amount"]),
+                currency=str(data["currency"]),
+                reason=data.get("reason"),
+            )
+        except (ValueError, KeyError, TypeError, ArithmeticError, InvalidPayload) as exc:
+            raise AdapterError(self._name, "parse_callback", f"malformed callback: {exc}") from None
+
+    # --- injection and inspection ---------------------------------------------------------
+
+    def fail_next(self, operation: Operation, fault: Fault, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``operation`` fail with ``fault``."""
+        self._faults.inject(operation, fault, times)
+
+    def inject_callback(self, *, duplicate: bool = False, late: bool = False) -> None:
+        """Make the next callback arrive twice and/or late (after later ones)."""
+        self._mailbox.inject(duplicate=duplicate, late=late)
+
+    def take_callbacks(self) -> list[SignedMessage]:
+        """The callbacks due for delivery now, in delivery order."""
+        return self._mailbox.take()
+
+    def flush_callbacks(self) -> list[SignedMessage]:
+        """Every callback still waiting, late ones included."""
+        return self._mailbox.flush()
+
+    @property
+    def ledger(self) -> tuple[LedgerEntry, ...]:
+        """What was actually done, in order: retries with the same key add nothing."""
+        return tuple(self._ledger)
+
+    def total(self, operation: Operation, subject: str | None = None) -> Decimal:
+        """Sum of ``operation`` amounts, optionally for one order / payment / seller."""
+        entries = [e for e in self._ledger if e.operation == operation and subject in (None, e.subject)]
+        if len({e.amount.currency for e in entries}) > 1:
+            raise ValueError(f"{operation} entries are in several currencies; pass a subject")
+        return sum((e.amount.amount for e in entries), Decimal(0))
+
+    def attempts(self, operation: Operation, key: str) -> int:
+        """How many calls were made for ``operation`` with ``key``, failed ones included."""
+        return self._faults.attempts(operation, key)
+
+    # --- inside ---------------------------------------------------------------------------
+
+    def _call(self, operation: Operation, key: str, subject: str, amount: Money) -> str:
+        if not isinstance(amount, Money):
+            raise InvalidPayload("amount", "must be a Money (Decimal amount and currency)")
+        fault = self._faults.draw(operation, key)
+        if fault in ("timeout_unprocessed", "error"):
+            raise _fail(self._name, operation, fault)
+        outcome = self._outcomes.get((operation, key))
+        if outcome is None:
+            outcome = self._act(operation, key, subject, amount, declined=fault == "decline")
+        elif outcome.request != (subject, amount):
+            raise AdapterError(self._name, operation,
+                               f"idempotency key {key!r} was already used for a different request")
+        if outcome.ref is None:
+            raise PaymentDeclined(self._name, operation, outcome.declined)
+        if fault == "timeout":  # the money moved; only the reply is lost
+            raise _fail(self._name, operation, fault)
+        return outcome.ref
+
+    def _act(
+        self, operation: Operation, key: str, subject: str, amount: Money, *, declined: bool
+    ) -> _Outcome:
+        ref = f"{_REF_PREFIX[operation]}_{digest(self._name, self._seed, operation, key)}"
+        if declined:
+            outcome = _Outcome((subject, amount), None, declined=_DECLINED[operation])
+            if operation == "capture":
+                self._emit("failed", operation, key, subject, None, amount, outcome.declined)
+        else:
+            order_id = self._check(operation, subject, amount)
+            outcome = _Outcome((subject, amount), ref)
+            self._ledger.append(LedgerEntry(operation, key, ref, subject, amount))
+            if operation == "capture":
+                self._captures[ref] = (subject, amount)
+                self._emit("captured", operation, key, subject, ref, amount)
+            elif operation == "refund":
+                self._emit("refunded", operation, key, order_id, subject, amount)
+        self._outcomes[operation, key] = outcome
+        return outcome
+
+    def _check(self, operation: Operation, subject: str, amount: Money) -> str:
+        """Refuse what a real gateway would; returns the order a refund belongs to."""
+        if operation != "refund":
+            return subject
+        try:
+            order_id, captured = self._captures[subject]
+        except KeyError:
+            raise AdapterError(self._name, operation, f"no capture with reference {subject!r}") from None
+        if amount.currency != captured.currency:
+            raise AdapterError(self._name, operation,
+                               f"refund in {amount.currency} of a capture in {captured.currency}")
+        refunded = self.total("refund", subject)
+        if refunded + amount.amount > captured.amount:
+            raise AdapterError(self._name, operation,
+                               f"refund of {amount} exceeds what is left of the capture "
+                               f"({captured.amount - refunded} {captured.currency})")
+        return order_id
+
+    def _emit(self, kind: PaymentEventKind, operation: Operation, key: str, order_id: str,
+              payment_ref: str | None, amount: Money, reason: str | None = None) -> None:
+        event_id = f"evt_{digest(self._name, self._seed, operation, key)}"
+        body = {
+            "event_id": event_id,
+            "kind": kind,
+            "order_id": order_id,
+            "payment_ref": payment_ref,
+            "amount": str(amount.amount),
+            "currency": amount.currency,
+            "reason": reason,
+        }
+        self._mailbox.post(json.dumps(body, sort_keys=True).encode(), event_id)
+
+
+# --- carriers -----------------------------------------------------------------------------
+
+# How each carrier numbers what it books: (serial, origin country, service) → waybill.
+Issuer = Callable[[int, str, ServiceLevel], str]
+
+_UPS_SERVICE = {"express": "66", "standard": "11", "economy": "03"}
+_S10_SERVICE = {"express": "EE", "standard": "CP", "economy": "RR"}  # EMS, parcel, registered
+
+ISSUERS: Mapping[str, Issuer] = {
+    "dhl": lambda serial, _origin, _service: dhl_express_number(serial % 10**9),
+    "ups": lambda serial, _origin, service: ups_number("SBX001", _UPS_SERVICE[service], serial % 10**7),
+    "fedex": lambda serial, _origin, _service: fedex_number(serial % 10**11),
+    "tnt": lambda serial, _origin, _service: tnt_number(serial % 10**8),
+    "postal": lambda serial, origin, service: s10_number(_S10_SERVICE[service], serial % 10**8, origin),
+    "air_freight": lambda serial, _origin, _service: air_waybill_number(990, serial % 10**7),
+    "sea_freight": lambda serial, _origin, _service: bill_of_lading_number("SBOX", serial % 10**9),
+}
+
+SANDBOX_CARRIERS: tuple[str, ...] = ("dhl", "ups", "fedex", "tnt", "postal", "sea_freight", "air_freight")
+
+
+@dataclass(slots=True)
+class _Shipment:
+    events: tuple[TrackingEvent, ...]  # the whole plan; revealed as the clock passes each one
+    cancelled_at: datetime | None = None
+    pushed: int = 0  # how many of ``events`` were pushed already
+
+    def due(self, now: datetime) -> list[TrackingEvent]:
+        end = now if self.cancelled_at is None else min(now, self.cancelled_at)
+        return [event for event in self.events if event.at <= end]
+
+
+@dataclass(frozen=True, slots=True)
+class _Booking:
+    request: tuple[Any, ...]
+    waybill: str
+
+
+class SandboxCarrier:
+    """A carrier in memory: ``SandboxCarrier("dhl", clock=clock, secret=b"...")``. Implements
+    `Carrier` for each of `SANDBOX_CARRIERS`.
+
+    Quotes come from `rates`; waybills pass the carrier's real validator; tracking timelines come
+    from `timelines`, anchored when the pickup is booked (or when an offline waybill is first
+    seen) and revealed as the clock moves. ``take_pushes`` hands over the signed pushes due now.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        clock: Clock,
+        secret: bytes,
+        seed: int = 0,
+        currency: str = "USD",
+        faults: FaultRates | None = None,
+        tracking: TrackingRates | None = None,
+        pushes: DeliveryRates | None = None,
+    ):
+        if name not in SANDBOX_CARRIERS:
+            raise UnknownAdapter("carrier", name, SANDBOX_CARRIERS)
+        self._name, self._clock, self._secret, self._seed = name, clock, secret, seed
+        self._currency = currency
+        self._faults = FaultPlan(seed, faults or FaultRates())
+        self._tracking = tracking or TrackingRates()
+        self._mailbox = Mailbox(secret, seed, pushes or DeliveryRates())
+        self._bookings: dict[str, _Booking] = {}  # by idempotency key
+        self._booked: set[str] = set()  # waybills issued by book_pickup
+        self._shipments: dict[str, _Shipment] = {}
+        # Serials start at a seed-dependent point and count up: unique within the run.
+        self._next_serial = int(digest(seed, name, size=10), 16)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    # --- the port -------------------------------------------------------------------------
+
+    def quote(self, parcel: Parcel, origin: str, destination: str) -> list[Quote]:
+        """Every service level that takes the parcel on this route, cheapest first."""
+        return quotes(self._name, RATE_CARDS[self._name], parcel, origin, destination, self._currency)
+
+    def book_pickup(
+        self, order_id: str, parcel: Parcel, origin: str, destination: str, service: ServiceLevel, key: str
+    ) -> str:
+        """Book a pickup; the same key returns the same waybill and books nothing more."""
+        fault = self._faults.draw("book_pickup", key)
+        if fault in ("timeout_unprocessed", "error"):
+            raise _fail(self._name, "book_pickup", fault)
+        request = (order_id, parcel, origin, destination, service)
+        booking = self._bookings.get(key)
+        if booking is None:
+            if fault == "decline":
+                raise _fail(self._name, "book_pickup", fault)
+            booking = self._book(key, request)
+        elif booking.request != request:
+            raise AdapterError(self._name, "book_pickup",
+                               f"idempotency key {key!r} was already used for a different request")
+        if fault == "timeout":
+            raise _fail(self._name, "book_pickup", fault)
+        return booking.waybill
+
+    def cancel_pickup(self, waybill: str, key: str) -> None:
+        """Cancel a pickup not yet made; cancelling again is a no-op."""
+        fault = self._faults.draw("cancel_pickup", key)
+        if fault is not None and fault != "timeout":
+            raise _fail(self._name, "cancel_pickup", fault)
+        shipment = self._shipments.get(waybill)
+        if shipment is None or waybill not in self._booked:
+            raise AdapterError(self._name, "cancel_pickup", f"no pickup booked for waybill {waybill!r}")
+        now = self._clock.now()
+        if shipment.cancelled_at is None:
+            picked = [e for e in shipment.due(now) if e.status != "info_received"]
+            if picked:
+                raise AdapterError(self._name, "cancel_pickup",
+                                   f"waybill {waybill} was already picked up at {picked[0].at.isoformat()}")
+            shipment.cancelled_at = now
+        if fault == "timeout":
+            raise _fail(self._name, "cancel_pickup", fault)
+
+    def validate_waybill(self, number: str) -> None:
+        """The carrier's real format and check-digit rules (see `waybills`)."""
+        VALIDATORS[self._name](number)
+
+    def track(self, waybill: str) -> list[TrackingEvent]:
+        """Every event so far, oldest first. An unknown but valid waybill starts its timeline now."""
+        return self._shipment(waybill).due(self._clock.now())
+
+    def parse_push(self, body: bytes, headers: Mapping[str, str]) -> list[TrackingEvent]:
+        """Verify the signature, then parse the pushed events."""
+        verify(self._secret, body, headers, adapter=self._name, operation="parse_push")
+        try:
+            data = json.loads(body)
+            return [TrackingEvent.from_json(event) for event in data["events"]]
+        except (ValueError, KeyError, TypeError, InvalidPayload) as exc:
+            raise AdapterError(self._name, "parse_push", f"malformed push: {exc}") from None
+
+    # --- sandbox controls -----------------------------------------------------------------
+
+    def register_shipment(self, waybill: str, *, origin: str | None = None, destination: str | None = None,
+                          service: ServiceLevel | None = None, at: datetime | None = None) -> None:
+        """Start tracking a waybill shipped offline; its timeline begins ``at`` (default now)."""
+        self.validate_waybill(waybill)
+        if waybill in self._shipments:
+            return
+        offerings = RATE_CARDS[self._name]
+        offering = next((o for o in offerings if o.service == service), offerings[0])
+        # Without a route, assume the common cross-border case: between two listed regions.
+        to_zone = zone(origin, destination) if origin is not None and destination is not None else 3
+        route = Route(origin, destination, offering.transit_days[to_zone - 1])
+        self._start(waybill, route, at or self._clock.now())
+
+    def timeline(self, waybill: str) -> tuple[TrackingEvent, ...]:
+        """The whole planned timeline, future events included (for tests and simulations)."""
+        return self._shipment(waybill).events
+
+    def take_pushes(self) -> list[SignedMessage]:
+        """Signed pushes for every event that happened since the last call, in delivery order."""
+        now = self._clock.now()
+        for shipment in self._shipments.values():
+            due = shipment.due(now)
+            for event in due[shipment.pushed:]:
+                body = {"carrier": self._name, "events": [event.to_json()]}
+                self._mailbox.post(json.dumps(body, sort_keys=True).encode(), event.event_id)
+            shipment.pushed = len(due)
+        return self._mailbox.take()
+
+    def flush_pushes(self) -> list[SignedMessage]:
+        """Every push still waiting, late ones included (nothing new is scanned)."""
+        return self._mailbox.flush()
+
+    def inject_push(self, *, duplicate: bool = False, late: bool = False) -> None:
+        """Make the next push arrive twice and/or late (after later ones)."""
+        self._mailbox.inject(duplicate=duplicate, late=late)
+
+    def fail_next(
+        self, operation: Literal["book_pickup", "cancel_pickup"], fault: Fault, times: int = 1
+    ) -> None:
+        """Make the next ``times`` calls of ``operation`` fail with ``fault``."""
+        self._faults.inject(operation, fault, times)
+
+    def attempts(self, operation: str, key: str) -> int:
+        """How many calls were made for ``operation`` with ``key``, failed ones included."""
+        return self._faults.attempts(operation, key)
+
+    # --- inside ---------------------------------------------------------------------------
+
+    def _book(self, key: str, request: tuple[Any, ...]) -> _Booking:
+        _order_id, parcel, origin, destination, service = request
+        offered = {q.service: q for q in self.quote(parcel, origin, destination)}
+        if service not in offered:
+            raise AdapterError(
+                self._name, "book_pickup",
+                f"{service} is not offered for this parcel and route; offered: "
+                f"{', '.join(offered) or 'nothing (too heavy)'}",
+            )
+        waybill = ISSUERS[self._name](self._next_serial, origin, service)
+        self._next_serial += 1
+        booking = _Booking(request, waybill)
+        self._bookings[key] = booking
+        self._booked.add(waybill)
+        self._start(waybill, Route(origin, destination, offered[service].transit_days), self._clock.now())
+        return booking
+
+    def _start(self, waybill: str, route: Route, start: datetime) -> _Shipment:
+        events = plan(self._name, waybill, route, start, self._seed, self._tracking)
+        shipment = _Shipment(events)
+        self._shipments[waybill] = shipment
+        return shipment
+
+    def _shipment(self, waybill: str) -> _Shipment:
+        shipment = self._shipments.get(waybill)
+        if shipment is None:
+            self.register_shipment(waybill)
+            shipment = self._shipments[waybill]
+        return shipment
