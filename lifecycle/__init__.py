@@ -8,9 +8,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 from lifecycle.actor import Actor
+from lifecycle.adapter_calls import Adapters
+from lifecycle.adapters.errors import AdapterError, InvalidWaybill, PaymentDeclined, SignatureInvalid
+from lifecycle.adapters.ports import Carrier, PaymentGateway
 from lifecycle.clock import Clock, SimulatedClock, SystemClock
 from lifecycle.engine import Engine
 from lifecycle.errors import (
@@ -49,6 +53,9 @@ def open(
     policy: Policy | None = None,
     upgrade: bool | None = None,
     log: str | None = None,
+    payments: str | PaymentGateway = "sandbox",
+    carriers: Mapping[str, Carrier] | None = None,
+    adapter_seed: int = 0,
 ) -> Engine:
     """Open an engine on a database URL (``sqlite:///file.db``, ``postgresql+psycopg://…``).
 
@@ -56,6 +63,11 @@ def open(
     (created when new) and a PostgreSQL database must be upgraded with ``lifecycle db upgrade``.
     ``log``: configure structlog at this level (``"info"``); leave it None when the service
     configures structlog itself.
+    ``payments``: a gateway name from the registry (built in: ``"sandbox"``; others from the
+    ``lifecycle.payments`` entry points) or a `PaymentGateway` object. ``carriers``: carrier
+    objects by name; any other carrier is built by name from the registry on first use (built
+    in: sandbox dhl, ups, fedex, tnt, postal, sea_freight, air_freight). ``adapter_seed`` seeds
+    the sandbox adapters.
     """
     from lifecycle.logs import configure
     from lifecycle.store.database import connect, ensure_schema
@@ -69,14 +81,18 @@ def open(
     except BaseException:
         database.dispose()
         raise
-    return Engine(database, clock or SystemClock(), policy or Policy())
+    clock = clock or SystemClock()
+    adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed)
+    return Engine(database, clock, policy or Policy(), adapters)
 
 
 __all__ = [
     "DEFAULT_URL",
     "Actor",
+    "AdapterError",
     "Aggregate",
     "AlreadyExists",
+    "Carrier",
     "Clock",
     "Conflict",
     "DefinitionError",
@@ -87,12 +103,16 @@ __all__ = [
     "IdempotencyMismatch",
     "InvalidPayload",
     "InvalidTransition",
+    "InvalidWaybill",
     "LifecycleError",
     "NotFound",
+    "PaymentDeclined",
+    "PaymentGateway",
     "Policy",
     "ReplayMismatch",
     "ScheduledDeadline",
     "SchemaOutdated",
+    "SignatureInvalid",
     "SimulatedClock",
     "SystemClock",
     "UnknownKind",

@@ -29,6 +29,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lifecycle import timers
 from lifecycle.actor import Actor
+from lifecycle.adapter_calls import Adapters, carry_out, tracking_trigger
+from lifecycle.adapters.ports import TrackingEvent
 from lifecycle.clock import Clock
 from lifecycle.errors import (
     AlreadyExists,
@@ -45,10 +47,12 @@ from lifecycle.errors import (
 from lifecycle.machines import ALIASES, DEFINITIONS
 from lifecycle.machines.definition import (
     Aggregate,
+    Call,
     Claim,
     Context,
     Create,
     Fire,
+    Index,
     MachineDefinition,
     Post,
     Step,
@@ -104,10 +108,12 @@ class _Unit:
 class Engine:
     """Opened by `lifecycle.open`. Safe to share between threads; holds no aggregate state."""
 
-    def __init__(self, database: Database, clock: Clock, policy: Policy):
+    def __init__(self, database: Database, clock: Clock, policy: Policy,
+                 adapters: Adapters | None = None):
         self.database = database
         self.clock = clock
         self.policy = policy
+        self.adapters = adapters or Adapters.configure(clock)
         self.definitions: Mapping[str, MachineDefinition] = DEFINITIONS
         self._writer = database.execution_options(immediate=True)
         self._subscribers: list[tuple[str, Subscriber]] = []
@@ -287,6 +293,72 @@ class Engine:
                 limit=limit,
             )
 
+    # --- what gateways and carriers tell us ----------------------------------------------
+
+    def ingest_payment_callback(self, gateway: str, body: bytes,
+                                headers: Mapping[str, str]) -> Aggregate | None:
+        """A gateway's callback: verify its signature (a bad or missing one is refused, nothing
+        written), then apply it once. A capture pays its order; a replayed callback, or one
+        confirming a capture this engine made itself, changes nothing. Refund and failure
+        notices are acknowledged (the transition that asked for them already recorded them).
+        Returns the order, or None when the callback moves nothing."""
+        payments = self.adapters.payments
+        if gateway != payments.name:
+            raise InvalidPayload("gateway", f"{gateway!r} is not this engine's gateway "
+                                            f"({payments.name!r})")
+        event = payments.parse_callback(body, headers)
+        if event.kind != "captured":
+            log.info("payment.callback", gateway=gateway, kind=event.kind, order=event.order_id)
+            return None
+        order = self.get("order", event.order_id)
+        if order.data.get("payment_ref") == event.payment_ref:
+            return order  # our own capture, or a replay: already applied
+        return self.fire(
+            "order", event.order_id, "pay", Actor("system", gateway),
+            {"payment_ref": event.payment_ref, "amount": str(event.amount)},
+            idempotency_key=f"payment:{gateway}:{event.event_id}",
+        )
+
+    def ingest_tracking(self, carrier: str, body: bytes,
+                        headers: Mapping[str, str]) -> list[Aggregate]:
+        """A carrier's push: verify its signature, then apply each event to the orders its
+        waybill carries. Returns the orders an event moved or recorded on."""
+        events = self.adapters.carrier(carrier).parse_push(body, headers)
+        return [order for event in events for order in self._apply_tracking(carrier, event)]
+
+    def track(self, order_id: str) -> Aggregate:
+        """Poll the order's carrier and apply every event not yet seen."""
+        order = self.get("order", order_id)
+        carrier, waybill = order.data.get("carrier"), order.data.get("waybill")
+        if not carrier or not waybill:
+            raise GuardFailed("tracking.waybill", "the order has no waybill yet",
+                              trigger="track", state=order.state)
+        for event in self.adapters.carrier(carrier).track(waybill):
+            self._apply_tracking(carrier, event)
+        return self.get("order", order_id)
+
+    def _apply_tracking(self, carrier: str, event: TrackingEvent) -> list[Aggregate]:
+        with self.database.connect() as conn:
+            found = repo.found_by(conn, "waybill", f"{carrier}:{event.waybill}")
+        if not found:
+            log.warning("tracking.unknown_waybill", carrier=carrier, waybill=event.waybill)
+        applied = []
+        for kind, order_id in found:
+            order = self.get(kind, order_id)
+            seen = {e.get("event_id") for e in order.data.get("tracking", [])}
+            if order.data.get("waybill") != event.waybill or event.event_id in seen:
+                continue  # a stale waybill, or a duplicate delivery of the same scan
+            trigger, payload = tracking_trigger(order.state, event)
+            if trigger is None:
+                log.info("tracking.ignored", order=order_id, state=order.state, status=event.status)
+                continue
+            try:
+                applied.append(self.fire(kind, order_id, trigger, Actor("system", carrier), payload,
+                                         idempotency_key=f"tracking:{carrier}:{event.event_id}:{order_id}"))
+            except IdempotencyMismatch:
+                continue  # the same scan arrived twice while the order moved in between
+        return applied
+
     def subscribe(self, pattern: str, fn: Subscriber) -> None:
         """Call ``fn(event)`` after commit for each event whose name matches ``pattern``
         (``"order.*"``, ``"dispute.resolved_refund"``, ``"*"``)."""
@@ -421,6 +493,7 @@ class Engine:
         _check_guards(creation.guards, context, creation.trigger)
         if creation.effect is not None:
             creation.effect(context)
+        self._call_adapters(context, request.idempotency_key or f"{definition.kind}:{id}:1")
         context.state = definition.initial
         created = Aggregate(definition.kind, id, definition.initial, 1, context.data)
         if not follow_up and not _owns(definition, created, actor):
@@ -455,14 +528,27 @@ class Engine:
         if not definition.machine.events[trigger].trigger(context):
             raise InvalidTransition(definition.kind, current.id, current.state, trigger,
                                     definition.external_triggers_from(current.state))
-        moved = Aggregate(definition.kind, current.id, context.state, current.version + 1,
-                          context.data)
+        version = current.version + 1
+        self._call_adapters(context, request.idempotency_key
+                            or f"{definition.kind}:{current.id}:{version}:{trigger}")
+        moved = Aggregate(definition.kind, current.id, context.state, version, context.data)
         if not repo.update_aggregate(unit.conn, moved, current.version, unit.now):
             raise Conflict(definition.kind, current.id, current.version)
         self._record(unit, moved, trigger, current.state, actor, payload, request)
         timers.follow_state(unit.conn, definition, moved, current.state, unit.now, self.policy)
         self._follow(unit, context, moved.version, depth)
         return moved
+
+    def _call_adapters(self, context: Context, key: str) -> None:
+        """Carry out the adapter calls the effects asked for, before anything is written; their
+        answers (a payment reference, a waybill) go into the aggregate's data. The key is the
+        trigger's idempotency key, or one derived from the transition, so a retry of the same
+        transition is the same request to the adapter."""
+        calls = [f for f in context.follow_ups if isinstance(f, Call)]
+        for n, call in enumerate(calls):
+            answer = carry_out(self.adapters, call, f"{key}#{n}" if n else key)
+            if call.result is not None:
+                context.data[call.result] = answer
 
     def _follow(self, unit: _Unit, context: Context, seq: int, depth: int) -> None:
         """Carry out what the transition asked of other aggregates, in the same transaction."""
@@ -471,6 +557,14 @@ class Engine:
         for follow_up in context.follow_ups:
             if isinstance(follow_up, Claim):
                 self._claim(unit, context, follow_up)
+                continue
+            if isinstance(follow_up, Call):
+                continue  # carried out before the transition was written
+            if isinstance(follow_up, Index):
+                value = follow_up.value
+                repo.index(unit.conn, follow_up.name,
+                           value(context.data) if callable(value) else value,
+                           context.kind, context.id)
                 continue
             if isinstance(follow_up, Post):
                 ledger_store.post(unit.conn, context.kind, context.id, seq, follow_up.posting,
@@ -487,12 +581,13 @@ class Engine:
                 self._fire(unit, definition, request, None, True, depth + 1)
 
     def _claim(self, unit: _Unit, context: Context, claim: Claim) -> None:
-        holder = repo.claimed_by(unit.conn, claim.name, claim.value)
+        value = claim.value(context.data) if callable(claim.value) else claim.value
+        holder = repo.claimed_by(unit.conn, claim.name, value)
         if holder is not None and holder != (context.kind, context.id):
-            raise GuardFailed(f"{claim.name}.unique", f"{claim.name} {claim.value!r} is taken",
+            raise GuardFailed(f"{claim.name}.unique", f"{claim.name} {value!r} is taken",
                               trigger="", state=context.state)
         if holder is None:
-            repo.claim(unit.conn, claim.name, claim.value, context.kind, context.id)
+            repo.claim(unit.conn, claim.name, value, context.kind, context.id)
 
     def _record(self, unit: _Unit, aggregate: Aggregate, trigger: str, source: str | None,
                 actor: Actor, payload: BaseModel | None, request: _Request) -> None:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
+import shutil
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine as Database
+from sqlalchemy import select
 
 import lifecycle
 from lifecycle import Actor
+from lifecycle.adapter_calls import Adapters
+from lifecycle.machines.coupon import voucher_id
+from lifecycle.store.database import connect
 from lifecycle.store.repository import count_rows
+from lifecycle.store.tables import outbox
 
 OPERATOR = Actor("operator", "op-1")
 SYSTEM = Actor("system", "timer")
@@ -87,7 +98,10 @@ def order_payload(seller_id: str = "s-1", **changes: Any) -> dict[str, Any]:
 
 
 CHECKLIST = {"quantity": True, "model": True, "specification": True, "colour": True}
-ORDER_TOTAL = "52.48"  # 2 × 19.99 + 5.00 + 7.50 shipping
+PARCEL = {"weight_kg": "1.2", "length_cm": "30", "width_cm": "20", "height_cm": "10"}
+PICKUP = {"checklist": CHECKLIST, "parcel": PARCEL}
+SHIPMENT = {"checklist": CHECKLIST, "carrier": "dhl", "waybill": "1234567891"}
+ORDER_TOTAL = "52.48"  # 2 x 19.99 + 5.00 + 7.50 shipping
 
 
 def order_in(
@@ -98,7 +112,20 @@ def order_in(
     buyer_id: str = "b-1",
     seller_id: str = "s-1",
 ) -> lifecycle.Aggregate:
-    """An order (and its active seller, if missing) walked to ``state``."""
+    """An order (and its active seller, if missing) walked to ``state``.
+
+    ``in_dispute`` is paused in ``delivered``; ``refunded`` went through a full-refund dispute.
+    """
+    if state in ("in_dispute", "refunded"):
+        order, dispute = order_in_dispute(
+            engine, clock, "delivered", buyer_id=buyer_id, seller_id=seller_id,
+            refund_amount=ORDER_TOTAL if state == "refunded" else "20.00",
+        )
+        if state == "refunded":
+            engine.fire("dispute", dispute.id, "accept_claim", seller(seller_id), {})
+            order = engine.get("order", order.id)
+        assert order.state == state
+        return order
     try:
         engine.get("seller", seller_id)
     except lifecycle.NotFound:
@@ -110,10 +137,8 @@ def order_in(
         "cancelled": [("cancel", b, {})],
         "paid": [("pay", b, {})],
         "cancel_requested": [("pay", b, {}), ("request_cancel", b, {"reason": "changed my mind"})],
-        "awaiting_pickup": [("pay", b, {}), ("book_pickup", s, {"checklist": CHECKLIST})],
-        "shipped": [("pay", b, {}), ("ship_offline", s,
-                                     {"checklist": CHECKLIST, "carrier": "dhl",
-                                      "waybill": "1234567890"})],
+        "awaiting_pickup": [("pay", b, {}), ("book_pickup", s, PICKUP)],
+        "shipped": [("pay", b, {}), ("ship_offline", s, SHIPMENT)],
     }
     paths["in_transit"] = [*paths["shipped"], ("tracking_in_transit", SYSTEM, {})]
     paths["delivered"] = [*paths["in_transit"], ("tracking_delivered", SYSTEM, {})]
@@ -142,6 +167,258 @@ def dispute_opened(
                         {"type": type, "reason": reason, "refund_amount": refund_amount,
                          "return_goods": return_goods})
     return order, engine.get("dispute", order.data["dispute"])
+
+
+def open_dispute_payload(paused_in: str, refund_amount: str = "20.00",
+                         return_goods: bool = False) -> dict[str, Any]:
+    """A claim the buyer may make from ``paused_in``: not received before delivery, else received."""
+    before_delivery = paused_in in ("shipped", "in_transit")
+    return {
+        "type": "not_received" if before_delivery else "received",
+        "reason": "still_in_transit" if before_delivery else "quality",
+        "refund_amount": refund_amount,
+        "return_goods": return_goods,
+    }
+
+
+def order_in_dispute(
+    engine: lifecycle.Engine,
+    clock: lifecycle.SimulatedClock,
+    paused_in: str = "delivered",
+    *,
+    refund_amount: str = "20.00",
+    return_goods: bool = False,
+    buyer_id: str = "b-1",
+    seller_id: str = "s-1",
+) -> tuple[lifecycle.Aggregate, lifecycle.Aggregate]:
+    """An order in ``paused_in`` on which the buyer opened a dispute: (order, dispute).
+
+    Before delivery the claim is ``not_received``, so the clock first runs the 10-day wait.
+    """
+    order = order_in(engine, clock, paused_in, buyer_id=buyer_id, seller_id=seller_id)
+    claim = open_dispute_payload(paused_in, refund_amount, return_goods)
+    if claim["type"] == "not_received":
+        clock.advance(NOT_RECEIVED_WAIT)
+    order = engine.fire("order", order.id, "open_dispute", buyer(buyer_id), claim)
+    assert order.state == "in_dispute"
+    return order, engine.get("dispute", order.data["dispute"])
+
+
+NOT_RECEIVED_WAIT = timedelta(days=10)
+ESCALATION_WAIT = timedelta(days=3)  # the buyer may escalate from the 4th day after opening
+OFFER = {"refund_amount": "10.00", "return_goods": False, "note": "half, keep the goods"}
+RETURN_SHIPMENT = {"carrier": "postal", "waybill": "RR123456785CN"}
+
+
+def dispute_in(
+    engine: lifecycle.Engine,
+    clock: lifecycle.SimulatedClock,
+    state: str,
+    *,
+    return_goods: bool = False,
+    offer_return_goods: bool = False,
+    paused_in: str = "delivered",
+    buyer_id: str = "b-1",
+    seller_id: str = "s-1",
+) -> lifecycle.Aggregate:
+    """A dispute walked to ``state``.
+
+    ``return_goods``: the buyer's claim asks to send the goods back (accepting it then waits for
+    the return); ``offer_return_goods``: so does the seller's counter-offer in ``negotiating``.
+    """
+    wants_return = return_goods or state in ("awaiting_return", "return_in_transit")
+    _, dispute = order_in_dispute(engine, clock, paused_in, return_goods=wants_return,
+                                  buyer_id=buyer_id, seller_id=seller_id)
+    b, s = buyer(buyer_id), seller(seller_id)
+    offer = {**OFFER, "return_goods": offer_return_goods}
+    negotiating = [("counter_offer", s, offer)]
+    paths: dict[str, list[tuple[str, Actor, dict[str, Any]]]] = {
+        "awaiting_seller": [],
+        "negotiating": negotiating,
+        "under_arbitration": [*negotiating, ("escalate", s, {})],
+        "awaiting_return": [("accept_claim", s, {})],
+        "return_in_transit": [("accept_claim", s, {}), ("ship_return", b, RETURN_SHIPMENT)],
+        "resolved_refund": [("accept_claim", s, {})],
+        "resolved_no_refund": [("withdraw", b, {})],
+    }
+    for trigger, actor, payload in paths[state]:
+        dispute = engine.fire("dispute", dispute.id, trigger, actor, payload)
+    assert dispute.state == state
+    return dispute
+
+
+def active_seller(engine: lifecycle.Engine, id: str = "s-1") -> lifecycle.Aggregate:
+    """Seller ``id``, opened if it does not exist yet."""
+    try:
+        return engine.get("seller", id)
+    except lifecycle.NotFound:
+        return seller_in(engine, "active", id)
+
+
+COUPON_VALIDITY = timedelta(days=30)
+
+
+def coupon_terms(clock: lifecycle.SimulatedClock, **changes: Any) -> dict[str, Any]:
+    """Ten off a forty-dollar spend on every product, valid for 30 days from now."""
+    terms: dict[str, Any] = {
+        "title": "Ten off forty",
+        "currency": "USD",
+        "denomination": "10.00",
+        "threshold": "40.00",
+        "starts_at": clock.now().isoformat(),
+        "ends_at": (clock.now() + COUPON_VALIDITY).isoformat(),
+        "copies": 100,
+        "products": "all",
+    }
+    terms.update(changes)
+    return terms
+
+
+def coupon_in(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str,
+              *, seller_id: str = "s-1") -> lifecycle.Aggregate:
+    """A coupon of an active seller walked to ``state``."""
+    active_seller(engine, seller_id)
+    coupon = engine.create("coupon", seller(seller_id), coupon_terms(clock))
+    activate = ("activate", seller(seller_id))
+    paths: dict[str, list[tuple[str, Actor]]] = {
+        "draft": [],
+        "active": [activate],
+        "deactivated": [activate, ("deactivate", seller(seller_id))],
+        "expired": [("expire", SYSTEM)],
+    }
+    for trigger, actor in paths[state]:
+        coupon = engine.fire("coupon", coupon.id, trigger, actor, {})
+    assert coupon.state == state
+    return coupon
+
+
+def voucher_in(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str,
+               *, buyer_id: str = "b-1", seller_id: str = "s-1") -> lifecycle.Aggregate:
+    """A voucher claimed by ``buyer_id``; past ``available`` it is on an order (its data's
+    ``order``) that was placed, paid, or paid out."""
+    coupon = coupon_in(engine, clock, "active", seller_id=seller_id)
+    engine.fire("coupon", coupon.id, "claim", buyer(buyer_id))
+    voucher = engine.get("voucher", voucher_id(coupon.id, buyer_id))
+    if state == "expired":
+        voucher = engine.fire("voucher", voucher.id, "expire", SYSTEM, {})
+    if state in ("reserved", "redeemed", "spent"):
+        b, s = buyer(buyer_id), seller(seller_id)
+        order = engine.create("order", b, order_payload(seller_id, coupon=voucher.id))
+        paths: dict[str, list[tuple[str, Actor, dict[str, Any]]]] = {
+            "reserved": [],
+            "redeemed": [("pay", b, {})],
+            "spent": [("pay", b, {}), ("ship_offline", s, SHIPMENT), ("confirm_receipt", b, {}),
+                      ("release_funds", SYSTEM, {})],
+        }
+        for trigger, actor, payload in paths[state]:
+            engine.fire("order", order.id, trigger, actor, payload)
+        voucher = engine.get("voucher", voucher.id)
+    assert voucher.state == state
+    return voucher
+
+
+def aggregate_in(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, kind: str, state: str
+) -> lifecycle.Aggregate:
+    """An aggregate of any kind (owned by b-1 and s-1) walked to ``state``."""
+    if kind == "seller":
+        return seller_in(engine, state)
+    if kind == "order":
+        return order_in(engine, clock, state)
+    if kind == "dispute":
+        return dispute_in(engine, clock, state)
+    if kind == "coupon":
+        return coupon_in(engine, clock, state)
+    if kind == "voucher":
+        return voucher_in(engine, clock, state)
+    raise ValueError(f"no builder for {kind}")
+
+
+def outbox_of(engine: lifecycle.Engine, kind: str, id: str) -> list[tuple[str, int]]:
+    """(event, seq) of every outbox row written for one aggregate, oldest first."""
+    database: Database = engine.database
+    with database.connect() as conn:
+        found = conn.execute(
+            select(outbox.c.event, outbox.c.seq)
+            .where(outbox.c.kind == kind, outbox.c.aggregate_id == id)
+            .order_by(outbox.c.id)
+        )
+        return [(row.event, row.seq) for row in found]
+
+
+def migrated_template(directory: Path) -> Path:
+    """A SQLite file with the schema at head: copying it is much faster than migrating."""
+    path = directory / "template.db"
+    lifecycle.open(f"sqlite:///{path}").close()
+    return path
+
+
+def copy_of(template: Path, directory: Path, name: str = "lifecycle.db") -> str:
+    """The URL of a fresh copy of ``template`` in ``directory``."""
+    path = directory / name
+    for suffix in ("", "-wal"):  # a WAL left behind holds committed rows too
+        if Path(f"{template}{suffix}").exists():
+            shutil.copyfile(f"{template}{suffix}", f"{path}{suffix}")
+    return f"sqlite:///{path}"
+
+
+def open_copy(migrated: Path, directory: Path, clock: lifecycle.SimulatedClock,
+              adapters: Adapters | None = None) -> lifecycle.Engine:
+    """An engine on a fresh copy of a migrated SQLite file.
+
+    What `lifecycle.open` builds with its defaults (sandbox adapters), less its schema check:
+    the copy is at head already, and Alembic's revision lookup costs more than most tests.
+    """
+    database = connect(copy_of(migrated, directory, f"engine-{next(_copies)}.db"))
+    return lifecycle.Engine(database, clock, lifecycle.Policy(), adapters)
+
+
+_copies = itertools.count()
+
+Build = Callable[[lifecycle.Engine, lifecycle.SimulatedClock], lifecycle.Aggregate]
+
+
+@dataclass(frozen=True)
+class _Walk:
+    path: Path
+    aggregate: lifecycle.Aggregate
+    clock: lifecycle.SimulatedClock
+    adapters: Adapters
+
+
+class Snapshots:
+    """Arranged databases, built once through the public API and copied for each test.
+
+    Walking a dispute to ``return_in_transit`` takes some fifteen triggers; a test that needs
+    it starts from a copy of the database as it stood after the walk, with the clock where
+    the walk left it and a copy of the sandbox adapters' memory (the pickup a carrier booked,
+    the payment a gateway captured). Hundreds of cases share a handful of walks, and each
+    still gets a database and adapters of its own.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.template = migrated_template(directory)
+        self.walks: dict[Hashable, _Walk] = {}
+
+    def open(self, key: Hashable, build: Build, directory: Path,
+             clock: lifecycle.SimulatedClock) -> tuple[lifecycle.Engine, lifecycle.Aggregate]:
+        """An engine on a copy of what ``build`` left (``key`` names the walk), on ``clock``
+        set to where the walk left it; and the aggregate the walk built."""
+        if key not in self.walks:
+            self.walks[key] = self._walk(build)
+        walk = self.walks[key]
+        clock.set(walk.clock.now())
+        # The copied adapters tell the test's time: the memo maps the walk's clock to it.
+        adapters = copy.deepcopy(walk.adapters, {id(walk.clock): clock})
+        return open_copy(walk.path, directory, clock, adapters), walk.aggregate
+
+    def _walk(self, build: Build) -> _Walk:
+        clock = lifecycle.SimulatedClock()
+        with open_copy(self.template, self.directory, clock) as engine:
+            aggregate = build(engine, clock)
+        path = Path(str(engine.database.url.database))
+        return _Walk(path, aggregate, clock, engine.adapters)
 
 
 def rows(engine: lifecycle.Engine) -> dict[str, int]:

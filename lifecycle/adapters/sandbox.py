@@ -104,7 +104,12 @@ class SandboxGateway:
         name: str = "sandbox",
         faults: FaultRates | None = None,
         callbacks: DeliveryRates | None = None,
+        remembers_everything: bool = True,
     ):
+        # A sandbox lives in one process; an engine opened per CLI command refunds captures
+        # an earlier process made. With remembers_everything=False, a refund of a capture it
+        # never saw is taken on trust instead of refused.
+        self._remembers_everything = remembers_everything
         self._name, self._seed, self._secret = name, seed, secret
         self._faults = FaultPlan(seed, faults or FaultRates())
         self._mailbox = Mailbox(secret, seed, callbacks or DeliveryRates())
@@ -232,6 +237,8 @@ class SandboxGateway:
         try:
             order_id, captured = self._captures[subject]
         except KeyError:
+            if not self._remembers_everything:
+                return subject
             raise AdapterError(self._name, operation, f"no capture with reference {subject!r}") from None
         if amount.currency != captured.currency:
             raise AdapterError(self._name, operation,

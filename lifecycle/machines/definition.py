@@ -59,10 +59,36 @@ class Fire:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A follow-up: reserve a unique value (a store's domain) for this aggregate."""
+    """A follow-up: reserve a unique value (a store's domain, a waybill) for this aggregate.
+
+    ``value`` may be a function of the aggregate's data, for values an adapter call supplies.
+    """
 
     name: str
-    value: str
+    value: str | Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A follow-up: make this aggregate findable by a value that others may share (a waybill
+    carrying several orders of one buyer). ``value`` may be a function of the data."""
+
+    name: str
+    value: str | Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Ask an adapter to act before the transition is written: ``port`` is ``payments`` or
+    ``carrier`` (then ``carrier`` names which). The answer, if ``result`` names a field, is
+    stored in the aggregate's data. A failure rolls the whole transition back.
+    """
+
+    port: str
+    operation: str
+    args: Mapping[str, Any]
+    carrier: str | None = None
+    result: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +98,7 @@ class Post:
     posting: Posting
 
 
-FollowUp = Create | Fire | Claim | Post
+FollowUp = Create | Fire | Claim | Index | Post | Call
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from pydantic import Field, StrictBool
 
 from lifecycle.errors import InvalidPayload
 from lifecycle.machines.definition import (
+    Call,
     Context,
     Deadline,
     Fire,
@@ -22,7 +23,16 @@ from lifecycle.machines.definition import (
     MachineDefinition,
     Transition,
 )
-from lifecycle.machines.payloads import Amount, Code, Empty, LongText, Payload, dump, iso
+from lifecycle.machines.payloads import (
+    Amount,
+    Code,
+    Empty,
+    LongText,
+    Payload,
+    Waybill,
+    dump,
+    iso,
+)
 from lifecycle.money import check_amount
 
 BUYER, SELLER = frozenset({"buyer"}), frozenset({"seller"})
@@ -81,7 +91,7 @@ class Decision(Payload):
 
 class ReturnShipment(Payload):
     carrier: Code
-    waybill: Code
+    waybill: Waybill
 
 
 # --- guards -------------------------------------------------------------------------------
@@ -180,6 +190,8 @@ def _escalate(ctx: Context) -> None:
 
 
 def _ship_return(ctx: Context) -> None:
+    ctx.follow_ups.append(Call("carrier", "validate_waybill", {"number": ctx.payload.waybill},
+                               carrier=ctx.payload.carrier))
     ctx.data.update(return_shipment=dump(ctx.payload), return_shipped_at=iso(ctx.now))
 
 

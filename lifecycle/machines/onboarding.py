@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 
 from lifecycle.ledger import transfer
 from lifecycle.machines.definition import (
+    Call,
     Claim,
     Context,
     Deadline,
@@ -120,8 +121,11 @@ def _renew_fee(ctx: Context) -> None:
 
 
 def _charge_fee(ctx: Context, fee: Decimal) -> None:
-    posting = transfer("store_fee", ctx.data["fee_currency"], ("seller", "platform_fee", fee))
-    ctx.follow_ups.append(Post(posting))
+    currency = ctx.data["fee_currency"]
+    ctx.follow_ups.append(Call("payments", "charge_fee",
+                               {"seller_id": ctx.id, "amount": str(fee), "currency": currency},
+                               result="fee_payment_ref"))
+    ctx.follow_ups.append(Post(transfer("store_fee", currency, ("seller", "platform_fee", fee))))
 
 
 def _complete_profile(ctx: Context) -> None:

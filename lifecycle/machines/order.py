@@ -15,11 +15,13 @@ from lifecycle.ledger import round_to, transfer
 from lifecycle.machines.coupon import voucher_value
 from lifecycle.machines.definition import (
     Aggregate,
+    Call,
     Context,
     Create,
     Deadline,
     Fire,
     Guard,
+    Index,
     MachineDefinition,
     Post,
     Transition,
@@ -32,6 +34,7 @@ from lifecycle.machines.payloads import (
     Payload,
     Reason,
     Text,
+    Waybill,
     dump,
     iso,
 )
@@ -56,6 +59,7 @@ STATES = (
     "refunded",
 )
 DISPUTABLE = ("shipped", "in_transit", "delivered", "completed")
+AFTER_SHIPPING = (*DISPUTABLE, "in_dispute")
 NOT_RECEIVED_REASONS = (
     "invalid_tracking", "wrong_address", "still_in_transit", "customs_detention", "returned_to_sender",
 )
@@ -82,7 +86,7 @@ class Consignee(Payload):
 
 class Logistics(Payload):
     carrier: Code
-    service: Code
+    service: Literal["express", "standard", "economy"]
     shipping_fee: Amount
     delivery_days: Annotated[int, Field(strict=True, ge=1, le=60)]
 
@@ -126,22 +130,42 @@ class Checklist(Payload):
     colour: StrictBool
 
 
+Size = Annotated[Decimal, Field(gt=0, le=100_000, allow_inf_nan=False)]
+
+
+class Parcel(Payload):
+    """Actual weight and outer dimensions, for the carrier's price and pickup."""
+
+    weight_kg: Size
+    length_cm: Size
+    width_cm: Size
+    height_cm: Size
+
+
 class BookPickup(Payload):
     checklist: Checklist
+    parcel: Parcel
 
 
 class ConfirmPickup(Payload):
-    waybill: Code | None = None
+    waybill: Waybill | None = None
 
 
 class ShipOffline(Payload):
     checklist: Checklist
     carrier: Code
-    waybill: Code
+    waybill: Waybill
+
+
+TrackingStatus = Literal[
+    "info_received", "in_transit", "out_for_delivery", "delivered", "exception", "returned_to_sender"
+]
 
 
 class TrackingEvent(Payload):
     event_id: Text | None = None
+    status: TrackingStatus | None = None
+    reported_at: datetime | None = None
     location: Text | None = None
     detail: LongText | None = None
 
@@ -149,6 +173,8 @@ class TrackingEvent(Payload):
 class TrackingException(Payload):
     kind: Literal["lost", "customs_hold", "returned_to_sender", "delay", "other"]
     event_id: Text | None = None
+    reported_at: datetime | None = None
+    location: Text | None = None
     detail: LongText | None = None
 
 
@@ -289,6 +315,7 @@ def _place(ctx: Context) -> None:
     shipping = order.logistics.shipping_fee
     voucher = _voucher(ctx)
     coupon = voucher_value(voucher, order.lines)[1] if voucher else Decimal(0)
+    _call(ctx, "carrier", "resolve", carrier=order.logistics.carrier)  # an unknown one is refused
     if voucher:
         ctx.follow_ups.append(Fire("voucher", voucher.id, "reserve", {"order": ctx.id}))
     ctx.data.update(
@@ -316,8 +343,11 @@ def _pay(ctx: Context) -> None:
     """The buyer's money, and the seller's coupon funding, go into escrow."""
     ctx.data.update(amount_paid=ctx.data["total"], paid_at=iso(ctx.now))
     _voucher_moves(ctx, "redeem")
-    if ctx.payload.payment_ref:
+    if ctx.payload.payment_ref:  # the gateway captured already; its callback says so
         ctx.data["payment_ref"] = ctx.payload.payment_ref
+    else:
+        _call(ctx, "payments", "capture", result="payment_ref", order_id=ctx.id,
+              amount=ctx.data["total"], currency=ctx.data["currency"])
     _post(ctx, "payment",
           ("buyer", "escrow", _money(ctx, "amount_paid")),
           ("coupon_subsidy", "escrow", _money(ctx, "coupon_amount")))
@@ -333,6 +363,7 @@ def _cancel(ctx: Context) -> None:
 
 def _refund_all(ctx: Context, kind: str) -> None:
     """Empty the escrow: the buyer gets back what they paid, the coupon funding goes back."""
+    _refund(ctx, _refundable(ctx))
     _post(ctx, kind,
           ("escrow", "buyer", _refundable(ctx)),
           ("escrow", "coupon_subsidy", _money(ctx, "coupon_amount")))
@@ -350,27 +381,57 @@ def _post(ctx: Context, kind: str, *moves: tuple[str, str, Decimal]) -> None:
     ctx.follow_ups.append(Post(transfer(kind, ctx.data["currency"], *moves)))
 
 
+def _call(ctx: Context, port: str, operation: str, *, result: str | None = None,
+          carrier: str | None = None, **args: Any) -> None:
+    ctx.follow_ups.append(Call(port, operation, args, carrier, result))
+
+
+def _refund(ctx: Context, amount: Decimal) -> None:
+    """Give money back through the gateway that captured it."""
+    if amount > 0 and ctx.data.get("payment_ref"):
+        _call(ctx, "payments", "refund", payment_ref=ctx.data["payment_ref"], amount=str(amount),
+              currency=ctx.data["currency"])
+
+
+def _waybill_key(data: Mapping[str, Any]) -> str:
+    """How a carrier's push finds its orders: the carrier and the waybill (one parcel may
+    carry several orders of one buyer)."""
+    return f"{data['carrier']}:{data['waybill']}"
+
+
 def _request_cancel(ctx: Context) -> None:
     ctx.data.update(cancel_requested_at=iso(ctx.now), cancel_reason=ctx.payload.reason)
 
 
 def _book_pickup(ctx: Context) -> None:
-    ctx.data.update(pickup_booked_at=iso(ctx.now), checklist=dump(ctx.payload.checklist))
+    """Online shipping: the buyer's chosen carrier and service pick the parcel up at the door."""
+    carrier = ctx.data["logistics"]["carrier"]
+    seller = ctx.load("seller", ctx.data["seller"])
+    ctx.data.update(pickup_booked_at=iso(ctx.now), checklist=dump(ctx.payload.checklist),
+                    parcel=dump(ctx.payload.parcel), carrier=carrier)
+    _call(ctx, "carrier", "book_pickup", carrier=carrier, result="waybill", order_id=ctx.id,
+          parcel=dump(ctx.payload.parcel),
+          origin=seller.data.get("country", "CN") if seller else "CN",
+          destination=ctx.data["consignee"]["country"], service=ctx.data["logistics"]["service"])
+    ctx.follow_ups.append(Index("waybill", _waybill_key))
 
 
 def _pickup_lapsed(ctx: Context) -> None:
+    """Nobody came: the booking is cancelled and the seller may ship again."""
+    _call(ctx, "carrier", "cancel_pickup", carrier=ctx.data["carrier"],
+          waybill=ctx.data["waybill"])
     ctx.data.pop("pickup_booked_at", None)
     ctx.data.pop("waybill", None)
 
 
 def _confirm_pickup(ctx: Context) -> None:
-    if ctx.payload.waybill:
-        ctx.data["waybill"] = ctx.payload.waybill
     ctx.data.update(shipped_at=iso(ctx.now), shipping_method="online")
-    ctx.data.setdefault("carrier", ctx.data["logistics"]["carrier"])
 
 
 def _ship_offline(ctx: Context) -> None:
+    """Offline shipping: the carrier must accept the waybill the seller typed."""
+    _call(ctx, "carrier", "validate_waybill", carrier=ctx.payload.carrier,
+          number=ctx.payload.waybill)
     ctx.data.update(
         shipped_at=iso(ctx.now),
         shipping_method="offline",
@@ -378,17 +439,22 @@ def _ship_offline(ctx: Context) -> None:
         waybill=ctx.payload.waybill,
         checklist=dump(ctx.payload.checklist),
     )
+    ctx.follow_ups.append(Index("waybill", _waybill_key))
 
 
-def _track(status: str) -> Any:
+def _track(status: str | None) -> Any:
+    """Keep the event on the order; ``status`` None records it as it came (a late or
+    out-of-order event that moves nothing)."""
+
     def record(ctx: Context) -> None:
         event = {"status": status, "at": iso(ctx.now), **dump(ctx.payload)}
         ctx.data["tracking"] = [*ctx.data.get("tracking", []), event]
-        ctx.data.setdefault(f"{status}_at", iso(ctx.now))
+        if status is not None:
+            ctx.data.setdefault(f"{status}_at", iso(ctx.now))
         if event.get("kind") == "returned_to_sender":
             ctx.data["returned_to_sender"] = True
 
-    record.__name__ = f"track_{status}"
+    record.__name__ = f"track_{status or 'event'}"
     return record
 
 
@@ -408,6 +474,9 @@ def _release(ctx: Context) -> None:
           ("escrow", "platform_fee", commission),
           ("seller", "coupon_subsidy", _money(ctx, "coupon_amount")))
     ctx.data.update(released_at=iso(ctx.now), commission=str(commission), payout=str(payout))
+    if payout > 0:
+        _call(ctx, "payments", "payout", result="payout_ref", seller_id=ctx.data["seller"],
+              amount=str(payout), currency=ctx.data["currency"])
     _voucher_moves(ctx, "spend")
 
 
@@ -436,6 +505,7 @@ def _open_dispute(ctx: Context) -> None:
 def _close_dispute(ctx: Context) -> None:
     """The dispute settled on a partial refund (or none): the order goes back to where it was."""
     refund: Decimal = ctx.payload.refund_amount
+    _refund(ctx, refund)
     _post(ctx, "dispute_refund", ("escrow", "buyer", refund))
     ctx.data["refunded"] = str(_money(ctx, "refunded") + refund)
     _end_dispute(ctx)
@@ -525,6 +595,8 @@ DEFINITION = MachineDefinition(
                    SYSTEM | OPERATOR, TrackingEvent, (), _track("delivered")),
         Transition("tracking_exception", ("shipped", "in_transit"), None, SYSTEM | OPERATOR,
                    TrackingException, (), _track("exception")),
+        Transition("record_tracking", AFTER_SHIPPING, None, SYSTEM | OPERATOR, TrackingEvent,
+                   (), _track(None)),
         Transition("confirm_receipt", ("shipped", "in_transit", "delivered"), "completed", BUYER,
                    Empty, (), _complete),
         Transition("auto_confirm", ("shipped", "in_transit", "delivered"), "completed", SYSTEM,

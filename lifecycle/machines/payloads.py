@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -43,3 +43,15 @@ def iso(moment: datetime) -> str:
 def dump(payload: BaseModel | None) -> dict[str, Any]:
     """A payload as JSON-able data (Decimals become strings)."""
     return payload.model_dump(mode="json", exclude_none=True) if payload is not None else {}
+
+
+def _normalise_waybill(value: Any) -> Any:
+    """Spaces and hyphens are how people type waybills, not part of them."""
+    return value.replace(" ", "").replace("-", "").upper() if isinstance(value, str) else value
+
+
+Waybill = Annotated[
+    str,
+    BeforeValidator(_normalise_waybill),
+    StringConstraints(pattern=r"^[A-Z0-9]{6,40}$"),
+]

@@ -19,6 +19,7 @@ from lifecycle.store.tables import (
     aggregates,
     history,
     idempotency,
+    lookups,
     metadata,
     outbox,
     unique_claims,
@@ -189,6 +190,22 @@ def claim(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
     conn.execute(
         insert(unique_claims).values(name=name, value=value, kind=kind, aggregate_id=id)
     )
+
+
+def index(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
+    """Make (kind, id) findable by ``value``; indexing the same pair twice is harmless."""
+    if not conn.execute(select(lookups.c.kind).where(
+        lookups.c.name == name, lookups.c.value == value, lookups.c.kind == kind,
+        lookups.c.aggregate_id == id,
+    )).first():
+        conn.execute(insert(lookups).values(name=name, value=value, kind=kind, aggregate_id=id))
+
+
+def found_by(conn: Connection, name: str, value: str) -> list[tuple[str, str]]:
+    rows = conn.execute(select(lookups.c.kind, lookups.c.aggregate_id).where(
+        lookups.c.name == name, lookups.c.value == value,
+    ).order_by(lookups.c.kind, lookups.c.aggregate_id))
+    return [(row.kind, row.aggregate_id) for row in rows]
 
 
 def history_of(conn: Connection, kind: str, id: str) -> list[HistoryEntry]:

@@ -126,3 +126,13 @@ ledger = Table(
     Column("at", Moment, nullable=False),
     Index("ix_ledger_aggregate", "kind", "aggregate_id"),
 )
+
+# Values that find aggregates but need not be unique: a waybill, which may carry several orders.
+lookups = Table(
+    "lookups",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("aggregate_id", String(200), primary_key=True),
+)

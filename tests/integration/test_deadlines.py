@@ -10,6 +10,8 @@ import pytest
 
 import lifecycle
 from lifecycle import timers
+from lifecycle.adapters.sandbox import SandboxCarrier
+from lifecycle.adapters.timelines import TrackingRates
 from tests.builders import (
     OPERATOR,
     buyer,
@@ -42,6 +44,7 @@ class Case:
     trigger: str
     after: timedelta
     then: str
+    missed_pickup: bool = False  # the carrier never comes, so the booking can be cancelled
 
 
 CASES = [
@@ -54,7 +57,7 @@ CASES = [
     Case("cancel_request_timeout", lambda e, c: order_in(e, c, "cancel_requested"),
          "cancel_request_timeout", timedelta(hours=48), "cancelled"),
     Case("pickup_timeout", lambda e, c: order_in(e, c, "awaiting_pickup"), "pickup_timeout",
-         timedelta(days=3), "paid"),
+         timedelta(days=3), "paid", missed_pickup=True),
     Case("auto_confirm_shipped", lambda e, c: order_in(e, c, "shipped"), "auto_confirm",
          timedelta(days=20), "completed"),
     Case("auto_confirm_in_transit", lambda e, c: order_in(e, c, "in_transit"), "auto_confirm",
@@ -74,8 +77,13 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_deadline_fires_once_when_due_and_not_a_moment_before(
-    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, case: Case
+    db_url: str, clock: lifecycle.SimulatedClock, case: Case
 ) -> None:
+    carriers = {}
+    if case.missed_pickup:
+        carriers["dhl"] = SandboxCarrier("dhl", clock=clock, secret=b"s",
+                                         tracking=TrackingRates(missed_pickup=1.0))
+    engine = lifecycle.open(db_url, clock=clock, carriers=carriers)
     aggregate = case.build(engine, clock)
     entered = clock.now()
 

@@ -1,0 +1,314 @@
+"""The engine and its adapters: captures, refunds, payouts, pickups, waybills, callbacks, pushes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import cast
+
+import pytest
+
+import lifecycle
+from lifecycle.adapters.sandbox import SandboxCarrier, SandboxGateway
+from lifecycle.adapters.webhooks import SignedMessage
+from tests.builders import (
+    CHECKLIST,
+    PICKUP,
+    SYSTEM,
+    buyer,
+    order_in,
+    order_payload,
+    rows,
+    seller,
+    seller_in,
+)
+
+SECRET = b"test-secret"
+
+
+@pytest.fixture
+def gateway() -> SandboxGateway:
+    return SandboxGateway(secret=SECRET)
+
+
+@pytest.fixture
+def dhl(clock: lifecycle.SimulatedClock) -> SandboxCarrier:
+    return SandboxCarrier("dhl", clock=clock, secret=SECRET)
+
+
+@pytest.fixture
+def engine(db_url: str, clock: lifecycle.SimulatedClock, gateway: SandboxGateway,
+           dhl: SandboxCarrier) -> Iterator[lifecycle.Engine]:
+    with lifecycle.open(db_url, clock=clock, payments=gateway, carriers={"dhl": dhl}) as opened:
+        yield opened
+
+
+def unpaid(engine: lifecycle.Engine) -> lifecycle.Aggregate:
+    seller_in(engine, "active")
+    return engine.create("order", buyer(), order_payload())
+
+
+def test_paying_captures_once_and_keeps_the_reference(
+    engine: lifecycle.Engine, gateway: SandboxGateway
+) -> None:
+    order = engine.fire("order", unpaid(engine).id, "pay", buyer())
+
+    assert order.data["payment_ref"].startswith("pay_")
+    assert gateway.total("capture") == Decimal("52.48")
+
+
+def test_a_capture_that_times_out_is_charged_once_when_retried_with_the_same_key(
+    engine: lifecycle.Engine, gateway: SandboxGateway
+) -> None:
+    order = unpaid(engine)
+    gateway.fail_next("capture", "timeout")
+    before = rows(engine)
+
+    with pytest.raises(lifecycle.AdapterError) as timed_out:
+        engine.fire("order", order.id, "pay", buyer(), idempotency_key="checkout-7")
+    assert timed_out.value.timeout
+    assert rows(engine) == before  # the money moved, the transition did not
+    paid = engine.fire("order", order.id, "pay", buyer(), idempotency_key="checkout-7")
+
+    assert paid.state == "paid"
+    assert len([e for e in gateway.ledger if e.operation == "capture"]) == 1
+    assert gateway.total("capture") == Decimal("52.48")
+
+
+def test_a_declined_payment_is_refused_and_writes_nothing(
+    engine: lifecycle.Engine, gateway: SandboxGateway
+) -> None:
+    order = unpaid(engine)
+    gateway.fail_next("capture", "decline")
+    before = rows(engine)
+
+    with pytest.raises(lifecycle.PaymentDeclined):
+        engine.fire("order", order.id, "pay", buyer())
+
+    assert rows(engine) == before
+    assert engine.get("order", order.id).state == "awaiting_payment"
+
+
+def test_a_refund_failing_mid_transition_leaves_everything_unchanged(
+    engine: lifecycle.Engine, gateway: SandboxGateway, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "cancel_requested")
+    gateway.fail_next("refund", "error")
+    before, deadlines = rows(engine), engine.deadlines(kind="order", id=order.id)
+
+    with pytest.raises(lifecycle.AdapterError) as failed:
+        engine.fire("order", order.id, "accept_cancel", seller())
+
+    assert (failed.value.adapter, failed.value.operation) == ("sandbox", "refund")
+    assert rows(engine) == before
+    assert engine.deadlines(kind="order", id=order.id) == deadlines
+    assert engine.balances("order", order.id)["USD"]["escrow"] == Decimal("52.48")
+    assert engine.fire("order", order.id, "accept_cancel", seller()).state == "cancelled"
+    assert gateway.total("refund") == Decimal("52.48")
+
+
+def test_release_pays_the_seller_out_through_the_gateway(
+    engine: lifecycle.Engine, gateway: SandboxGateway, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "funds_released")
+
+    assert gateway.total("payout", "s-1") == Decimal(order.data["payout"]) == Decimal("50.23")
+    assert gateway.total("charge_fee", "s-1") == Decimal("1000.00")
+
+
+# --- shipping -------------------------------------------------------------------------------
+
+
+def test_offline_shipping_refuses_a_waybill_with_a_wrong_check_digit(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "paid")
+    before = rows(engine)
+
+    with pytest.raises(lifecycle.InvalidWaybill) as invalid:
+        engine.fire("order", order.id, "ship_offline", seller(),
+                    {"checklist": CHECKLIST, "carrier": "dhl", "waybill": "1234567890"})
+
+    assert "check digit" in str(invalid.value)
+    assert rows(engine) == before
+
+
+def test_offline_shipping_with_an_unknown_carrier_names_it(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "paid")
+    with pytest.raises(lifecycle.InvalidPayload) as unknown:
+        engine.fire("order", order.id, "ship_offline", seller(),
+                    {"checklist": CHECKLIST, "carrier": "pigeon", "waybill": "1234567891"})
+    assert "pigeon" in str(unknown.value)
+
+
+def test_online_shipping_books_a_pickup_and_the_carriers_scans_move_the_order(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, dhl: SandboxCarrier
+) -> None:
+    order = order_in(engine, clock, "paid")
+    booked = engine.fire("order", order.id, "book_pickup", seller(), PICKUP)
+    assert booked.state == "awaiting_pickup"
+    dhl.validate_waybill(booked.data["waybill"])
+
+    clock.advance(timedelta(days=60))
+    for push in dhl.take_pushes():
+        engine.ingest_tracking("dhl", push.body, push.headers)
+
+    delivered = engine.get("order", order.id)
+    assert delivered.state == "delivered"
+    moves = [h.trigger for h in engine.history("order", order.id) if h.source != h.dest]
+    assert moves[-3:] == ["confirm_pickup", "tracking_in_transit", "tracking_delivered"]
+    assert engine.check() == []
+
+
+def shipped_offline(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock,
+                    dhl: SandboxCarrier) -> lifecycle.Aggregate:
+    order = order_in(engine, clock, "shipped")
+    dhl.register_shipment(order.data["waybill"], origin="CN", destination="PT")
+    return order
+
+
+def test_duplicate_pushes_are_ignored(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, dhl: SandboxCarrier
+) -> None:
+    shipped_offline(engine, clock, dhl)
+    clock.advance(timedelta(days=2))
+    pushes = dhl.take_pushes()
+    for push in pushes:
+        engine.ingest_tracking("dhl", push.body, push.headers)
+    history = rows(engine)["history"]
+
+    for push in pushes:
+        assert engine.ingest_tracking("dhl", push.body, push.headers) == []
+
+    assert rows(engine)["history"] == history
+
+
+def test_a_late_scan_is_recorded_but_never_moves_the_order_back(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, dhl: SandboxCarrier
+) -> None:
+    order = shipped_offline(engine, clock, dhl)
+    clock.advance(timedelta(days=60))
+    pushes = list(dhl.take_pushes())
+    statuses = [json.loads(p.body)["events"][0]["status"] for p in pushes]
+    late = pushes[statuses.index("in_transit")]
+    for push in [p for p in pushes if p is not late]:
+        engine.ingest_tracking("dhl", push.body, push.headers)
+    assert engine.get("order", order.id).state == "delivered"
+
+    engine.ingest_tracking("dhl", late.body, late.headers)
+
+    after = engine.get("order", order.id)
+    assert after.state == "delivered"
+    assert after.data["tracking"][-1]["status"] == "in_transit"  # recorded as it came
+    assert after.data["tracking"][-1]["event_id"] == json.loads(late.body)["events"][0]["event_id"]
+    assert engine.history("order", order.id)[-1].trigger == "record_tracking"
+
+
+def test_a_lost_parcel_is_recorded_as_an_exception(
+    db_url: str, clock: lifecycle.SimulatedClock, gateway: SandboxGateway
+) -> None:
+    from lifecycle.adapters.timelines import TrackingRates
+
+    losing = SandboxCarrier("dhl", clock=clock, secret=SECRET, tracking=TrackingRates(lost=1.0))
+    with lifecycle.open(db_url, clock=clock, payments=gateway, carriers={"dhl": losing}) as engine:
+        order = shipped_offline(engine, clock, losing)
+        clock.advance(timedelta(days=60))
+        for push in losing.take_pushes():
+            engine.ingest_tracking("dhl", push.body, push.headers)
+
+        after = engine.get("order", order.id)
+        assert after.state in ("shipped", "in_transit")
+        assert any(e.get("kind") == "lost" for e in after.data["tracking"])
+
+
+def test_polling_applies_the_same_events_as_pushes(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, dhl: SandboxCarrier
+) -> None:
+    order = shipped_offline(engine, clock, dhl)
+    clock.advance(timedelta(days=60))
+
+    assert engine.track(order.id).state == "delivered"
+    history = rows(engine)["history"]
+    assert engine.track(order.id).state == "delivered"
+    assert rows(engine)["history"] == history
+
+
+# --- payment callbacks ------------------------------------------------------------------------
+
+
+def callback_for_capture(gateway: SandboxGateway, order_id: str) -> SignedMessage:
+    """A capture the gateway made on its own (a hosted checkout), and its signed callback."""
+    from lifecycle.adapters.ports import Money
+
+    gateway.capture(order_id, Money(Decimal("52.48"), "USD"), key=f"hosted-{order_id}")
+    (callback,) = gateway.take_callbacks()
+    return callback
+
+
+def test_a_signed_capture_callback_pays_the_order_once(
+    engine: lifecycle.Engine, gateway: SandboxGateway
+) -> None:
+    order = unpaid(engine)
+    callback = callback_for_capture(gateway, order.id)
+
+    paid = engine.ingest_payment_callback("sandbox", callback.body, callback.headers)
+    assert paid is not None
+    assert paid.state == "paid"
+    history = rows(engine)["history"]
+    replayed = engine.ingest_payment_callback("sandbox", callback.body, callback.headers)
+
+    assert replayed is not None
+    assert replayed.version == paid.version
+    assert rows(engine)["history"] == history
+    assert engine.history("order", order.id)[-1].actor == lifecycle.Actor("system", "sandbox")
+
+
+@pytest.mark.parametrize("tamper", ["body", "signature", "unsigned"])
+def test_a_tampered_or_unsigned_callback_is_refused_and_writes_nothing(
+    engine: lifecycle.Engine, gateway: SandboxGateway, tamper: str
+) -> None:
+    order = unpaid(engine)
+    callback = callback_for_capture(gateway, order.id)
+    body, headers = callback.body, dict(callback.headers)
+    if tamper == "body":
+        body = body.replace(b"52.48", b"0.01")
+    elif tamper == "signature":
+        headers = {k: v[:-2] + "00" for k, v in headers.items()}
+    else:
+        headers = {}
+    before = rows(engine)
+
+    with pytest.raises(lifecycle.SignatureInvalid):
+        engine.ingest_payment_callback("sandbox", body, headers)
+
+    assert rows(engine) == before
+    assert engine.get("order", order.id).state == "awaiting_payment"
+
+
+def test_the_callback_of_a_capture_the_engine_made_changes_nothing(
+    engine: lifecycle.Engine, gateway: SandboxGateway
+) -> None:
+    order = engine.fire("order", unpaid(engine).id, "pay", buyer())
+    (callback,) = gateway.take_callbacks()
+    history = rows(engine)["history"]
+
+    again = engine.ingest_payment_callback("sandbox", callback.body, callback.headers)
+
+    assert again is not None
+    assert again.version == order.version
+    assert rows(engine)["history"] == history
+
+
+def test_payment_by_callback_as_system_needs_no_capture(
+    engine: lifecycle.Engine, gateway: SandboxGateway
+) -> None:
+    order = unpaid(engine)
+    paid = engine.fire("order", order.id, "pay", SYSTEM, {"payment_ref": "pay_external_1"})
+
+    assert paid.data["payment_ref"] == "pay_external_1"
+    assert gateway.total("capture") == 0
+    assert cast(str, paid.state) == "paid"
