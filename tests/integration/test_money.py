@@ -77,7 +77,7 @@ def test_worked_example_threshold_coupon_shipping_partial_refund_release(
 
     engine.fire("order", order.id, "ship_offline", seller(),
                 {"checklist": {"quantity": True, "model": True, "specification": True,
-                               "colour": True}, "carrier": "dhl", "waybill": "1234567890"})
+                               "colour": True}, "carrier": "dhl", "waybill": "1234567891"})
     engine.fire("order", order.id, "tracking_delivered", SYSTEM)
     engine.fire("order", order.id, "open_dispute", buyer(),
                 {"type": "received", "reason": "damage", "refund_amount": "20.00"})
@@ -136,7 +136,7 @@ def test_full_dispute_refund_does_not_return_the_coupon_amount(
     engine.fire("order", order.id, "pay", buyer())
     engine.fire("order", order.id, "ship_offline", seller(),
                 {"checklist": {"quantity": True, "model": True, "specification": True,
-                               "colour": True}, "carrier": "dhl", "waybill": "1234567890"})
+                               "colour": True}, "carrier": "dhl", "waybill": "1234567891"})
     engine.fire("order", order.id, "tracking_delivered", SYSTEM)
     with pytest.raises(lifecycle.GuardFailed) as too_much:
         engine.fire("order", order.id, "open_dispute", buyer(),
