@@ -489,7 +489,8 @@ class Engine:
             raise AlreadyExists(definition.kind, id)
         payload = _validate(creation.payload, request.payload, {})
         context = Context(definition.kind, id, "", {}, payload, actor, unit.now, self.policy,
-                          lambda kind, other: repo.load(unit.conn, kind, other))
+                          lambda kind, other: repo.load(unit.conn, kind, other),
+                          trigger=creation.trigger)
         _check_guards(creation.guards, context, creation.trigger)
         if creation.effect is not None:
             creation.effect(context)
@@ -519,20 +520,28 @@ class Engine:
         step = definition.step(current.state, trigger)
         if step is None or (step.internal and not follow_up):
             raise InvalidTransition(definition.kind, current.id, current.state, trigger,
-                                    definition.external_triggers_from(current.state))
+                                    definition.external_triggers_from(current.state),
+                                    terminal=current.state in definition.terminal)
         if not follow_up and actor.role not in step.roles:
             raise Forbidden(actor.role, actor.id, trigger, f"only {_roles(step.roles)} may {trigger}")
         payload = _validate(step.payload, request.payload, current.data)
-        context = self._context(unit.conn, current, actor, payload, unit.now)
+        context = self._context(unit.conn, current, actor, payload, unit.now, trigger)
         _check_guards(step.guards, context, trigger)
         if not definition.machine.events[trigger].trigger(context):
             raise InvalidTransition(definition.kind, current.id, current.state, trigger,
-                                    definition.external_triggers_from(current.state))
-        version = current.version + 1
-        self._call_adapters(context, request.idempotency_key
-                            or f"{definition.kind}:{current.id}:{version}:{trigger}")
+                                    definition.external_triggers_from(current.state),
+                                    terminal=current.state in definition.terminal)
+        version, read_version = current.version + 1, current.version
+        if any(isinstance(f, Call) for f in context.follow_ups):
+            # Take the aggregate before any money moves: a writer that would lose the race
+            # must learn it now, not after the gateway has acted.
+            if not repo.claim_version(unit.conn, definition.kind, current.id, current.version):
+                raise Conflict(definition.kind, current.id, current.version)
+            read_version = version
+            self._call_adapters(context, request.idempotency_key
+                                or f"{definition.kind}:{current.id}:{version}:{trigger}")
         moved = Aggregate(definition.kind, current.id, context.state, version, context.data)
-        if not repo.update_aggregate(unit.conn, moved, current.version, unit.now):
+        if not repo.update_aggregate(unit.conn, moved, read_version, unit.now):
             raise Conflict(definition.kind, current.id, current.version)
         self._record(unit, moved, trigger, current.state, actor, payload, request)
         timers.follow_state(unit.conn, definition, moved, current.state, unit.now, self.policy)
@@ -585,7 +594,7 @@ class Engine:
         holder = repo.claimed_by(unit.conn, claim.name, value)
         if holder is not None and holder != (context.kind, context.id):
             raise GuardFailed(f"{claim.name}.unique", f"{claim.name} {value!r} is taken",
-                              trigger="", state=context.state)
+                              trigger=context.trigger, state=context.source)
         if holder is None:
             repo.claim(unit.conn, claim.name, value, context.kind, context.id)
 
@@ -613,10 +622,11 @@ class Engine:
         unit.events.append(event)
 
     def _context(self, conn: Connection, aggregate: Aggregate, actor: Actor, payload: Any,
-                 now: datetime | None = None) -> Context:
+                 now: datetime | None = None, trigger: str = "") -> Context:
         return Context(aggregate.kind, aggregate.id, aggregate.state, dict(aggregate.data),
                        payload, actor, now or self.clock.now(), self.policy,
-                       lambda kind, id: repo.load(conn, kind, id))
+                       lambda kind, id: repo.load(conn, kind, id),
+                       trigger=trigger, source=aggregate.state)
 
     def _publish(self, events: list[dict[str, Any]], seconds: float) -> None:
         for event in events:

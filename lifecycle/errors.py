@@ -19,10 +19,11 @@ class LifecycleError(Exception):
 class InvalidTransition(LifecycleError):
     """The trigger is not defined from the aggregate's current state."""
 
-    def __init__(self, kind: str, id: str, state: str, trigger: str, allowed: Iterable[str]):
+    def __init__(self, kind: str, id: str, state: str, trigger: str, allowed: Iterable[str],
+                 *, terminal: bool = False):
         self.kind, self.id, self.state, self.trigger = kind, id, state, trigger
         self.allowed = tuple(sorted(allowed))
-        allowed_text = ", ".join(self.allowed) or "none (terminal state)"
+        allowed_text = ", ".join(self.allowed) or ("none (terminal state)" if terminal else "none")
         super().__init__(
             f"{kind} {id} is {state}: cannot {trigger}; allowed from {state}: {allowed_text}"
         )

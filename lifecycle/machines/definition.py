@@ -119,6 +119,8 @@ class Context:
     policy: Policy
     load: Callable[[str, str], Aggregate | None]
     follow_ups: list[FollowUp] = field(default_factory=list)
+    trigger: str = ""
+    source: str = ""  # the state before the trigger (``state`` moves with it); "" on creation
 
     def elapsed_since(self, data_field: str) -> timedelta:
         """Time from the ISO timestamp stored in ``data[data_field]`` to now."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from lifecycle.ledger import transfer
 from lifecycle.machines.definition import (
@@ -36,7 +36,12 @@ STATES = (
 
 # A second-level domain label: letters, digits and inner hyphens, 1 to 63 characters.
 DOMAIN_LABEL = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
-Domain = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=DOMAIN_LABEL)]
+# Lower-cased before the pattern is checked: people type "Acme-Toys".
+Domain = Annotated[
+    str,
+    BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
+    StringConstraints(pattern=DOMAIN_LABEL),
+]
 
 
 class Register(Payload):

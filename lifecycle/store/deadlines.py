@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
+from lifecycle.store.hot import cursor
 from lifecycle.store.repository import as_utc
 from lifecycle.store.tables import deadlines
 
@@ -29,13 +30,6 @@ class ScheduledDeadline:
     last_error: str | None
 
 
-# Built once: these run inside most transitions.
-_SCHEDULE = insert(deadlines)
-_CANCEL = delete(deadlines).where(
-    deadlines.c.kind == bindparam("kind"),
-    deadlines.c.aggregate_id == bindparam("id"),
-    deadlines.c.status.in_((PENDING, FAILED)),
-)
 _NEXT_DUE = (
     select(deadlines)
     .where(deadlines.c.status == PENDING, deadlines.c.due_at <= bindparam("now"))
@@ -48,15 +42,17 @@ _REMOVE = delete(deadlines).where(deadlines.c.id == bindparam("deadline_id"))
 
 def schedule(conn: Connection, kind: str, id: str, state: str, trigger: str, due_at: datetime,
              now: datetime) -> None:
-    conn.execute(_SCHEDULE, {
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["schedule"], {
         "kind": kind, "aggregate_id": id, "state": state, "trigger": trigger, "status": PENDING,
-        "due_at": due_at, "attempts": 0, "created_at": now,
+        "due_at": hot.moment(due_at), "attempts": 0, "created_at": hot.moment(now),
     })
 
 
 def cancel(conn: Connection, kind: str, id: str) -> None:
     """The aggregate left the state these deadlines belonged to (pending or parked as failed)."""
-    conn.execute(_CANCEL, {"kind": kind, "id": id})
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["cancel"], {"kind": kind, "id": id})
 
 
 def pause(conn: Connection, kind: str, id: str, now: datetime) -> None:

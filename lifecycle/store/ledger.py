@@ -6,23 +6,24 @@ from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from lifecycle.ledger import Posting
 from lifecycle.money import from_minor, to_minor
+from lifecycle.store.hot import cursor
 from lifecycle.store.tables import ledger
-
-_INSERT = insert(ledger)
 
 
 def post(conn: Connection, kind: str, id: str, seq: int, posting: Posting, now: datetime) -> None:
     if not posting.entries:
         return
-    conn.execute(_INSERT, [
+    hot, cur = cursor(conn)
+    at = hot.moment(now)
+    cur.executemany(hot.sql["post"], [
         {
             "kind": kind, "aggregate_id": id, "seq": seq, "posting": posting.kind,
             "account": account, "amount_minor": to_minor(amount, posting.currency),
-            "currency": posting.currency, "at": now,
+            "currency": posting.currency, "at": at,
         }
         for account, amount in posting.entries
     ])

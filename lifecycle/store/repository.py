@@ -11,17 +11,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select
 
 from lifecycle.actor import Actor
 from lifecycle.machines.definition import Aggregate
+from lifecycle.store.hot import cursor
 from lifecycle.store.tables import (
     aggregates,
     history,
-    idempotency,
     lookups,
     metadata,
-    outbox,
     unique_claims,
 )
 
@@ -48,123 +47,103 @@ class Remembered:
     result: Mapping[str, Any]
 
 
-_LOAD = select(aggregates.c.state, aggregates.c.version, aggregates.c.data).where(
-    aggregates.c.kind == bindparam("kind"), aggregates.c.id == bindparam("id")
-)
-_UPDATE = (
-    update(aggregates)
-    .where(
-        aggregates.c.kind == bindparam("b_kind"),
-        aggregates.c.id == bindparam("b_id"),
-        aggregates.c.version == bindparam("b_version"),
-    )
-    .values(
-        state=bindparam("state"),
-        version=bindparam("version"),
-        data=bindparam("data"),
-        updated_at=bindparam("updated_at"),
-    )
-)
-_INSERT_AGGREGATE = insert(aggregates)
-_INSERT_HISTORY = insert(history)
-_INSERT_OUTBOX = insert(outbox)
-_REMEMBERED = select(idempotency.c.request_hash, idempotency.c.result).where(
-    idempotency.c.key == bindparam("key")
-)
-_INSERT_IDEMPOTENCY = insert(idempotency)
-
-
 def load(conn: Connection, kind: str, id: str) -> Aggregate | None:
-    row = conn.execute(_LOAD, {"kind": kind, "id": id}).first()
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["load"], {"kind": kind, "id": id})
+    row = cur.fetchone()
     if row is None:
         return None
-    return Aggregate(kind, id, row.state, row.version, row.data)
+    state, version, data = row
+    return Aggregate(kind, id, state, version, hot.loads(data))
 
 
 def insert_aggregate(conn: Connection, aggregate: Aggregate, now: datetime) -> None:
-    conn.execute(
-        _INSERT_AGGREGATE,
-        {
-            "kind": aggregate.kind,
-            "id": aggregate.id,
-            "state": aggregate.state,
-            "version": aggregate.version,
-            "data": aggregate.data,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    hot, cur = cursor(conn)
+    moment = hot.moment(now)
+    cur.execute(hot.sql["insert_aggregate"], {
+        "kind": aggregate.kind,
+        "id": aggregate.id,
+        "state": aggregate.state,
+        "version": aggregate.version,
+        "data": hot.json(aggregate.data),
+        "created_at": moment,
+        "updated_at": moment,
+    })
 
 
-def update_aggregate(conn: Connection, aggregate: Aggregate, read_version: int, now: datetime) -> bool:
+def update_aggregate(conn: Connection, aggregate: Aggregate, read_version: int,
+                     now: datetime) -> bool:
     """Write the new state if nobody else did since ``read_version``; False if somebody did."""
-    result = conn.execute(
-        _UPDATE,
-        {
-            "b_kind": aggregate.kind,
-            "b_id": aggregate.id,
-            "b_version": read_version,
-            "state": aggregate.state,
-            "version": aggregate.version,
-            "data": aggregate.data,
-            "updated_at": now,
-        },
-    )
-    return result.rowcount == 1
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["update_aggregate"], {
+        "b_kind": aggregate.kind,
+        "b_id": aggregate.id,
+        "b_version": read_version,
+        "state": aggregate.state,
+        "version": aggregate.version,
+        "data": hot.json(aggregate.data),
+        "updated_at": hot.moment(now),
+    })
+    return bool(cur.rowcount == 1)
+
+
+def claim_version(conn: Connection, kind: str, id: str, read_version: int) -> bool:
+    """Move the version on if nobody else did since ``read_version`` (and, on PostgreSQL, hold
+    the row until commit); False if somebody did."""
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["claim_version"], {"b_kind": kind, "b_id": id, "b_version": read_version,
+                                           "version": read_version + 1})
+    return bool(cur.rowcount == 1)
 
 
 def append_history(conn: Connection, aggregate: Aggregate, entry: HistoryEntry) -> None:
-    conn.execute(
-        _INSERT_HISTORY,
-        {
-            "kind": aggregate.kind,
-            "aggregate_id": aggregate.id,
-            "seq": entry.seq,
-            "trigger": entry.trigger,
-            "source": entry.source,
-            "dest": entry.dest,
-            "actor_role": entry.actor.role,
-            "actor_id": entry.actor.id,
-            "payload": entry.payload,
-            "idempotency_key": entry.idempotency_key,
-            "at": entry.at,
-        },
-    )
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["insert_history"], {
+        "kind": aggregate.kind,
+        "aggregate_id": aggregate.id,
+        "seq": entry.seq,
+        "trigger": entry.trigger,
+        "source": entry.source,
+        "dest": entry.dest,
+        "actor_role": entry.actor.role,
+        "actor_id": entry.actor.id,
+        "payload": hot.json(entry.payload),
+        "idempotency_key": entry.idempotency_key,
+        "at": hot.moment(entry.at),
+    })
 
 
 def append_outbox(conn: Connection, event: str, body: Mapping[str, Any], now: datetime) -> None:
-    conn.execute(
-        _INSERT_OUTBOX,
-        {
-            "event": event,
-            "kind": body["kind"],
-            "aggregate_id": body["id"],
-            "seq": body["seq"],
-            "body": body,
-            "created_at": now,
-        },
-    )
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["insert_outbox"], {
+        "event": event,
+        "kind": body["kind"],
+        "aggregate_id": body["id"],
+        "seq": body["seq"],
+        "body": hot.json(body),
+        "created_at": hot.moment(now),
+    })
 
 
 def remembered(conn: Connection, key: str) -> Remembered | None:
-    row = conn.execute(_REMEMBERED, {"key": key}).first()
-    return Remembered(row.request_hash, row.result) if row else None
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["remembered"], {"key": key})
+    row = cur.fetchone()
+    return Remembered(row[0], hot.loads(row[1])) if row else None
 
 
 def remember(
     conn: Connection, key: str, request_hash: str, aggregate: Aggregate, now: datetime
 ) -> None:
-    conn.execute(
-        _INSERT_IDEMPOTENCY,
-        {
-            "key": key,
-            "request_hash": request_hash,
-            "kind": aggregate.kind,
-            "aggregate_id": aggregate.id,
-            "result": as_result(aggregate),
-            "created_at": now,
-        },
-    )
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["remember"], {
+        "key": key,
+        "request_hash": request_hash,
+        "kind": aggregate.kind,
+        "aggregate_id": aggregate.id,
+        "result": hot.json(as_result(aggregate)),
+        "created_at": hot.moment(now),
+    })
 
 
 def as_result(aggregate: Aggregate) -> dict[str, Any]:
@@ -194,11 +173,11 @@ def claim(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
 
 def index(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
     """Make (kind, id) findable by ``value``; indexing the same pair twice is harmless."""
-    if not conn.execute(select(lookups.c.kind).where(
-        lookups.c.name == name, lookups.c.value == value, lookups.c.kind == kind,
-        lookups.c.aggregate_id == id,
-    )).first():
-        conn.execute(insert(lookups).values(name=name, value=value, kind=kind, aggregate_id=id))
+    hot, cur = cursor(conn)
+    row = {"name": name, "value": value, "kind": kind, "aggregate_id": id}
+    cur.execute(hot.sql["indexed"], row)
+    if cur.fetchone() is None:
+        cur.execute(hot.sql["index"], row)
 
 
 def found_by(conn: Connection, name: str, value: str) -> list[tuple[str, str]]:

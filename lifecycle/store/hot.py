@@ -1,0 +1,143 @@
+"""The statements every trigger runs, compiled once per database and run on the DBAPI cursor.
+
+`fire` is the product's hot path. SQLAlchemy Core builds these statements from the same table
+definitions as everything else; executing them through Core's per-call machinery (events,
+parameter processing, result objects) cost several times what the database itself spends, so
+here they run on the transaction's own DBAPI connection, with values converted as SQLAlchemy's
+types would store them (JSON text; SQLite's timestamp text). Everything else uses Core.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from functools import cache, lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects import sqlite
+
+from lifecycle.store.tables import (
+    aggregates,
+    deadlines,
+    history,
+    idempotency,
+    ledger,
+    lookups,
+    outbox,
+)
+
+
+def _values(table: Any, *skip: str) -> dict[str, Any]:
+    return {c.name: bindparam(c.name) for c in table.c if c.name not in skip}
+
+
+_STATEMENTS = {
+    "load": select(aggregates.c.state, aggregates.c.version, aggregates.c.data).where(
+        aggregates.c.kind == bindparam("kind"), aggregates.c.id == bindparam("id")
+    ),
+    "insert_aggregate": insert(aggregates).values(_values(aggregates)),
+    "update_aggregate": update(aggregates)
+    .where(
+        aggregates.c.kind == bindparam("b_kind"),
+        aggregates.c.id == bindparam("b_id"),
+        aggregates.c.version == bindparam("b_version"),
+    )
+    .values(state=bindparam("state"), version=bindparam("version"), data=bindparam("data"),
+            updated_at=bindparam("updated_at")),
+    "claim_version": update(aggregates)
+    .where(
+        aggregates.c.kind == bindparam("b_kind"),
+        aggregates.c.id == bindparam("b_id"),
+        aggregates.c.version == bindparam("b_version"),
+    )
+    .values(version=bindparam("version")),
+    "insert_history": insert(history).values(_values(history)),
+    "insert_outbox": insert(outbox).values(_values(outbox, "id", "published_at")),
+    "remembered": select(idempotency.c.request_hash, idempotency.c.result).where(
+        idempotency.c.key == bindparam("key")
+    ),
+    "remember": insert(idempotency).values(_values(idempotency)),
+    "post": insert(ledger).values(_values(ledger, "id")),
+    "schedule": insert(deadlines).values(_values(deadlines, "id", "remaining_us", "last_error")),
+    "indexed": select(lookups.c.kind).where(
+        lookups.c.name == bindparam("name"), lookups.c.value == bindparam("value"),
+        lookups.c.kind == bindparam("kind"), lookups.c.aggregate_id == bindparam("aggregate_id"),
+    ),
+    "index": insert(lookups).values(_values(lookups)),
+    "cancel": delete(deadlines).where(
+        deadlines.c.kind == bindparam("kind"),
+        deadlines.c.aggregate_id == bindparam("id"),
+        deadlines.c.status != literal_column("'paused'"),  # pending or parked as failed
+    ),
+}
+
+
+class HotPath:
+    """The compiled statements and value conversions of one kind of database."""
+
+    def __init__(self, dialect: Dialect):
+        self.sqlite = dialect.name == "sqlite"
+        # SQLite takes :name parameters; psycopg's pyformat %(name)s is what it compiles to.
+        compile_with = sqlite.dialect(paramstyle="named") if self.sqlite else dialect
+        self.sql = {name: str(stmt.compile(dialect=compile_with))
+                    for name, stmt in _STATEMENTS.items()}
+        self.moment: Callable[[datetime], Any] = _sqlite_moment if self.sqlite else _same
+
+    def json(self, value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"), default=_jsonable)
+
+    def loads(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+@lru_cache(maxsize=256)  # one trigger stamps the same moment on several rows
+def _sqlite_moment(moment: datetime) -> str:
+    # How SQLAlchemy's DateTime stores a UTC timestamp in SQLite, so both read it alike.
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _same(moment: datetime) -> datetime:
+    return moment
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-able")
+
+
+@cache
+def _hot_path(dialect: Dialect) -> HotPath:
+    return HotPath(dialect)
+
+
+def cursor(conn: Connection) -> tuple[HotPath, Any]:
+    """The hot path for ``conn``'s database and a DBAPI cursor in its transaction."""
+    raw = conn.connection.driver_connection
+    assert raw is not None, "a connection inside a transaction has a DBAPI connection"
+    return _hot_path(conn.dialect), raw.cursor()
+
+
+def run(conn: Connection, name: str, params: Mapping[str, Any]) -> Any:
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql[name], params)
+    return cur
+
+
+def run_many(conn: Connection, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    hot, cur = cursor(conn)
+    cur.executemany(hot.sql[name], rows)

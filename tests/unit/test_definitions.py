@@ -1,0 +1,234 @@
+"""A machine definition is checked when it is built: a bad one fails loudly, the real ones build.
+
+No database: these build `MachineDefinition` objects directly.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import lifecycle
+from lifecycle.machines import DEFINITIONS
+from lifecycle.machines.definition import Deadline, MachineDefinition, Transition
+
+SELLER, SYSTEM = frozenset({"seller"}), frozenset({"system"})
+
+
+def _always(ctx: Any) -> bool:
+    return True
+
+
+def _later(policy: Any, data: Any) -> timedelta:
+    return timedelta(days=1)
+
+
+CREATE = Transition("create", (), "draft", SELLER)
+PUBLISH = Transition("publish", ("draft",), "live", SELLER)
+EXPIRE = Transition("expire", ("live",), "ended", SYSTEM)
+END = Transition("end", ("draft", "live"), "ended", SELLER)
+GOOD: dict[str, Any] = {
+    "states": ("draft", "live", "ended"),
+    "terminal": frozenset({"ended"}),
+    "transitions": (CREATE, PUBLISH, EXPIRE, END),
+    "owners": {"seller": lambda id, data: data["seller"]},
+    "new_id": lambda actor: "c-1",
+    "deadlines": (Deadline("live", "expire", _later),),
+}
+
+
+def build(**changes: Any) -> MachineDefinition:
+    return MachineDefinition("coupon", **{**GOOD, **changes})
+
+
+def refused(**changes: Any) -> str:
+    """The `DefinitionError` message of the good definition with ``changes``."""
+    with pytest.raises(lifecycle.DefinitionError) as error:
+        build(**changes)
+    assert "coupon" in str(error.value)
+    return str(error.value)
+
+
+def test_a_sound_definition_builds() -> None:
+    definition = build()
+
+    assert definition.initial == "draft"
+    assert set(definition.triggers_from("live")) == {"expire", "end"}
+    assert definition.step("draft", "publish") is not None
+    assert definition.step("ended", "publish") is None
+
+
+def test_unreachable_state_is_refused() -> None:
+    message = refused(states=("draft", "live", "archived", "ended"),
+                      transitions=(CREATE, PUBLISH, EXPIRE, END,
+                                   Transition("purge", ("archived",), "ended", SELLER)))
+
+    assert "unreachable" in message
+    assert "archived" in message
+
+
+def test_state_that_cannot_reach_a_terminal_state_is_refused() -> None:
+    message = refused(states=("draft", "live", "stuck", "ended"),
+                      transitions=(CREATE, PUBLISH, EXPIRE, END,
+                                   Transition("jam", ("draft",), "stuck", SELLER),
+                                   Transition("spin", ("stuck",), "stuck", SELLER)))
+
+    assert "cannot reach a terminal state" in message
+    assert "stuck" in message
+
+
+def test_definition_without_terminal_state_is_refused() -> None:
+    message = refused(terminal=frozenset(), transitions=(
+        CREATE, PUBLISH, EXPIRE, END, Transition("reopen", ("ended",), "draft", SELLER)))
+
+    assert "no terminal state" in message
+
+
+def test_transition_with_no_roles_is_refused() -> None:
+    message = refused(transitions=(CREATE, Transition("publish", ("draft",), "live", frozenset()),
+                                   EXPIRE, END))
+
+    assert "publish has no role" in message
+
+
+def test_transition_with_an_unknown_role_is_refused() -> None:
+    message = refused(transitions=(CREATE, Transition("publish", ("draft",), "live",
+                                                      frozenset({"admin"})), EXPIRE, END))
+
+    assert "'admin'" in message
+
+
+def test_owner_of_an_unknown_role_is_refused() -> None:
+    message = refused(owners={"merchant": lambda id, data: id})
+
+    assert "'merchant'" in message
+
+
+def test_deadline_on_a_trigger_not_defined_from_its_state_is_refused() -> None:
+    message = refused(deadlines=(Deadline("draft", "expire", _later),))
+
+    assert "deadline expire on draft" in message
+
+
+def test_deadline_whose_trigger_system_may_not_fire_is_refused() -> None:
+    message = refused(deadlines=(Deadline("live", "end", _later),))
+
+    assert "deadline end on live" in message
+    assert "system may not fire it" in message
+
+
+def test_deadline_on_an_unknown_state_is_refused() -> None:
+    message = refused(deadlines=(Deadline("paused", "expire", _later),))
+
+    assert "'paused'" in message
+
+
+@pytest.mark.parametrize(("transition", "unknown"), [
+    pytest.param(Transition("publish", ("drafted",), "live", SELLER), "drafted", id="source"),
+    pytest.param(Transition("publish", ("draft",), "published", SELLER), "published", id="dest"),
+])
+def test_transition_naming_an_unknown_state_is_refused(transition: Transition, unknown: str) -> None:
+    message = refused(transitions=(CREATE, transition, EXPIRE, END))
+
+    assert f"publish names unknown state {unknown!r}" in message
+
+
+def test_creating_transition_to_an_unknown_state_is_refused() -> None:
+    message = refused(transitions=(Transition("create", (), "new", SELLER), PUBLISH, EXPIRE, END))
+
+    assert "unknown state 'new'" in message
+
+
+def test_state_listed_twice_is_refused() -> None:
+    message = refused(states=("draft", "live", "draft", "ended"))
+
+    assert "listed twice" in message
+
+
+@pytest.mark.parametrize("creating", [
+    pytest.param((), id="none"),
+    pytest.param((CREATE, Transition("import", (), "live", SYSTEM)), id="two"),
+])
+def test_definition_needs_exactly_one_creating_transition(
+    creating: tuple[Transition, ...]
+) -> None:
+    message = refused(transitions=(*creating, PUBLISH, EXPIRE, END))
+
+    assert "exactly one creating transition" in message
+
+
+def test_transition_leaving_a_terminal_state_is_refused() -> None:
+    message = refused(transitions=(CREATE, PUBLISH, EXPIRE, END,
+                                   Transition("revive", ("ended",), "live", SELLER)))
+
+    assert "leaves terminal state ended" in message
+
+
+def test_internal_trigger_fired_by_anyone_but_system_is_refused() -> None:
+    message = refused(transitions=(CREATE, PUBLISH, EXPIRE, END,
+                                   Transition("sync", ("live",), "live", SELLER, internal=True)))
+
+    assert "internal trigger sync" in message
+
+
+def test_routes_of_one_trigger_that_differ_in_roles_are_refused() -> None:
+    message = refused(transitions=(
+        CREATE, EXPIRE, END,
+        Transition("publish", ("draft",), "live", SELLER, when=_always),
+        Transition("publish", ("draft",), "ended", SYSTEM),
+    ))
+
+    assert "routes of publish from draft differ" in message
+
+
+def test_unconditional_route_before_another_is_refused() -> None:
+    message = refused(transitions=(
+        CREATE, EXPIRE, END,
+        Transition("publish", ("draft",), "live", SELLER),
+        Transition("publish", ("draft",), "ended", SELLER, when=_always),
+    ))
+
+    assert "unconditional route" in message
+
+
+def test_routes_of_one_trigger_lead_to_each_of_their_destinations() -> None:
+    definition = build(transitions=(
+        CREATE, EXPIRE, END,
+        Transition("publish", ("draft",), "live", SELLER, when=_always),
+        Transition("publish", ("draft",), "ended", SELLER),
+    ))
+
+    step = definition.step("draft", "publish")
+    assert step is not None
+    assert step.dests == ("live", "ended")
+
+
+@pytest.mark.parametrize("kind", sorted(DEFINITIONS))
+def test_real_definition_builds_again_from_its_own_parts(kind: str) -> None:
+    real = DEFINITIONS[kind]
+
+    rebuilt = MachineDefinition(
+        real.kind, states=real.states, terminal=real.terminal, transitions=real.transitions,
+        owners=real.owners, new_id=real.new_id, deadlines=real.deadlines,
+        public=real.public, pausing=real.pausing,
+    )
+
+    assert rebuilt.steps == real.steps
+    assert rebuilt.initial == real.initial
+    assert set(rebuilt.states) >= set(rebuilt.terminal)
+
+
+@pytest.mark.parametrize(("kind", "initial", "terminal"), [
+    ("seller", "registered", {"closed"}),
+    ("order", "awaiting_payment", {"funds_released", "cancelled", "refunded"}),
+    ("dispute", "awaiting_seller", {"resolved_refund", "resolved_no_refund"}),
+])
+def test_real_definitions_start_and_end_where_the_spec_says(
+    kind: str, initial: str, terminal: set[str]
+) -> None:
+    definition = DEFINITIONS[kind]
+
+    assert definition.initial == initial
+    assert definition.terminal == terminal
