@@ -116,6 +116,10 @@ class Engine:
         self.adapters = adapters or Adapters.configure(clock)
         self.definitions: Mapping[str, MachineDefinition] = DEFINITIONS
         self._writer = database.execution_options(immediate=True)
+        # The hot path runs on the DBAPI cursor, so its errors arrive unwrapped as well.
+        dbapi: Any = database.dialect.dbapi
+        self._duplicate: tuple[type[Exception], ...] = (IntegrityError, dbapi.IntegrityError)
+        self._busy: tuple[type[Exception], ...] = (OperationalError, dbapi.OperationalError)
         self._subscribers: list[tuple[str, Subscriber]] = []
 
     # --- public API ---------------------------------------------------------------------
@@ -394,7 +398,7 @@ class Engine:
                 if request.idempotency_key is not None:
                     repo.remember(unit.conn, request.idempotency_key, request.fingerprint(),
                                   result, unit.now)
-        except IntegrityError:
+        except self._duplicate:
             # Someone committed the same key or id between our read and our write.
             return self._after_race(request)
         self._publish(unit.events, time.perf_counter() - started)
@@ -405,7 +409,7 @@ class Engine:
         try:
             with self._writer.begin() as conn:
                 yield _Unit(conn, self.clock.now().astimezone(UTC))
-        except OperationalError as error:
+        except self._busy as error:
             if _is_contention(error):
                 raise Conflict("database", "busy") from error
             raise
@@ -713,6 +717,6 @@ def _roles(roles: frozenset[str]) -> str:
     return " or ".join(sorted(roles))
 
 
-def _is_contention(error: OperationalError) -> bool:
-    text = str(error.orig).lower()
+def _is_contention(error: Exception) -> bool:
+    text = str(getattr(error, "orig", None) or error).lower()
     return "locked" in text or "busy" in text or "deadlock" in text or "serializ" in text
