@@ -401,6 +401,13 @@ class Engine:
         except self._duplicate:
             # Someone committed the same key or id between our read and our write.
             return self._after_race(request)
+        except (Conflict, InvalidTransition, AlreadyExists):
+            # A delivery with the same key may have committed after our key check (we then
+            # read its state, or lost the version to it): its result is ours.
+            earlier = self._remembered(request)
+            if earlier is None:
+                raise
+            return earlier
         self._publish(unit.events, time.perf_counter() - started)
         return result
 
@@ -466,12 +473,17 @@ class Engine:
         r = earlier.result
         return Aggregate(r["kind"], r["id"], r["state"], r["version"], r["data"])
 
+    def _remembered(self, request: _Request) -> Aggregate | None:
+        """The committed result of the request's idempotency key, read after our rollback."""
+        if request.idempotency_key is None:
+            return None
+        with self.database.connect() as conn:
+            return self._replay(conn, request)
+
     def _after_race(self, request: _Request) -> Aggregate:
-        if request.idempotency_key is not None:
-            with self.database.connect() as conn:
-                earlier = self._replay(conn, request)
-            if earlier is not None:
-                return earlier
+        earlier = self._remembered(request)
+        if earlier is not None:
+            return earlier
         if request.id is not None and request.trigger == self.definition(request.kind).creation.trigger:
             raise AlreadyExists(request.kind, request.id)
         raise Conflict(request.kind, request.id or "?")
