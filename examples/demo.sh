@@ -5,39 +5,45 @@
 set -euo pipefail
 export LIFECYCLE_DB="${LIFECYCLE_DB:-sqlite:///demo.db}"
 case "$LIFECYCLE_DB" in sqlite:///*) rm -f "${LIFECYCLE_DB#sqlite:///}"{,-wal,-shm} ;; esac
+export USER="${USER:-ops}"  # operator commands act as operator:$USER
 lc() { echo "\$ lifecycle $*" >&2; lifecycle "$@"; }
 
+# A seller onboards: a company registers, is authenticated, pays the annual fee, opens the store.
 lc db upgrade
-lc create seller --as seller:acme --payload '{"company_name": "Acme Trading Co., Ltd.",
-  "entity_type": "company", "country": "CN", "registration_number": "91310000MA1FL4XX",
-  "email": "owner@acme.example"}'
-lc fire seller acme submit_documents --as seller:acme --payload '{"business_licence": "BL-1",
-  "payment_account_authentication": "alipay-corp-1", "product_list": ["robot"], "payment_method": "alipay-corp-1"}'
-lc fire seller acme approve --as operator:ana
-lc fire seller acme pay_fee --as seller:acme --payload '{"sales_plan": "standard", "category": "toys"}'
-lc fire seller acme complete_profile --as seller:acme --payload '{"store_name": "Acme Toys", "domain": "acme"}'
+lc seller register acme --company-name "Acme Trading Co., Ltd." --entity-type company \
+  --country CN --registration-number 91310000MA1FL4XX --email owner@acme.example
+lc seller submit-documents acme --business-licence BL-1 --payment-account-authentication alipay-corp-1 \
+  --product robot --payment-method alipay-corp-1
+lc seller approve acme --note "licence and payment account verified"
+lc seller pay-fee acme --sales-plan standard --category toys
+lc seller complete-profile acme --store-name "Acme Toys" --domain acme
 
-order='{"seller": "acme", "currency": "USD",
-  "lines": [{"sku": "robot", "quantity": 2, "unit_price": "19.99"}],
-  "consignee": {"name": "Ana Silva", "address": "Rua A 1, Lisboa", "country": "PT"},
-  "logistics": {"carrier": "dhl", "service": "express", "shipping_fee": "7.50", "delivery_days": 20}}'
-lc create order --id o-1001 --as buyer:ana --payload "$order"
-lc fire order o-1001 pay --as system:gateway --key pay-cb-1 --payload '{"amount": "47.48"}'
-lc fire order o-1001 pay --as system:gateway --key pay-cb-1 --payload '{"amount": "47.48"}'  # a duplicate callback: no change
-checklist='{"quantity": true, "model": true, "specification": true, "colour": true}'
-lc fire order o-1001 ship_offline --as seller:acme --payload "{\"checklist\": $checklist, \"carrier\": \"dhl\", \"waybill\": \"1234567890\"}"
-lc fire order o-1001 tracking_in_transit --as system:dhl
-lc fire order o-1001 tracking_delivered --as system:dhl
-lc fire order o-1001 confirm_receipt --as buyer:ana
-lc fire order o-1001 release_funds --as system:timer
-lc history order o-1001
+# A buyer orders two robots, shipped by DHL Express to Lisbon: 2 x 19.99 + 7.50 = 47.48.
+place() {
+  lc order place --id "$1" --as ana --seller acme --line robot:2:19.99 --currency USD \
+    --consignee-name "Ana Silva" --consignee-address "Rua A 1, Lisboa" --consignee-country PT \
+    --carrier dhl --service express --shipping-fee 7.50 --delivery-days 20
+}
+place o-1001
+lc order pay o-1001 --as system:gateway --key pay-cb-1 --payment-ref pay-991 --amount 47.48
+lc order pay o-1001 --as system:gateway --key pay-cb-1 --payment-ref pay-991 --amount 47.48  # a duplicate callback: no change
+lc order ship-offline o-1001 --as acme --carrier dhl --waybill 1234567891 --confirm all
+lc order track o-1001 --status in_transit --as system:dhl --location Leipzig
+lc order track o-1001 --status delivered --as system:dhl --location Lisboa
+lc order confirm o-1001 --as ana
+lc order release o-1001 --note "released early for the demo"
+lc order show o-1001
 
-echo "# refused: a buyer may not ship; nothing changes (exit code $(lifecycle fire order o-1001 ship_offline --as buyer:ana 2>/dev/null; echo $?))" >&2
+echo "# refused: a buyer may not ship; nothing changes (exit code $(lifecycle order ship-offline o-1001 --as buyer:ana --carrier dhl --waybill 1234567891 --confirm all 2>/dev/null; echo $?))" >&2
 
-lc create order --id o-1002 --as buyer:ana --payload "$order"
-lc fire order o-1002 pay --as buyer:ana
-lc fire order o-1002 ship_offline --as seller:acme --payload "{\"checklist\": $checklist, \"carrier\": \"dhl\", \"waybill\": \"1234567891\"}"
-lc fire order o-1002 tracking_delivered --as system:dhl
-lc fire order o-1002 open_dispute --as buyer:ana --payload '{"type": "received", "reason": "damage", "refund_amount": "47.48"}'
-lc fire dispute o-1002-d1 accept_claim --as seller:acme
-lc show order o-1002
+# A second order arrives damaged: the buyer opens a dispute, the seller accepts the claim.
+place o-1002
+lc order pay o-1002 --as ana
+lc order ship-offline o-1002 --as acme --carrier dhl --waybill 1234567902 --confirm all
+lc order track o-1002 --status delivered --as system:dhl
+lc dispute open o-1002 --as ana --type received --reason damage --refund-amount 47.48 \
+  --evidence "photo: the robot's arm is broken"
+lc dispute accept o-1002-d1 --as acme
+lc order show o-1002 --history 3
+lc order list --seller acme
+lc check

@@ -1,0 +1,16 @@
+"""The ``lifecycle`` command: a thin skin over the public API, one module per noun.
+
+Exit codes: 0 done; 1 refused by the domain (wrong state, guard, role, conflict, not found);
+2 bad usage or payload. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+from lifecycle.cli import coupon, db, dispute, generic, graph, order, seller, timers
+from lifecycle.cli.root import cli, main
+
+for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
+                 *generic.COMMANDS, db.db, timers.timers):
+    cli.add_command(_command)
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,189 @@
+"""Domain commands as data: a verb fires one trigger, and its options are the payload's fields.
+
+Every action takes ``--as``, ``--payload`` (the whole payload as JSON; options given too
+override its fields), ``--key`` (idempotency), ``--expect-version`` and ``--json``. A field
+marked required must come from its option or from ``--payload``; its absence is a usage error
+(exit 2) that names both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from lifecycle import Actor, Aggregate, Engine
+from lifecycle.cli import output
+from lifecycle.cli.options import (
+    has,
+    parse_payload,
+    put,
+    resolve_actor,
+    who_may,
+)
+from lifecycle.cli.session import BadUsage, Session, pass_session
+from lifecycle.machines import DEFINITIONS
+
+CHECKS = ("quantity", "model", "specification", "colour")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One option that sets one payload field (``path`` may be nested: ``consignee.name``)."""
+
+    option: str
+    path: str
+    help: str
+    type: Any = None
+    required: bool = False
+    multiple: bool = False
+    flag: bool = False
+    convert: Callable[[Any], Any] | None = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.option.lstrip("-").replace("-", "_")
+
+    def param(self) -> click.Option:
+        need = " [required]" if self.required else ""
+        if self.flag:
+            return click.Option([self.option, self.dest], is_flag=True, default=False,
+                                help=self.help)
+        return click.Option([self.option, self.dest], type=self.type, multiple=self.multiple,
+                            default=None, metavar=self.metavar, help=self.help + need)
+
+    def given(self, value: Any) -> bool:
+        if self.flag:
+            return bool(value)
+        if self.multiple:
+            return bool(value)
+        return value is not None
+
+    def value(self, value: Any) -> Any:
+        if self.convert is not None:
+            return self.convert(value)
+        return list(value) if self.multiple else value
+
+
+NOTE = Field("--note", "note", "A note kept in the history with the transition.")
+
+
+def checklist(items: tuple[str, ...]) -> dict[str, bool]:
+    """``--confirm quantity --confirm model …`` (or ``--confirm all``) as the payload checklist."""
+    return {check: "all" in items or check in items for check in CHECKS}
+
+
+CONFIRM = Field(
+    "--confirm", "checklist",
+    "What the seller checked before handing over: quantity, model, specification, colour or "
+    "all (repeat the option). All four are needed to ship.",
+    type=click.Choice([*CHECKS, "all"]), multiple=True, required=True, convert=checklist,
+    metavar="ITEM",
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    """``lifecycle NOUN VERB ID``: fire ``trigger`` on a ``kind`` aggregate."""
+
+    verb: str
+    kind: str
+    trigger: str
+    help: str
+    fields: tuple[Field, ...] = ()
+    self_acting: bool = False  # the aggregate's id is the acting seller's (seller commands)
+
+
+def roles_of(kind: str, trigger: str) -> frozenset[str]:
+    """Who may fire ``trigger`` on a ``kind``, from the running definition."""
+    return frozenset().union(*(t.roles for t in DEFINITIONS[kind].transitions if t.trigger == trigger))
+
+
+def build_payload(fields: tuple[Field, ...], payload_text: str | None,
+                  values: Mapping[str, Any]) -> dict[str, Any]:
+    """``--payload`` first, then each option given on top; every required field present."""
+    payload = parse_payload(payload_text)
+    for spec in fields:
+        value = values.get(spec.dest)
+        if spec.given(value):
+            put(payload, spec.path, spec.value(value))
+    missing = [spec for spec in fields if spec.required and not has(payload, spec.path)]
+    if missing:
+        names = ", ".join(f"{spec.option}" for spec in missing)
+        paths = ", ".join(spec.path for spec in missing)
+        raise BadUsage(f"missing option {names} (or {paths} in --payload)")
+    return payload
+
+
+def actor_for(kind: str, trigger: str, text: str | None, id: str | None = None,
+              self_acting: bool = False) -> Actor:
+    what = f"{kind} {trigger}"
+    own = Actor("seller", id) if self_acting and id else None
+    return resolve_actor(text, roles_of(kind, trigger), what=what, own=own)
+
+
+def report(aggregate: Aggregate, as_json: bool, also: str = "") -> None:
+    if as_json:
+        output.echo_json(output.aggregate_json(aggregate))
+    else:
+        click.echo(output.moved(aggregate) + also)
+
+
+def fire(engine: Engine, kind: str, id: str, trigger: str, actor: Actor, payload: Mapping[str, Any],
+         key: str | None, expect_version: int | None) -> Aggregate:
+    return engine.fire(kind, id, trigger, actor, payload, idempotency_key=key,
+                       expected_version=expect_version)
+
+
+def common_params(kind: str, trigger: str, *, self_acting: bool = False,
+                  create: bool = False) -> list[click.Parameter]:
+    """``--as --payload --key [--expect-version] --json``, with help that says who may act."""
+    roles = roles_of(kind, trigger)
+    implied = [role for role in ("buyer", "seller") if role in roles]
+    bare = ("a bare ID is the " + implied[0] if len(implied) == 1 else
+            "a bare ID is an operator" if not implied else "say which role")
+    default = ("Default: operator:$USER." if "operator" in roles else
+               "Default: the seller ID." if self_acting else "Required.")
+    params: list[click.Parameter] = [
+        click.Option(["--as", "actor"], default=None, metavar="ROLE:ID",
+                     help=f"Who acts ({who_may(roles)} may {trigger}): ROLE:ID; {bare}. {default}"),
+        click.Option(["--payload", "payload"], metavar="JSON",
+                     help="The whole payload: JSON text, @FILE or - for stdin. Options given "
+                          "too override its fields."),
+        click.Option(["--key", "key"], default=None, metavar="KEY",
+                     help="Idempotency key: a retry with the same key changes nothing."),
+    ]
+    if not create:
+        params.append(click.Option(["--expect-version", "expect_version"],
+                                   type=click.IntRange(min=1), default=None, metavar="N",
+                                   help="Apply only if the aggregate is still at version N."))
+    params.append(click.Option(["--json", "as_json"], is_flag=True,
+                               help="Print the aggregate as JSON (docs/cli.md) instead of a line."))
+    return params
+
+
+def action_command(action: Action) -> click.Command:
+    """A click command that fires ``action.trigger`` with its options as the payload."""
+
+    def run(session: Session, id: str, actor: str | None, payload: str | None, key: str | None,
+            expect_version: int | None, as_json: bool, **values: Any) -> None:
+        body = build_payload(action.fields, payload, values)
+        who = actor_for(action.kind, action.trigger, actor, id, action.self_acting)
+        moved = fire(session.engine, action.kind, id, action.trigger, who, body, key, expect_version)
+        report(moved, as_json)
+
+    noun = action.kind if action.kind != "seller" else "seller account"
+    params: list[click.Parameter] = [
+        click.Argument(["id"], metavar="ID"),
+        *(spec.param() for spec in action.fields),
+        *common_params(action.kind, action.trigger, self_acting=action.self_acting),
+    ]
+    roles = who_may(roles_of(action.kind, action.trigger))
+    return click.Command(
+        action.verb, params=params, callback=pass_session(run),
+        help=f"{action.help}\n\nFires {action.trigger} on the {noun} ID ({roles}).",
+        short_help=action.help.split("\n")[0].rstrip("."),
+    )

@@ -1,0 +1,131 @@
+"""The generic commands, for scripts: any kind, any trigger, a payload as JSON."""
+
+from __future__ import annotations
+
+import click
+
+from lifecycle import Actor
+from lifecycle.cli import output
+from lifecycle.cli.options import (
+    as_option,
+    expect_version_option,
+    json_option,
+    key_option,
+    operator_actor,
+    parse_payload,
+    payload_option,
+)
+from lifecycle.cli.session import Session, pass_session
+
+ACTOR_HELP = "Who acts, as ROLE:ID (buyer:b-1, seller:s-1, operator:ana, system:timer)."
+
+
+@click.command()
+@click.argument("kind")
+@click.option("--as", "actor", required=True, metavar="ROLE:ID", help=ACTOR_HELP)
+@payload_option
+@click.option("--id", "id", default=None, help="Choose the new aggregate's id.")
+@key_option
+@json_option
+@pass_session
+def create(session: Session, kind: str, actor: str, payload: str | None, id: str | None,
+           key: str | None, as_json: bool) -> None:
+    """Create an aggregate with its kind's first trigger (seller: register, order: place)."""
+    created = session.engine.create(kind, Actor.parse(actor), parse_payload(payload), id=id,
+                                    idempotency_key=key)
+    if as_json:
+        output.echo_json(output.aggregate_json(created))
+    else:
+        click.echo(output.moved(created))
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("id")
+@click.argument("trigger")
+@click.option("--as", "actor", required=True, metavar="ROLE:ID", help=ACTOR_HELP)
+@payload_option
+@key_option
+@expect_version_option
+@json_option
+@pass_session
+def fire(session: Session, kind: str, id: str, trigger: str, actor: str, payload: str | None,
+         key: str | None, expect_version: int | None, as_json: bool) -> None:
+    """Fire TRIGGER on one aggregate."""
+    moved = session.engine.fire(kind, id, trigger, Actor.parse(actor), parse_payload(payload),
+                                idempotency_key=key, expected_version=expect_version)
+    if as_json:
+        output.echo_json(output.aggregate_json(moved))
+    else:
+        click.echo(output.moved(moved))
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("id")
+@as_option(ACTOR_HELP + " Default: operator:$USER.")
+@json_option
+@pass_session
+def show(session: Session, kind: str, id: str, actor: str | None, as_json: bool) -> None:
+    """An aggregate's state, version, data and the triggers the actor may fire now."""
+    engine = session.engine
+    aggregate = engine.get(kind, id)
+    allowed = engine.allowed(kind, id, operator_actor(actor))
+    if as_json:
+        output.echo_json(output.aggregate_json(aggregate, allowed))
+    else:
+        click.echo(output.describe(aggregate, allowed))
+
+
+@click.command()
+@click.argument("kind")
+@click.argument("id")
+@json_option
+@pass_session
+def history(session: Session, kind: str, id: str, as_json: bool) -> None:
+    """Every committed transition of one aggregate, oldest first."""
+    entries = session.engine.history(kind, id)
+    if as_json:
+        output.echo_json([output.history_json(e) for e in entries])
+    else:
+        click.echo(output.history_table(entries))
+
+
+@click.command("list")
+@click.argument("kind")
+@click.option("--state", default=None, help="Only aggregates in this state.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--after", default=None, metavar="ID", help="Page on: the last id of the previous page.")
+@json_option
+@pass_session
+def list_(session: Session, kind: str, state: str | None, limit: int, after: str | None,
+          as_json: bool) -> None:
+    """Aggregates of one kind, in id order, a page at a time."""
+    found = session.engine.find(kind, state=state, limit=limit, after_id=after)
+    if as_json:
+        output.echo_json([output.aggregate_json(a) for a in found])
+        return
+    click.echo(output.table(["id", "state", "version"], ([a.id, a.state, a.version] for a in found)))
+
+
+@click.command()
+@json_option
+@pass_session
+def check(session: Session, as_json: bool) -> None:
+    """Verify the whole database: histories replay, ledger invariants hold. Exit 1 on any violation."""
+    violations = session.engine.check()
+    if as_json:
+        output.echo_json({"ok": not violations, "violations": [
+            {"kind": v.kind, "id": v.id, "rule": v.rule, "detail": v.detail} for v in violations
+        ]})
+    elif not violations:
+        click.echo("ok: every history replays to its state; every ledger invariant holds")
+    else:
+        for violation in violations:
+            click.echo(str(violation))
+    if violations:
+        click.echo(f"error: {len(violations)} violation(s)", err=True)
+        raise SystemExit(1)
+
+
+COMMANDS = (create, fire, show, history, list_, check)

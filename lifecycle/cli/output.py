@@ -1,0 +1,142 @@
+"""What commands print: the JSON shapes documented in docs/cli.md, and aligned tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from lifecycle import Aggregate, HistoryEntry, ScheduledDeadline
+
+
+def aggregate_json(aggregate: Aggregate, allowed: Sequence[str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": aggregate.kind,
+        "id": aggregate.id,
+        "state": aggregate.state,
+        "version": aggregate.version,
+        "data": dict(aggregate.data),
+    }
+    if allowed is not None:
+        out["allowed"] = list(allowed)
+    return out
+
+
+def history_json(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "trigger": entry.trigger,
+        "source": entry.source,
+        "dest": entry.dest,
+        "actor": str(entry.actor),
+        "payload": dict(entry.payload),
+        "idempotency_key": entry.idempotency_key,
+        "at": entry.at.isoformat(),
+    }
+
+
+def deadline_json(deadline: ScheduledDeadline) -> dict[str, Any]:
+    return {
+        "kind": deadline.kind,
+        "id": deadline.aggregate_id,
+        "state": deadline.state,
+        "trigger": deadline.trigger,
+        "status": deadline.status,
+        "due_at": deadline.due_at.isoformat(),
+        "remaining_seconds": deadline.remaining.total_seconds() if deadline.remaining else None,
+        "attempts": deadline.attempts,
+        "last_error": deadline.last_error,
+    }
+
+
+def time_left(deadline: ScheduledDeadline, now: datetime) -> timedelta:
+    """A paused deadline keeps the time it had left; a running one counts down to ``due_at``."""
+    return deadline.remaining if deadline.remaining is not None else deadline.due_at - now
+
+
+def balances_json(balances: Mapping[str, Mapping[str, Decimal]]) -> dict[str, dict[str, str]]:
+    """``{currency: {account: "amount"}}``, as `Engine.balances` gives them, amounts as text."""
+    return {currency: {account: str(amount) for account, amount in sorted(accounts.items())}
+            for currency, accounts in sorted(balances.items())}
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def moved(aggregate: Aggregate) -> str:
+    """The one line a write prints: ``order o-1 is paid (version 2)``."""
+    return f"{aggregate.kind} {aggregate.id} is {aggregate.state} (version {aggregate.version})"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Aligned columns, the way operators read them."""
+    cells = [[str(h) for h in headers], *([("" if c is None else str(c)) for c in r] for r in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def pairs(rows: Iterable[tuple[str, Any]], indent: str = "  ") -> list[str]:
+    """``key  value`` lines with the keys aligned."""
+    listed = [(key, "-" if value is None or value == "" else str(value)) for key, value in rows]
+    width = max((len(key) for key, _ in listed), default=0)
+    return [f"{indent}{key.ljust(width)}  {value}".rstrip() for key, value in listed]
+
+
+def indented(text: str, indent: str = "  ") -> list[str]:
+    return [indent + line for line in text.splitlines()]
+
+
+def describe(aggregate: Aggregate, allowed: Sequence[str]) -> str:
+    """The generic ``show``: state, version, allowed triggers and every data field."""
+    head = [
+        f"{aggregate.kind} {aggregate.id}",
+        f"  state    {aggregate.state}",
+        f"  version  {aggregate.version}",
+        f"  allowed  {', '.join(allowed) or '-'}",
+    ]
+    data = [f"  {key:<18} {short(value)}" for key, value in sorted(aggregate.data.items())]
+    return "\n".join([*head, "  data", *data])
+
+
+def short(value: Any, width: int = 90) -> str:
+    text = json.dumps(value, default=str) if isinstance(value, Mapping | list) else str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def stamp(value: Any) -> str:
+    """An ISO timestamp from aggregate data as ``2026-01-01 00:00``; anything else as is."""
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return str(value)
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def left(delta: timedelta) -> str:
+    """``6d 23h59m``, ``3h05m``; ``due`` once it has passed."""
+    if delta <= timedelta(0):
+        return "due"
+    days, seconds = delta.days, delta.seconds
+    if days:
+        return f"{days}d {seconds // 3600:02d}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def history_table(entries: Sequence[HistoryEntry]) -> str:
+    return table(
+        ["seq", "at", "trigger", "from", "to", "actor", "key"],
+        ([e.seq, when(e.at), e.trigger, e.source or "-", e.dest, str(e.actor),
+          e.idempotency_key or ""] for e in entries),
+    )

@@ -1,0 +1,128 @@
+"""What every command shares: the engine opened on first use, and errors as one line on stderr.
+
+Exit codes: 0 done; 1 refused by the domain (wrong state, guard, role or owner, conflict, not
+found) or the database failed; 2 bad usage or payload.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import IO, Any
+
+import click
+from click.exceptions import NoArgsIsHelpError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+import lifecycle
+from lifecycle import Engine, LifecycleError
+
+USAGE = 2
+
+
+class Session:
+    """The context object: opens the engine on first use, so ``--help`` touches no database."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = lifecycle.open(self.url)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+
+pass_session = click.make_pass_decorator(Session)
+
+
+class OneLine(click.ClickException):
+    """An error as the CLI reports it: ``error: …`` on one line of stderr, with its exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(" ".join(message.split()))
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class Refused(OneLine):
+    """A `LifecycleError`: its own one-line message and exit code (1 domain, 2 payload)."""
+
+    def __init__(self, error: LifecycleError):
+        super().__init__(str(error), error.exit_code)
+        self.error = error
+
+
+class BadUsage(OneLine):
+    """A usage error: an option missing or malformed, a command that does not exist."""
+
+    def __init__(self, message: str):
+        super().__init__(message, USAGE)
+
+
+def usage_error(error: click.UsageError) -> BadUsage:
+    """click's four-line usage report, folded into one line that says where help is."""
+    message = error.format_message().rstrip(".")
+    if error.ctx is not None:
+        message += f" (see '{error.ctx.command_path} --help')"
+    return BadUsage(message)
+
+
+class Root(click.Group):
+    """The ``lifecycle`` group: every error leaves as one line with a documented exit code,
+    whether click, the engine or the database raised it. ``LIFECYCLE_DEBUG=1`` re-raises
+    unexpected errors with their traceback, for developers.
+
+    Sub-commands run inside `invoke`, so this one place covers the whole command tree.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # the domain's nouns first, as registered
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except NoArgsIsHelpError:
+            raise  # `lifecycle` alone prints its help
+        except click.UsageError as error:
+            raise usage_error(error) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (OneLine, NoArgsIsHelpError):
+            raise
+        except click.UsageError as error:
+            raise usage_error(error) from None
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except LifecycleError as error:
+            raise Refused(error) from None
+        except ArgumentError as error:
+            raise OneLine(f"invalid --db: {error}", USAGE) from None
+        except Exception as error:
+            if os.environ.get("LIFECYCLE_DEBUG"):
+                raise
+            what = "database error" if isinstance(error, SQLAlchemyError) else (
+                f"unexpected {type(error).__name__}")
+            raise OneLine(f"{what}: {_first_line(error)} (LIFECYCLE_DEBUG=1 shows the traceback)",
+                          1) from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+class Noun(click.Group):
+    """A group per noun; ``--help`` lists its verbs in the order of the lifecycle, not A to Z."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
