@@ -552,13 +552,13 @@ class Engine:
             # Take the aggregate before any money moves: a writer that would lose the race
             # must learn it now, not after the gateway has acted.
             if not repo.claim_version(unit.conn, definition.kind, current.id, current.version):
-                raise Conflict(definition.kind, current.id)
+                raise Conflict(definition.kind, current.id, expected_version)
             read_version = version
             self._call_adapters(context, request.idempotency_key
                                 or f"{definition.kind}:{current.id}:{version}:{trigger}")
         moved = Aggregate(definition.kind, current.id, context.state, version, context.data)
         if not repo.update_aggregate(unit.conn, moved, read_version, unit.now):
-            raise Conflict(definition.kind, current.id)
+            raise Conflict(definition.kind, current.id, expected_version)
         self._record(unit, moved, trigger, current.state, actor, payload, request)
         timers.follow_state(unit.conn, definition, moved, current.state, unit.now, self.policy)
         self._follow(unit, context, moved.version, depth)
