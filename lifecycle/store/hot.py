@@ -9,13 +9,13 @@ types would store them (JSON text; SQLite's timestamp text). Everything else use
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
     Dialect,
@@ -96,10 +96,11 @@ class HotPath:
         self.moment: Callable[[datetime], Any] = _sqlite_moment if self.sqlite else _same
 
     def json(self, value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"), default=_jsonable)
+        # orjson: aggregate data is serialised on every trigger, several times faster than json
+        return orjson.dumps(value, default=_jsonable).decode()
 
     def loads(self, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str | bytes) else value
+        return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 @lru_cache(maxsize=256)  # one trigger stamps the same moment on several rows
