@@ -6,11 +6,11 @@ Exit codes: 0 done; 1 refused by the domain (wrong state, guard, role, conflict,
 
 from __future__ import annotations
 
-from lifecycle.cli import coupon, db, dispute, generic, graph, order, seller, timers
+from lifecycle.cli import coupon, db, dispute, generic, graph, order, seller, simulate, timers
 from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
-                 *generic.COMMANDS, db.db, timers.timers):
+                 *generic.COMMANDS, db.db, timers.timers, simulate.simulate):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

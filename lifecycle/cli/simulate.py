@@ -1,0 +1,53 @@
+"""``lifecycle simulate``: a marketplace on a simulated clock, through the real engine."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lifecycle.cli.options import json_option
+from lifecycle.cli.session import OneLine, Session, pass_session
+
+
+@click.command()
+@click.option("--sellers", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@click.option("--orders", type=click.IntRange(1, 10_000_000), default=300, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True,
+              help="Simulated days over which orders arrive.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The same seed and options give the same report.")
+@click.option("--db", "db", default=None, metavar="URL",
+              help="Database for the run (default: the global --db / LIFECYCLE_DB).")
+@click.option("--faults", default=None, metavar="SPEC",
+              help="Injected faults, e.g. decline=0.02,timeout=0.01,duplicate=0.05,conflict=0.01")
+@click.option("--resume", is_flag=True, help="Continue a run that was stopped part-way.")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None,
+              help="Also write an HTML report with charts (opens offline) into this folder.")
+@click.option("--name", default="sim", show_default=True,
+              help="The run's name: the prefix of every id it creates.")
+@json_option
+@pass_session
+def simulate(session: Session, sellers: int, orders: int, days: int, seed: int, db: str | None,
+             faults: str | None, resume: bool, report_dir: str | None, name: str,
+             as_json: bool) -> None:
+    """Sellers onboard, buyers order, parcels travel, disputes open and end, funds are released:
+    every step through the real machines, persistence and sandbox adapters. Exit 1 when the
+    ledger check of the finished run fails."""
+    from lifecycle.simulation import simulate as run
+
+    url = db or session.url
+    show_progress = not as_json and sys.stderr.isatty()
+    with click.progressbar(length=days, label="simulating", file=sys.stderr,
+                           hidden=not show_progress) as bar:
+        def progress(day: int, orders_done: int, rate: float) -> None:
+            bar.label = f"day {day}, {orders_done:,} orders, {rate:,.0f} transitions/s"
+            bar.update(max(0, min(day, days) - bar.pos))
+
+        report = run(url, sellers=sellers, orders=orders, days=days, seed=seed, faults=faults,
+                     resume=resume, report_dir=report_dir, name=name, progress=progress)
+    click.echo(report.to_json() if as_json else report.render())
+    if report_dir is not None and not as_json:
+        click.echo(f"report written to {report_dir}/index.html")
+    if not report.check.get("passed", True):
+        raise OneLine(f"the ledger check found {report.check.get('violations')} violation(s)")

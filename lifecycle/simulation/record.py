@@ -1,0 +1,85 @@
+"""A run's progress, kept in the database it runs on: one row of ``simulation_runs`` per run.
+
+The row holds the config the run was started with, how far the simulated clock got, how many
+orders have arrived, and the tallies only the driver can see (conflicts retried, faults met,
+daily samples of order states). Everything else a resumed run needs — which orders are open,
+who must act next — it reads back from the aggregates themselves. The table belongs to the
+simulation, not to the engine's schema, so it is created here rather than by a migration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import Engine as Database
+
+metadata = MetaData()
+
+runs = Table(
+    "simulation_runs",
+    metadata,
+    Column("name", String(20), primary_key=True),
+    Column("config", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # running | stopped | finished
+    Column("session", Integer, nullable=False),  # 0, then one more on each resume
+    Column("sim_now", String(40), nullable=False),
+    Column("next_order", Integer, nullable=False),
+    Column("tally", Text, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+
+
+@dataclass
+class Progress:
+    """Where a run stands. ``tally`` is JSON-able."""
+
+    name: str
+    config: dict[str, Any]
+    status: str
+    session: int
+    sim_now: datetime
+    next_order: int
+    tally: dict[str, Any] = field(default_factory=dict)
+
+
+def ensure_table(database: Database) -> None:
+    metadata.create_all(database, checkfirst=True)
+
+
+def load(database: Database, name: str) -> Progress | None:
+    ensure_table(database)
+    with database.connect() as conn:
+        row = conn.execute(select(runs).where(runs.c.name == name)).first()
+    if row is None:
+        return None
+    return Progress(
+        name=row.name,
+        config=json.loads(row.config),
+        status=row.status,
+        session=row.session,
+        sim_now=datetime.fromisoformat(row.sim_now),
+        next_order=row.next_order,
+        tally=json.loads(row.tally),
+    )
+
+
+def save(database: Database, progress: Progress, now: datetime, *, new: bool = False) -> None:
+    """Write the run's row (insert it when ``new``); its own small transaction."""
+    values = {
+        "config": json.dumps(progress.config, sort_keys=True),
+        "status": progress.status,
+        "session": progress.session,
+        "sim_now": progress.sim_now.isoformat(),
+        "next_order": progress.next_order,
+        "tally": json.dumps(progress.tally, sort_keys=True),
+        "updated_at": now.isoformat(),
+    }
+    with database.begin() as conn:
+        if new:
+            conn.execute(insert(runs).values(name=progress.name, **values))
+        else:
+            conn.execute(update(runs).where(runs.c.name == progress.name).values(**values))
