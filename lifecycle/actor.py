@@ -21,8 +21,10 @@ class Actor:
             raise InvalidPayload("actor.role", f"{self.role!r} is not one of {', '.join(ROLES)}")
         if not isinstance(self.id, str) or not self.id.strip():
             raise InvalidPayload("actor.id", "must be a non-empty string")
-        if len(self.id) > 200:
-            raise InvalidPayload("actor.id", "must be at most 200 characters")
+        # 100, not the 200 an aggregate id may have: ids are built from actor ids (a voucher is
+        # "<coupon id>:<buyer id>").
+        if len(self.id) > 100:
+            raise InvalidPayload("actor.id", "must be at most 100 characters")
 
     @classmethod
     def parse(cls, text: str) -> Actor:

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from lifecycle import timers
 from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters, carry_out, tracking_trigger
+from lifecycle.adapters.errors import AdapterError
 from lifecycle.adapters.ports import TrackingEvent
 from lifecycle.clock import Clock
 from lifecycle.errors import (
@@ -453,7 +454,10 @@ class Engine:
         except Exception as error:
             del unit.events[written:]
             attempts = deadline.attempts + 1
-            retry = timers.retry_at(attempts, unit.now)
+            # A declined payout is declined again for the same request: park it for an operator
+            # at once. Timeouts and other errors may pass; retry those with backoff.
+            final = isinstance(error, AdapterError) and not error.retryable
+            retry = None if final else timers.retry_at(attempts, unit.now)
             deadline_store.record_failure(unit.conn, deadline.id, attempts,
                                           f"{type(error).__name__}: {error}", retry)
             log.warning("timer.failed", kind=deadline.kind, id=deadline.aggregate_id,
@@ -551,9 +555,10 @@ class Engine:
         if any(isinstance(f, Call) for f in context.follow_ups):
             # Take the aggregate before any money moves: a writer that would lose the race
             # must learn it now, not after the gateway has acted.
-            if not repo.claim_version(unit.conn, definition.kind, current.id, current.version):
+            claimed = repo.claim_version(unit.conn, definition.kind, current.id, current.version)
+            if claimed is None:
                 raise Conflict(definition.kind, current.id, expected_version)
-            read_version = version
+            read_version = claimed
             self._call_adapters(context, request.idempotency_key
                                 or f"{definition.kind}:{current.id}:{version}:{trigger}")
         moved = Aggregate(definition.kind, current.id, context.state, version, context.data)
@@ -656,7 +661,8 @@ class Engine:
                     except Exception:
                         # The transition is committed; a subscriber's failure must not
                         # look like the trigger failed.
-                        log.exception("subscriber.failed", event=event["event"], pattern=pattern)
+                        log.exception("subscriber.failed", domain_event=event["event"],
+                                      pattern=pattern)
 
 
 # --- checks, kept as plain functions so `allowed` and `fire` share them -------------------

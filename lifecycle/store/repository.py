@@ -87,13 +87,20 @@ def update_aggregate(conn: Connection, aggregate: Aggregate, read_version: int,
     return bool(cur.rowcount == 1)
 
 
-def claim_version(conn: Connection, kind: str, id: str, read_version: int) -> bool:
-    """Move the version on if nobody else did since ``read_version`` (and, on PostgreSQL, hold
-    the row until commit); False if somebody did."""
+def claim_version(conn: Connection, kind: str, id: str, read_version: int) -> int | None:
+    """Make sure nobody else moves the aggregate on from ``read_version`` before this
+    transaction commits. Returns the version the row now has, or None if somebody already did.
+
+    SQLite: the writer took the database's write lock with BEGIN IMMEDIATE before it read, so
+    the version it read is still current and nothing needs writing. PostgreSQL: move the
+    version on now, which also holds the row until commit.
+    """
     hot, cur = cursor(conn)
+    if hot.sqlite:
+        return read_version
     cur.execute(hot.sql["claim_version"], {"b_kind": kind, "b_id": id, "b_version": read_version,
                                            "version": read_version + 1})
-    return bool(cur.rowcount == 1)
+    return read_version + 1 if cur.rowcount == 1 else None
 
 
 def append_history(conn: Connection, aggregate: Aggregate, entry: HistoryEntry) -> None:
@@ -174,10 +181,7 @@ def claim(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
 def index(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
     """Make (kind, id) findable by ``value``; indexing the same pair twice is harmless."""
     hot, cur = cursor(conn)
-    row = {"name": name, "value": value, "kind": kind, "aggregate_id": id}
-    cur.execute(hot.sql["indexed"], row)
-    if cur.fetchone() is None:
-        cur.execute(hot.sql["index"], row)
+    cur.execute(hot.sql["index"], {"name": name, "value": value, "kind": kind, "aggregate_id": id})
 
 
 def found_by(conn: Connection, name: str, value: str) -> list[tuple[str, str]]:
