@@ -6,11 +6,22 @@ Exit codes: 0 done; 1 refused by the domain (wrong state, guard, role, conflict,
 
 from __future__ import annotations
 
-from lifecycle.cli import coupon, db, dispute, generic, graph, order, seller, simulate, timers
+from lifecycle.cli import (
+    carriers,
+    coupon,
+    db,
+    dispute,
+    generic,
+    graph,
+    order,
+    seller,
+    simulate,
+    timers,
+)
 from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
-                 *generic.COMMANDS, db.db, timers.timers, simulate.simulate):
+                 *generic.COMMANDS, db.db, timers.timers, simulate.simulate, carriers.carriers):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]
