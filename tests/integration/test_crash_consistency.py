@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 KILLS = 2
 # Large enough that no run ends before its kill; each resume goes on from where the last died.
 RUN = ["simulate", "--orders", "1500", "--sellers", "20", "--days", "60", "--seed", "11",
