@@ -21,6 +21,10 @@ class Actor:
             raise InvalidPayload("actor.role", f"{self.role!r} is not one of {', '.join(ROLES)}")
         if not isinstance(self.id, str) or not self.id.strip():
             raise InvalidPayload("actor.id", "must be a non-empty string")
+        try:
+            self.id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidPayload("actor.id", "must be text UTF-8 can carry") from None
         # 100, not the 200 an aggregate id may have: ids are built from actor ids (a voucher is
         # "<coupon id>:<buyer id>").
         if len(self.id) > 100:

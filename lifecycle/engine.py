@@ -143,6 +143,8 @@ class Engine:
     ) -> Aggregate:
         """Fire the kind's creating trigger (``register``, ``place``) and return the aggregate."""
         definition = self.definition(kind)
+        if id is not None:
+            id = _id(id)
         request = _Request(definition.kind, id, definition.creation.trigger, _actor(actor),
                            _payload(payload), _key(idempotency_key))
         return self._run(request, lambda unit: self._create(unit, definition, request, False))
@@ -377,6 +379,8 @@ class Engine:
         self._subscribers.append((pattern, fn))
 
     def definition(self, kind: str) -> MachineDefinition:
+        if not isinstance(kind, str):
+            raise UnknownKind(repr(kind), self.definitions)
         kind = ALIASES.get(kind, kind)
         try:
             return self.definitions[kind]
@@ -454,6 +458,9 @@ class Engine:
         written = len(unit.events)
         try:
             with unit.conn.begin_nested():
+                # Gone before the trigger runs: the deadline the transition schedules may get
+                # this row's id again (SQLite reuses the highest rowid).
+                deadline_store.remove(unit.conn, deadline.id)
                 self._fire(unit, definition, request, None, False)
         except Conflict:
             raise
@@ -476,7 +483,6 @@ class Engine:
                         trigger=deadline.trigger, attempts=attempts, error=str(error),
                         parked=retry is None)
             return "failed"
-        deadline_store.remove(unit.conn, deadline.id)  # gone already if the state changed
         return "fired"
 
     def _writing_connection(self) -> Connection:
@@ -742,17 +748,26 @@ def _actor(actor: Any) -> Actor:
 
 
 def _id(id: Any) -> str:
-    if not isinstance(id, str) or not id or len(id) > 200:
-        raise InvalidPayload("id", "must be a non-empty string of at most 200 characters")
+    if not isinstance(id, str) or not id or len(id) > 200 or not _encodable(id):
+        raise InvalidPayload("id", "must be a non-empty UTF-8 string of at most 200 characters")
     return id
 
 
 def _key(key: Any) -> str | None:
     if key is None:
         return None
-    if not isinstance(key, str) or not key or len(key) > 200:
+    if not isinstance(key, str) or not key or len(key) > 200 or not _encodable(key):
         raise InvalidPayload("idempotency_key", "must be a non-empty string of at most 200 characters")
     return key
+
+
+def _encodable(text: str) -> bool:
+    """False for text UTF-8 cannot carry (a lone surrogate, as json.loads makes of "\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _roles(roles: frozenset[str]) -> str:

@@ -281,6 +281,15 @@ COUPON_RULES = (
           "the goods the coupon applies to do not reach its spend threshold (shipping excluded)"),
 )
 
+def _ref_from_gateway(ctx: Context) -> bool:
+    return ctx.payload.payment_ref is None or ctx.actor.role == "system"
+
+
+REF_FROM_GATEWAY = Guard(
+    "payment.ref_from_gateway",
+    _ref_from_gateway,
+    "only the payment gateway (system) says a payment was captured elsewhere",
+)
 AMOUNT_MATCHES = Guard("payment.amount", _amount_matches, "the amount paid must equal the order total")
 CHECKLIST = Guard(
     "shipping.checklist",
@@ -345,7 +354,7 @@ def _pay(ctx: Context) -> None:
     _voucher_moves(ctx, "redeem")
     if ctx.payload.payment_ref:  # the gateway captured already; its callback says so
         ctx.data["payment_ref"] = ctx.payload.payment_ref
-    else:
+    elif _money(ctx, "total") > 0:  # a coupon can make an order free: nothing to capture
         _call(ctx, "payments", "capture", result="payment_ref", order_id=ctx.id,
               amount=ctx.data["total"], currency=ctx.data["currency"])
     _post(ctx, "payment",
@@ -357,7 +366,7 @@ def _cancel(ctx: Context) -> None:
     """Cancelled: whatever was captured goes back to the buyer in full."""
     ctx.data.update(cancelled_at=iso(ctx.now), cancelled_by=str(ctx.actor))
     _voucher_moves(ctx, "release")
-    if _money(ctx, "amount_paid"):
+    if ctx.data.get("paid_at"):  # paid, if only by the coupon's funding
         _refund_all(ctx, "cancellation")
 
 
@@ -567,8 +576,8 @@ DEFINITION = MachineDefinition(
         Transition("place", (), "awaiting_payment", BUYER, PlaceOrder,
                    (Guard("seller.active", _seller_active,
                           "only an active seller receives new orders"), *COUPON_RULES), _place),
-        Transition("pay", ("awaiting_payment",), "paid", BUYER | SYSTEM, Pay, (AMOUNT_MATCHES,),
-                   _pay),
+        Transition("pay", ("awaiting_payment",), "paid", BUYER | SYSTEM, Pay,
+                   (AMOUNT_MATCHES, REF_FROM_GATEWAY), _pay),
         Transition("cancel", ("awaiting_payment",), "cancelled", BUYER | OPERATOR, Empty, (),
                    _cancel),
         Transition("payment_timeout", ("awaiting_payment",), "cancelled", SYSTEM, Empty, (),
