@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,3 +26,13 @@ def test_benchmark_runs_with_tiny_sizes(script: str, args: list[str], prints: st
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert prints in done.stdout
+
+
+def test_workers_benchmark_runs_with_tiny_sizes() -> None:
+    server = os.environ.get("LIFECYCLE_TEST_PG")
+    if not server:
+        pytest.skip("LIFECYCLE_TEST_PG is unset: the workers benchmark needs PostgreSQL")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.workers", "--pg", server, "--n", "3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "four workers / one worker" in done.stdout
