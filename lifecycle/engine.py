@@ -267,6 +267,10 @@ class Engine:
              after_id: str | None = None) -> list[Aggregate]:
         """A page of aggregates of one kind, in id order; pass the last id as ``after_id``."""
         definition = self.definition(kind)
+        if state is not None and (not isinstance(state, str) or not _encodable(state)):
+            raise InvalidPayload("state", "must be a state name")
+        if after_id is not None:
+            after_id = _id(after_id)
         with self.database.connect() as conn:
             return list(repo.find(conn, definition.kind, state=state, limit=limit,
                                   after_id=after_id))

@@ -153,7 +153,8 @@ class SandboxGateway:
                 currency=str(data["currency"]),
                 reason=data.get("reason"),
             )
-        except (ValueError, KeyError, TypeError, ArithmeticError, InvalidPayload) as exc:
+        except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError,
+                InvalidPayload) as exc:
             raise AdapterError(self._name, "parse_callback", f"malformed callback: {exc}") from None
 
     # --- injection and inspection ---------------------------------------------------------

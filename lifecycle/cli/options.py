@@ -81,12 +81,16 @@ def parse_payload(text: str | None) -> dict[str, Any]:
         elif text.startswith("@"):
             with open(text[1:], encoding="utf-8") as handle:
                 text = handle.read()
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path, a file not UTF-8
+        reason = getattr(error, "strerror", None) or str(error)
+        raise lifecycle.InvalidPayload("payload", f"cannot read {text[1:]!r}: {reason}") from None
+    try:
         value = json.loads(text, parse_float=str, parse_constant=_refuse_constant)
-    except OSError as error:
-        raise lifecycle.InvalidPayload("payload", f"cannot read {text[1:]!r}: {error.strerror}") from None
     except json.JSONDecodeError as error:
         problem = f"not valid JSON ({error.msg} at char {error.pos})"
         raise lifecycle.InvalidPayload("payload", problem) from None
+    except (ValueError, RecursionError) as error:  # too many digits, nested too deep
+        raise lifecycle.InvalidPayload("payload", f"not JSON lifecycle accepts: {error}") from None
     if not isinstance(value, dict):
         raise lifecycle.InvalidPayload("payload", "must be a JSON object")
     return value
@@ -138,7 +142,10 @@ class Moment(_ParamType):
         age = self._AGE.match(text)
         if age:
             unit = {"d": "days", "h": "hours", "m": "minutes"}[age.group(2)]
-            return datetime.now(UTC) - timedelta(**{unit: int(age.group(1))})
+            try:
+                return datetime.now(UTC) - timedelta(**{unit: int(age.group(1))})
+            except OverflowError:
+                self.fail(f"{text!r} reaches back before the calendar begins", param, ctx)
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
