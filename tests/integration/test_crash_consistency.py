@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-KILLS = 2
+KILLS = 3
 # Large enough that no run ends before its kill; each resume goes on from where the last died.
 RUN = ["simulate", "--orders", "1500", "--sellers", "20", "--days", "60", "--seed", "11",
        "--name", "crash"]
@@ -51,13 +51,13 @@ def killed_and_resumed(db: str, tmp_path: Path) -> list[str]:
     return checks
 
 
-def test_sqlite_run_killed_twice_stays_consistent_and_resumes(tmp_path: Path) -> None:
+def test_sqlite_run_killed_three_times_stays_consistent_and_resumes(tmp_path: Path) -> None:
     checks = killed_and_resumed(f"sqlite:///{tmp_path / 'crash.db'}", tmp_path)
     assert len(checks) == KILLS
     assert all(c.startswith("ok:") for c in checks)
 
 
-def test_postgresql_run_killed_twice_stays_consistent_and_resumes(
+def test_postgresql_run_killed_three_times_stays_consistent_and_resumes(
     pg_url: str, tmp_path: Path
 ) -> None:
     from sqlalchemy import text
