@@ -573,18 +573,14 @@ class Engine:
             raise Forbidden(actor.role, actor.id, trigger, f"{definition.kind} {current.id} is not theirs")
         step = definition.step(current.state, trigger)
         if step is None or (step.internal and not follow_up):
-            raise InvalidTransition(definition.kind, current.id, current.state, trigger,
-                                    definition.external_triggers_from(current.state),
-                                    terminal=current.state in definition.terminal)
+            raise _not_from_here(definition, current, trigger)
         if not follow_up and actor.role not in step.roles:
             raise Forbidden(actor.role, actor.id, trigger, f"only {_roles(step.roles)} may {trigger}")
         payload = _validate(step.payload, request.payload, current.data)
         context = self._context(unit.conn, current, actor, payload, unit.now, trigger)
         _check_guards(step.guards, context, trigger)
         if not definition.machine.events[trigger].trigger(context):
-            raise InvalidTransition(definition.kind, current.id, current.state, trigger,
-                                    definition.external_triggers_from(current.state),
-                                    terminal=current.state in definition.terminal)
+            raise _not_from_here(definition, current, trigger)
         version, read_version = current.version + 1, current.version
         if any(isinstance(f, Call) for f in context.follow_ups):
             # Take the aggregate before any money moves: a writer that would lose the race
@@ -704,6 +700,13 @@ class Engine:
 
 def _owns(definition: MachineDefinition, aggregate: Aggregate, actor: Actor) -> bool:
     return definition.owns(actor, aggregate.id, aggregate.data)
+
+
+def _not_from_here(definition: MachineDefinition, current: Aggregate,
+                   trigger: str) -> InvalidTransition:
+    return InvalidTransition(definition.kind, current.id, current.state, trigger,
+                             definition.external_triggers_from(current.state),
+                             terminal=current.state in definition.terminal)
 
 
 def _may_fire(step: Step | None, actor: Actor, context: Context) -> bool:

@@ -9,7 +9,7 @@ types would store them (JSON text; SQLite's timestamp text). Everything else use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -137,14 +137,3 @@ def cursor(conn: Connection) -> tuple[HotPath, Any]:
     if kept is None or kept[0] is not raw:
         kept = conn.info["lifecycle.cursor"] = (raw, raw.cursor())
     return _hot_path(conn.dialect), kept[1]
-
-
-def run(conn: Connection, name: str, params: Mapping[str, Any]) -> Any:
-    hot, cur = cursor(conn)
-    cur.execute(hot.sql[name], params)
-    return cur
-
-
-def run_many(conn: Connection, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    hot, cur = cursor(conn)
-    cur.executemany(hot.sql[name], rows)
