@@ -129,6 +129,7 @@ class Engine:
         self._duplicate: tuple[type[Exception], ...] = (IntegrityError, dbapi.IntegrityError)
         self._busy: tuple[type[Exception], ...] = (OperationalError, dbapi.OperationalError)
         self._subscribers: list[tuple[str, Subscriber]] = []
+        self._sqlite = database.dialect.name == "sqlite"
 
     # --- public API ---------------------------------------------------------------------
 
@@ -175,7 +176,7 @@ class Engine:
 
     def get(self, kind: str, id: str) -> Aggregate:
         definition = self.definition(kind)
-        with self.database.connect() as conn:
+        with self._quick_read() as conn:
             found = repo.load(conn, definition.kind, _id(id))
         if found is None:
             raise NotFound(definition.kind, id)
@@ -356,7 +357,7 @@ class Engine:
         return self.get("order", order_id)
 
     def _apply_tracking(self, carrier: str, event: TrackingEvent) -> list[Aggregate]:
-        with self.database.connect() as conn:
+        with self._quick_read() as conn:
             found = repo.found_by(conn, "waybill", f"{carrier}:{event.waybill}")
         if not found:
             log.warning("tracking.unknown_waybill", carrier=carrier, waybill=event.waybill)
@@ -489,6 +490,23 @@ class Engine:
             return "failed"
         return "fired"
 
+    @contextmanager
+    def _quick_read(self) -> Iterator[Connection]:
+        """A connection for one read on the DBAPI cursor (`store.hot`), outside a trigger.
+
+        On SQLite it is the thread's writing connection: between triggers the driver is in
+        autocommit, so the read sees the latest commit, and checking a connection out of the
+        pool and resetting it cost more than the read itself (every `get`, every carrier scan's
+        waybill lookup). Reads through Core would begin a transaction on it, so they use the
+        pool. On PostgreSQL a raw read opens a transaction on the driver; a pooled connection
+        ends it when it goes back.
+        """
+        if self._sqlite:
+            yield self._writing_connection()
+            return
+        with self.database.connect() as conn:
+            yield conn
+
     def _writing_connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed:
@@ -515,7 +533,7 @@ class Engine:
         """The committed result of the request's idempotency key, read after our rollback."""
         if request.idempotency_key is None:
             return None
-        with self.database.connect() as conn:
+        with self._quick_read() as conn:
             return self._replay(conn, request)
 
     def _after_race(self, request: _Request) -> Aggregate:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from lifecycle.store.hot import cursor
 from lifecycle.store.repository import as_utc
@@ -28,16 +28,6 @@ class ScheduledDeadline:
     remaining: timedelta | None
     attempts: int
     last_error: str | None
-
-
-_NEXT_DUE = (
-    select(deadlines)
-    .where(deadlines.c.status == PENDING, deadlines.c.due_at <= bindparam("now"))
-    .order_by(deadlines.c.due_at)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-)
-_REMOVE = delete(deadlines).where(deadlines.c.id == bindparam("deadline_id"))
 
 
 def schedule(conn: Connection, kind: str, id: str, state: str, trigger: str, due_at: datetime,
@@ -95,12 +85,23 @@ def next_due(conn: Connection, now: datetime) -> ScheduledDeadline | None:
     On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several workers each take a different one;
     SQLite serialises writers with BEGIN IMMEDIATE and ignores the clause.
     """
-    row = conn.execute(_NEXT_DUE, {"now": now}).first()
-    return _scheduled(row) if row is not None else None
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["next_due"], {"now": hot.moment(now)})
+    row = cur.fetchone()
+    if row is None:
+        return None
+    id, kind, aggregate_id, state, trigger, status, due_at, remaining, attempts, error, _ = row
+    return ScheduledDeadline(
+        id=id, kind=kind, aggregate_id=aggregate_id, state=state, trigger=trigger, status=status,
+        due_at=hot.moment_of(due_at),
+        remaining=timedelta(microseconds=remaining) if remaining is not None else None,
+        attempts=attempts, last_error=error,
+    )
 
 
 def remove(conn: Connection, deadline_id: int) -> None:
-    conn.execute(_REMOVE, {"deadline_id": deadline_id})
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["remove_deadline"], {"id": deadline_id})
 
 
 def record_failure(conn: Connection, deadline_id: int, attempts: int, error: str,

@@ -72,6 +72,19 @@ _STATEMENTS = {
     "post": insert(ledger).values(_values(ledger, "id")),
     "schedule": insert(deadlines).values(_values(deadlines, "id", "remaining_us", "last_error")),
     "index": insert(lookups).values(_values(lookups)),
+    "found_by": select(lookups.c.kind, lookups.c.aggregate_id)
+    .where(lookups.c.name == bindparam("name"), lookups.c.value == bindparam("value"))
+    .order_by(lookups.c.kind, lookups.c.aggregate_id),
+    # The timer worker's query, once per deadline fired: SKIP LOCKED lets several PostgreSQL
+    # workers each take a different row (SQLite has no such clause; BEGIN IMMEDIATE serialises).
+    "next_due": select(deadlines)
+    .where(deadlines.c.status == literal_column("'pending'"), deadlines.c.due_at <= bindparam("now"))
+    .order_by(deadlines.c.due_at)
+    # Literals: the hot path passes only named parameters (SQLite's compiler adds an OFFSET).
+    .limit(literal_column("1"))
+    .offset(literal_column("0"))
+    .with_for_update(skip_locked=True),
+    "remove_deadline": delete(deadlines).where(deadlines.c.id == bindparam("id")),
     "cancel": delete(deadlines).where(
         deadlines.c.kind == bindparam("kind"),
         deadlines.c.aggregate_id == bindparam("id"),
@@ -92,6 +105,7 @@ class HotPath:
         # One statement instead of SELECT-then-INSERT; SQLite (3.24+) and PostgreSQL spell it alike.
         self.sql["index"] += " ON CONFLICT DO NOTHING"
         self.moment: Callable[[datetime], Any] = _sqlite_moment if self.sqlite else _same
+        self.moment_of: Callable[[Any], datetime] = _sqlite_read if self.sqlite else _same
 
     def json(self, value: Any) -> str:
         # orjson: aggregate data is serialised on every trigger, several times faster than json
@@ -105,6 +119,11 @@ class HotPath:
 def _sqlite_moment(moment: datetime) -> str:
     # How SQLAlchemy's DateTime stores a UTC timestamp in SQLite, so both read it alike.
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_read(text: str) -> datetime:
+    """A timestamp as `_sqlite_moment` wrote it, back as an aware UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _same(moment: datetime) -> datetime:

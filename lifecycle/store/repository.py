@@ -19,7 +19,6 @@ from lifecycle.store.hot import cursor
 from lifecycle.store.tables import (
     aggregates,
     history,
-    lookups,
     metadata,
     unique_claims,
 )
@@ -185,10 +184,10 @@ def index(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
 
 
 def found_by(conn: Connection, name: str, value: str) -> list[tuple[str, str]]:
-    rows = conn.execute(select(lookups.c.kind, lookups.c.aggregate_id).where(
-        lookups.c.name == name, lookups.c.value == value,
-    ).order_by(lookups.c.kind, lookups.c.aggregate_id))
-    return [(row.kind, row.aggregate_id) for row in rows]
+    """The (kind, id) pairs indexed under ``value``: every carrier scan asks this."""
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["found_by"], {"name": name, "value": value})
+    return [(kind, id) for kind, id in cur.fetchall()]
 
 
 def history_of(conn: Connection, kind: str, id: str) -> list[HistoryEntry]:
