@@ -10,6 +10,7 @@ raised on the way rolls all of it back.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -67,6 +68,7 @@ from lifecycle.store import ledger as ledger_store
 from lifecycle.store import repository as repo
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
+from lifecycle.store.hot import cursor
 from lifecycle.store.repository import HistoryEntry
 
 log = structlog.get_logger("lifecycle")
@@ -434,14 +436,42 @@ class Engine:
 
     @contextmanager
     def _transaction(self) -> Iterator[_Unit]:
+        """One database transaction, run on the driver: every statement inside is a hot-path
+        statement on the DBAPI cursor, and SQLAlchemy's transaction bookkeeping (events, nesting
+        state) cost several times the BEGIN and COMMIT themselves. SQLite begins IMMEDIATE, so
+        a writer takes the write lock before it reads (upgrading a read transaction fails at
+        once in WAL mode when another writer got in between); psycopg begins implicitly."""
         conn = self._writing_connection()
+        raw: Any = conn.connection.driver_connection
         try:
-            with conn.begin():
+            if self._sqlite:
+                raw.execute("BEGIN IMMEDIATE")
+            try:
                 yield _Unit(conn, self.clock.now().astimezone(UTC))
+            except BaseException:
+                raw.rollback()
+                raise
+            raw.commit()
         except self._busy as error:
             if _is_contention(error):
+                with contextlib.suppress(Exception):
+                    raw.rollback()
                 raise Conflict("database", "busy") from error
+            self._forget_writing_connection(conn)
             raise
+
+    @contextmanager
+    def _savepoint(self, unit: _Unit) -> Iterator[None]:
+        """Undo part of a transaction: what ran inside, if it raises."""
+        _hot, cur = cursor(unit.conn)
+        cur.execute("SAVEPOINT lifecycle_step")
+        try:
+            yield
+        except BaseException:
+            cur.execute("ROLLBACK TO SAVEPOINT lifecycle_step")
+            cur.execute("RELEASE SAVEPOINT lifecycle_step")
+            raise
+        cur.execute("RELEASE SAVEPOINT lifecycle_step")
 
     def _fire_next_due(self) -> str | None:
         """Take the earliest due deadline and fire it; "fired", "discarded", "failed",
@@ -462,7 +492,7 @@ class Engine:
         request = _Request(deadline.kind, deadline.aggregate_id, deadline.trigger, TIMER, {}, None)
         written = len(unit.events)
         try:
-            with unit.conn.begin_nested():
+            with self._savepoint(unit):
                 # Gone before the trigger runs: the deadline the transition schedules may get
                 # this row's id again (SQLite reuses the highest rowid).
                 deadline_store.remove(unit.conn, deadline.id)
@@ -509,7 +539,7 @@ class Engine:
 
     def _writing_connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and not conn.closed:
+        if conn is not None and not conn.closed and not conn.invalidated:
             return conn
         with self._held_lock:
             for thread in [t for t in self._held if not t.is_alive()]:
@@ -518,6 +548,15 @@ class Engine:
             self._held[threading.current_thread()] = conn
         self._local.conn = conn
         return conn
+
+    def _forget_writing_connection(self, conn: Connection) -> None:
+        """A database error that is not contention may have broken the connection (a server
+        restart): the next trigger of this thread connects afresh."""
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+        with self._held_lock:
+            self._held.pop(threading.current_thread(), None)
+        self._local.conn = None
 
     def _replay(self, conn: Connection, request: _Request) -> Aggregate | None:
         assert request.idempotency_key is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, select
 
 from lifecycle.store.hot import cursor
 from lifecycle.store.repository import as_utc
@@ -47,14 +47,12 @@ def cancel(conn: Connection, kind: str, id: str) -> None:
 
 def pause(conn: Connection, kind: str, id: str, now: datetime) -> None:
     """Stop the clock on the aggregate's pending deadlines, keeping the time left."""
-    rows = conn.execute(select(deadlines.c.id, deadlines.c.due_at).where(
-        deadlines.c.kind == kind, deadlines.c.aggregate_id == id, deadlines.c.status == PENDING,
-    )).all()
-    for row in rows:
-        left = max(as_utc(row.due_at) - now, timedelta(0))
-        conn.execute(update(deadlines).where(deadlines.c.id == row.id).values(
-            status=PAUSED, remaining_us=left // timedelta(microseconds=1),
-        ))
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["paused_list"], {"kind": kind, "id": id})
+    for deadline_id, due_at in cur.fetchall():
+        left = max(hot.moment_of(due_at) - now, timedelta(0))
+        cur.execute(hot.sql["pause"], {"b_id": deadline_id,
+                                       "remaining_us": left // timedelta(microseconds=1)})
 
 
 def resume(conn: Connection, kind: str, id: str, state: str, now: datetime) -> set[str]:
@@ -62,20 +60,16 @@ def resume(conn: Connection, kind: str, id: str, state: str, now: datetime) -> s
 
     Returns the triggers resumed, so the caller does not schedule them afresh.
     """
-    rows = conn.execute(select(deadlines.c.id, deadlines.c.state, deadlines.c.trigger,
-                               deadlines.c.remaining_us).where(
-        deadlines.c.kind == kind, deadlines.c.aggregate_id == id, deadlines.c.status == PAUSED,
-    )).all()
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["resume_list"], {"kind": kind, "id": id})
     resumed = set()
-    for row in rows:
-        if row.state != state:
-            conn.execute(delete(deadlines).where(deadlines.c.id == row.id))
+    for deadline_id, paused_in, trigger, remaining_us in cur.fetchall():
+        if paused_in != state:
+            cur.execute(hot.sql["remove_deadline"], {"id": deadline_id})
             continue
-        due = now + timedelta(microseconds=row.remaining_us or 0)
-        conn.execute(update(deadlines).where(deadlines.c.id == row.id).values(
-            status=PENDING, due_at=due, remaining_us=None,
-        ))
-        resumed.add(row.trigger)
+        due = now + timedelta(microseconds=remaining_us or 0)
+        cur.execute(hot.sql["resume"], {"b_id": deadline_id, "due_at": hot.moment(due)})
+        resumed.add(trigger)
     return resumed
 
 
@@ -107,12 +101,12 @@ def remove(conn: Connection, deadline_id: int) -> None:
 def record_failure(conn: Connection, deadline_id: int, attempts: int, error: str,
                    retry_at: datetime | None) -> None:
     """Count a failed attempt: retry at ``retry_at``, or park as failed when it is None."""
-    values: dict[str, object] = {"attempts": attempts, "last_error": error[:2000]}
+    hot, cur = cursor(conn)
+    values: dict[str, object] = {"b_id": deadline_id, "attempts": attempts, "last_error": error[:2000]}
     if retry_at is None:
-        values["status"] = FAILED
+        cur.execute(hot.sql["park"], values)
     else:
-        values["due_at"] = retry_at
-    conn.execute(update(deadlines).where(deadlines.c.id == deadline_id).values(**values))
+        cur.execute(hot.sql["retry_later"], {**values, "due_at": hot.moment(retry_at)})
 
 
 def listed(conn: Connection, *, due_by: datetime | None = None, failed: bool = False,

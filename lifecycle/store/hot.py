@@ -36,6 +36,7 @@ from lifecycle.store.tables import (
     ledger,
     lookups,
     outbox,
+    unique_claims,
 )
 
 
@@ -85,6 +86,31 @@ _STATEMENTS = {
     .offset(literal_column("0"))
     .with_for_update(skip_locked=True),
     "remove_deadline": delete(deadlines).where(deadlines.c.id == bindparam("id")),
+    # Entering and leaving a dispute: the order's deadlines stop and restart.
+    "paused_list": select(deadlines.c.id, deadlines.c.due_at).where(
+        deadlines.c.kind == bindparam("kind"), deadlines.c.aggregate_id == bindparam("id"),
+        deadlines.c.status == literal_column("'pending'"),
+    ),
+    "pause": update(deadlines).where(deadlines.c.id == bindparam("b_id"))
+    .values(status=literal_column("'paused'"), remaining_us=bindparam("remaining_us")),
+    "resume_list": select(deadlines.c.id, deadlines.c.state, deadlines.c.trigger,
+                          deadlines.c.remaining_us).where(
+        deadlines.c.kind == bindparam("kind"), deadlines.c.aggregate_id == bindparam("id"),
+        deadlines.c.status == literal_column("'paused'"),
+    ),
+    "resume": update(deadlines).where(deadlines.c.id == bindparam("b_id"))
+    .values(status=literal_column("'pending'"), due_at=bindparam("due_at"),
+            remaining_us=literal_column("NULL")),
+    "retry_later": update(deadlines).where(deadlines.c.id == bindparam("b_id"))
+    .values(attempts=bindparam("attempts"), last_error=bindparam("last_error"),
+            due_at=bindparam("due_at")),
+    "park": update(deadlines).where(deadlines.c.id == bindparam("b_id"))
+    .values(attempts=bindparam("attempts"), last_error=bindparam("last_error"),
+            status=literal_column("'failed'")),
+    "claimed_by": select(unique_claims.c.kind, unique_claims.c.aggregate_id).where(
+        unique_claims.c.name == bindparam("name"), unique_claims.c.value == bindparam("value")
+    ),
+    "claim": insert(unique_claims).values(_values(unique_claims)),
     "cancel": delete(deadlines).where(
         deadlines.c.kind == bindparam("kind"),
         deadlines.c.aggregate_id == bindparam("id"),

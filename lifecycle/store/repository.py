@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select
+from sqlalchemy import Connection, and_, func, select
 
 from lifecycle.actor import Actor
 from lifecycle.machines.definition import Aggregate
@@ -20,7 +20,6 @@ from lifecycle.store.tables import (
     aggregates,
     history,
     metadata,
-    unique_claims,
 )
 
 
@@ -163,18 +162,15 @@ def as_result(aggregate: Aggregate) -> dict[str, Any]:
 
 
 def claimed_by(conn: Connection, name: str, value: str) -> tuple[str, str] | None:
-    row = conn.execute(
-        select(unique_claims.c.kind, unique_claims.c.aggregate_id).where(
-            unique_claims.c.name == name, unique_claims.c.value == value
-        )
-    ).first()
-    return (row.kind, row.aggregate_id) if row else None
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["claimed_by"], {"name": name, "value": value})
+    row = cur.fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def claim(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
-    conn.execute(
-        insert(unique_claims).values(name=name, value=value, kind=kind, aggregate_id=id)
-    )
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["claim"], {"name": name, "value": value, "kind": kind, "aggregate_id": id})
 
 
 def index(conn: Connection, name: str, value: str, kind: str, id: str) -> None:
