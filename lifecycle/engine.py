@@ -47,6 +47,7 @@ from lifecycle.errors import (
     ReplayMismatch,
     UnknownKind,
 )
+from lifecycle.logs import BoundOnce
 from lifecycle.machines import ALIASES, DEFINITIONS
 from lifecycle.machines.definition import (
     Aggregate,
@@ -72,6 +73,7 @@ from lifecycle.store.hot import cursor
 from lifecycle.store.repository import HistoryEntry
 
 log = structlog.get_logger("lifecycle")
+transition_log = BoundOnce("lifecycle")
 
 Subscriber = Callable[[Mapping[str, Any]], None]
 
@@ -737,8 +739,9 @@ class Engine:
                        trigger=trigger, source=aggregate.state)
 
     def _publish(self, events: list[dict[str, Any]], seconds: float) -> None:
+        logger = transition_log.get()
         for event in events:
-            log.info("transition", kind=event["kind"], id=event["id"], trigger=event["trigger"],
+            logger.info("transition", kind=event["kind"], id=event["id"], trigger=event["trigger"],
                      actor=event["actor"], src=event["source"], dst=event["dest"],
                      duration_ms=round(seconds * 1000, 3))
             for pattern, fn in self._subscribers:
