@@ -8,6 +8,7 @@ simulations drive the engine through them.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -81,11 +82,20 @@ class LedgerEntry:
     amount: Money
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    request: tuple[str, Money]
-    ref: str | None  # None when declined
-    declined: str = ""  # the decline's reason, replayed to a retry with the same key
+@dataclass(slots=True)
+class _Capture:
+    """A capture, kept for the refunds that may follow it."""
+
+    order_id: str
+    amount: Money
+    refunded: Decimal = Decimal(0)
+
+
+def _fingerprint(*request: object) -> int:
+    """Stands in for a request to tell a retry (same request) from a reused key (another one):
+    equal requests hash equal, and a 64-bit collision between two requests sent with the same
+    key is a risk a sandbox can take for not keeping every request."""
+    return hash(request)
 
 
 class SandboxGateway:
@@ -108,14 +118,22 @@ class SandboxGateway:
     ):
         # A sandbox lives in one process; an engine opened per CLI command refunds captures
         # an earlier process made. With remembers_everything=False, a refund of a capture it
-        # never saw is taken on trust instead of refused.
+        # never saw is taken on trust instead of refused; and, so that a long simulation stays
+        # small, no ledger is kept, only totals by operation (`ledger` and a `total` for one
+        # subject then refuse).
         self._remembers_everything = remembers_everything
         self._name, self._seed, self._secret = name, seed, secret
         self._faults = FaultPlan(seed, faults or FaultRates())
         self._mailbox = Mailbox(secret, seed, callbacks or DeliveryRates())
-        self._outcomes: dict[tuple[Operation, str], _Outcome] = {}
-        self._captures: dict[str, tuple[str, Money]] = {}  # payment ref → (order, amount)
-        self._ledger: list[LedgerEntry] = []
+        # What each key did, to replay to a retry with it: one entry per key for the sandbox's
+        # lifetime, so a small one. The reference and a decline's reason follow from the
+        # operation and the key; kept are the request's `_fingerprint`, by operation and key,
+        # and the few keys that were declined.
+        self._requests: dict[Operation, dict[str, int]] = {operation: {} for operation in _REF_PREFIX}
+        self._declined: set[tuple[Operation, str]] = set()
+        self._captures: dict[str, _Capture] = {}  # by payment reference
+        self._ledger: list[LedgerEntry] = []  # only when remembering everything
+        self._totals: dict[tuple[Operation, str], Decimal] = {}  # by (operation, currency)
 
     @property
     def name(self) -> str:
@@ -177,15 +195,27 @@ class SandboxGateway:
 
     @property
     def ledger(self) -> tuple[LedgerEntry, ...]:
-        """What was actually done, in order: retries with the same key add nothing."""
+        """What was actually done, in order: retries with the same key add nothing. Kept only
+        by a gateway that remembers everything (the default)."""
+        if not self._remembers_everything:
+            raise ValueError("this sandbox gateway keeps totals, not a ledger "
+                             "(it was made with remembers_everything=False)")
         return tuple(self._ledger)
 
     def total(self, operation: Operation, subject: str | None = None) -> Decimal:
-        """Sum of ``operation`` amounts, optionally for one order / payment / seller."""
-        entries = [e for e in self._ledger if e.operation == operation and subject in (None, e.subject)]
-        if len({e.amount.currency for e in entries}) > 1:
+        """Sum of ``operation`` amounts, optionally for one order / payment / seller (which
+        needs the `ledger`)."""
+        if subject is None:
+            sums = {currency: amount for (done, currency), amount in self._totals.items()
+                    if done == operation}
+        else:
+            sums = {}
+            for e in self.ledger:
+                if e.operation == operation and e.subject == subject:
+                    sums[e.amount.currency] = sums.get(e.amount.currency, Decimal(0)) + e.amount.amount
+        if len(sums) > 1:
             raise ValueError(f"{operation} entries are in several currencies; pass a subject")
-        return sum((e.amount.amount for e in entries), Decimal(0))
+        return next(iter(sums.values()), Decimal(0))
 
     def attempts(self, operation: Operation, key: str) -> int:
         """How many calls were made for ``operation`` with ``key``, failed ones included."""
@@ -199,57 +229,62 @@ class SandboxGateway:
         fault = self._faults.draw(operation, key)
         if fault in ("timeout_unprocessed", "error"):
             raise _fail(self._name, operation, fault)
-        outcome = self._outcomes.get((operation, key))
-        if outcome is None:
-            outcome = self._act(operation, key, subject, amount, declined=fault == "decline")
-        elif outcome.request != (subject, amount):
+        request = self._requests[operation].get(key)
+        if request is None:
+            self._act(operation, key, subject, amount, declined=fault == "decline")
+        elif request != _fingerprint(subject, amount):
             raise AdapterError(self._name, operation,
                                f"idempotency key {key!r} was already used for a different request")
-        if outcome.ref is None:
-            raise PaymentDeclined(self._name, operation, outcome.declined)
+        if (operation, key) in self._declined:
+            raise PaymentDeclined(self._name, operation, _DECLINED[operation])
         if fault == "timeout":  # the money moved; only the reply is lost
             raise _fail(self._name, operation, fault)
-        return outcome.ref
+        return self._ref(operation, key)
 
-    def _act(
-        self, operation: Operation, key: str, subject: str, amount: Money, *, declined: bool
-    ) -> _Outcome:
-        ref = f"{_REF_PREFIX[operation]}_{digest(self._name, self._seed, operation, key)}"
+    def _ref(self, operation: Operation, key: str) -> str:
+        """The reference of what ``key`` did: the same for every retry with it."""
+        return f"{_REF_PREFIX[operation]}_{digest(self._name, self._seed, operation, key)}"
+
+    def _act(self, operation: Operation, key: str, subject: str, amount: Money, *, declined: bool) -> None:
         if declined:
-            outcome = _Outcome((subject, amount), None, declined=_DECLINED[operation])
+            self._declined.add((operation, key))
             if operation == "capture":
-                self._emit("failed", operation, key, subject, None, amount, outcome.declined)
+                self._emit("failed", operation, key, subject, None, amount, _DECLINED[operation])
         else:
-            order_id = self._check(operation, subject, amount)
-            outcome = _Outcome((subject, amount), ref)
-            self._ledger.append(LedgerEntry(operation, key, ref, subject, amount))
+            order_id = self._take_refund(subject, amount) if operation == "refund" else subject
+            ref = self._ref(operation, key)
+            self._record(LedgerEntry(operation, key, ref, subject, amount))
             if operation == "capture":
-                self._captures[ref] = (subject, amount)
+                self._captures[ref] = _Capture(subject, amount)
                 self._emit("captured", operation, key, subject, ref, amount)
             elif operation == "refund":
                 self._emit("refunded", operation, key, order_id, subject, amount)
-        self._outcomes[operation, key] = outcome
-        return outcome
+        self._requests[operation][key] = _fingerprint(subject, amount)
 
-    def _check(self, operation: Operation, subject: str, amount: Money) -> str:
-        """Refuse what a real gateway would; returns the order a refund belongs to."""
-        if operation != "refund":
-            return subject
-        try:
-            order_id, captured = self._captures[subject]
-        except KeyError:
+    def _record(self, entry: LedgerEntry) -> None:
+        key = (entry.operation, entry.amount.currency)
+        self._totals[key] = self._totals.get(key, Decimal(0)) + entry.amount.amount
+        if self._remembers_everything:
+            self._ledger.append(entry)
+
+    def _take_refund(self, payment_ref: str, amount: Money) -> str:
+        """Count a refund against its capture, refusing what a real gateway would; returns the
+        order the payment belongs to."""
+        capture = self._captures.get(payment_ref)
+        if capture is None:
             if not self._remembers_everything:
-                return subject
-            raise AdapterError(self._name, operation, f"no capture with reference {subject!r}") from None
+                return payment_ref
+            raise AdapterError(self._name, "refund", f"no capture with reference {payment_ref!r}")
+        captured = capture.amount
         if amount.currency != captured.currency:
-            raise AdapterError(self._name, operation,
+            raise AdapterError(self._name, "refund",
                                f"refund in {amount.currency} of a capture in {captured.currency}")
-        refunded = self.total("refund", subject)
-        if refunded + amount.amount > captured.amount:
-            raise AdapterError(self._name, operation,
+        if capture.refunded + amount.amount > captured.amount:
+            raise AdapterError(self._name, "refund",
                                f"refund of {amount} exceeds what is left of the capture "
-                               f"({captured.amount - refunded} {captured.currency})")
-        return order_id
+                               f"({captured.amount - capture.refunded} {captured.currency})")
+        capture.refunded += amount.amount
+        return capture.order_id
 
     def _emit(self, kind: PaymentEventKind, operation: Operation, key: str, order_id: str,
               payment_ref: str | None, amount: Money, reason: str | None = None) -> None:
@@ -289,18 +324,52 @@ SANDBOX_CARRIERS: tuple[str, ...] = ("dhl", "ups", "fedex", "tnt", "postal", "se
 
 @dataclass(slots=True)
 class _Shipment:
-    events: tuple[TrackingEvent, ...]  # the whole plan; revealed as the clock passes each one
-    cancelled_at: datetime | None = None
-    pushed: int = 0  # how many of ``events`` were pushed already
+    """What a carrier keeps of one parcel. Its events are `plan`'s, a pure function of the
+    route and the start (with the carrier's name, seed and rates): they are held only while
+    some are still to be pushed, and planned again when asked for after that, so that a
+    finished parcel costs a few fields rather than its whole timeline."""
 
-    def due(self, now: datetime) -> list[TrackingEvent]:
-        end = now if self.cancelled_at is None else min(now, self.cancelled_at)
-        return [event for event in self.events if event.at <= end]
+    waybill: str
+    route: Route
+    start: datetime
+    seq: int  # the order it was registered in: pushes due at the same take go out in this order
+    booked: bool  # issued by book_pickup, so its pickup can be cancelled
+    cancelled_at: datetime | None = None
+    pushed: int = 0  # how many of its events were pushed already
+    events: tuple[TrackingEvent, ...] | None = None  # the plan, until everything is pushed
+
+    def due(self, events: tuple[TrackingEvent, ...], now: datetime) -> list[TrackingEvent]:
+        """Of its ``events``, those that happened by ``now`` (a cancelled pickup stops them)."""
+        end = self._end(now)
+        return [event for event in events if event.at <= end]
+
+    def next_push(self) -> datetime | None:
+        """When the next event still to push happens; None when there is none left."""
+        if self.events is None or self.pushed == len(self.events):
+            return None
+        at = self.events[self.pushed].at
+        return at if self.cancelled_at is None or at <= self.cancelled_at else None
+
+    def take_due(self, now: datetime) -> tuple[TrackingEvent, ...]:
+        """The events due by ``now`` not pushed yet, which count as pushed from here on. A plan
+        is in time order, so they are the next few after those already pushed."""
+        events, end = self.events or (), self._end(now)
+        first = last = self.pushed
+        while last < len(events) and events[last].at <= end:
+            last += 1
+        self.pushed = last
+        return events[first:last]
+
+    def _end(self, now: datetime) -> datetime:
+        return now if self.cancelled_at is None else min(now, self.cancelled_at)
 
 
 @dataclass(frozen=True, slots=True)
 class _Booking:
-    request: tuple[Any, ...]
+    """A booking, kept to answer a retry with the same key: the waybill, and the request's
+    `_fingerprint` to tell a retry from a key reused for another request."""
+
+    request: int
     waybill: str
 
 
@@ -333,8 +402,11 @@ class SandboxCarrier:
         self._tracking = tracking or TrackingRates()
         self._mailbox = Mailbox(secret, seed, pushes or DeliveryRates())
         self._bookings: dict[str, _Booking] = {}  # by idempotency key
-        self._booked: set[str] = set()  # waybills issued by book_pickup
         self._shipments: dict[str, _Shipment] = {}
+        # (when, seq, waybill) of each parcel's next event to push: take_pushes looks only at
+        # what is due, not at every parcel ever shipped.
+        self._pending: list[tuple[datetime, int, str]] = []
+        self._routes: dict[Route, Route] = {}  # one object per distinct route, shared by parcels
         # Serials start at a seed-dependent point and count up: unique within the run.
         self._next_serial = int(digest(seed, name, size=10), 16)
 
@@ -361,7 +433,7 @@ class SandboxCarrier:
             if fault == "decline":
                 raise _fail(self._name, "book_pickup", fault)
             booking = self._book(key, request)
-        elif booking.request != request:
+        elif booking.request != _fingerprint(*request):
             raise AdapterError(self._name, "book_pickup",
                                f"idempotency key {key!r} was already used for a different request")
         if fault == "timeout":
@@ -374,11 +446,12 @@ class SandboxCarrier:
         if fault is not None and fault != "timeout":
             raise _fail(self._name, "cancel_pickup", fault)
         shipment = self._shipments.get(waybill)
-        if shipment is None or waybill not in self._booked:
+        if shipment is None or not shipment.booked:
             raise AdapterError(self._name, "cancel_pickup", f"no pickup booked for waybill {waybill!r}")
         now = self._clock.now()
         if shipment.cancelled_at is None:
-            picked = [e for e in shipment.due(now) if e.status != "info_received"]
+            # Its entry in _pending stays: take_pushes lets go of it once nothing is left to push.
+            picked = [e for e in shipment.due(self._events(shipment), now) if e.status != "info_received"]
             if picked:
                 raise AdapterError(self._name, "cancel_pickup",
                                    f"waybill {waybill} was already picked up at {picked[0].at.isoformat()}")
@@ -392,7 +465,8 @@ class SandboxCarrier:
 
     def track(self, waybill: str) -> list[TrackingEvent]:
         """Every event so far, oldest first. An unknown but valid waybill starts its timeline now."""
-        return self._shipment(waybill).due(self._clock.now())
+        shipment = self._shipment(waybill)
+        return shipment.due(self._events(shipment), self._clock.now())
 
     def parse_push(self, body: bytes, headers: Mapping[str, str]) -> list[TrackingEvent]:
         """Verify the signature, then parse the pushed events."""
@@ -420,17 +494,16 @@ class SandboxCarrier:
 
     def timeline(self, waybill: str) -> tuple[TrackingEvent, ...]:
         """The whole planned timeline, future events included (for tests and simulations)."""
-        return self._shipment(waybill).events
+        return self._events(self._shipment(waybill))
 
     def take_pushes(self) -> list[SignedMessage]:
         """Signed pushes for every event that happened since the last call, in delivery order."""
         now = self._clock.now()
-        for shipment in self._shipments.values():
-            due = shipment.due(now)
-            for event in due[shipment.pushed:]:
+        for shipment in self._due(now):
+            for event in shipment.take_due(now):
                 body = {"carrier": self._name, "events": [event.to_json()]}
                 self._mailbox.post(json.dumps(body, sort_keys=True).encode(), event.event_id)
-            shipment.pushed = len(due)
+            self._schedule(shipment)
         return self._mailbox.take()
 
     def flush_pushes(self) -> list[SignedMessage]:
@@ -464,17 +537,50 @@ class SandboxCarrier:
             )
         waybill = ISSUERS[self._name](self._next_serial, origin, service)
         self._next_serial += 1
-        booking = _Booking(request, waybill)
+        booking = _Booking(_fingerprint(*request), waybill)
         self._bookings[key] = booking
-        self._booked.add(waybill)
-        self._start(waybill, Route(origin, destination, offered[service].transit_days), self._clock.now())
+        route = Route(origin, destination, offered[service].transit_days)
+        self._start(waybill, route, self._clock.now(), booked=True)
         return booking
 
-    def _start(self, waybill: str, route: Route, start: datetime) -> _Shipment:
-        events = plan(self._name, waybill, route, start, self._seed, self._tracking)
-        shipment = _Shipment(events)
+    def _start(self, waybill: str, route: Route, start: datetime, *, booked: bool = False) -> None:
+        # A booked waybill may repeat one first seen offline: the booking replaces that parcel
+        # but keeps its place in the order pushes go out in (a stale _pending entry is skipped).
+        earlier = self._shipments.get(waybill)
+        seq = earlier.seq if earlier is not None else len(self._shipments)
+        shipment = _Shipment(waybill, self._routes.setdefault(route, route), start, seq, booked)
+        shipment.events = self._events(shipment)
         self._shipments[waybill] = shipment
-        return shipment
+        self._schedule(shipment)
+
+    def _events(self, shipment: _Shipment) -> tuple[TrackingEvent, ...]:
+        """The parcel's whole timeline: the one held while pushing, or the same planned again."""
+        if shipment.events is not None:
+            return shipment.events
+        return plan(self._name, shipment.waybill, shipment.route, shipment.start, self._seed, self._tracking)
+
+    def _schedule(self, shipment: _Shipment) -> None:
+        """Queue the parcel's next push; once nothing is left to push, let go of its events."""
+        at = shipment.next_push()
+        if at is None:
+            shipment.events = None
+        else:
+            heapq.heappush(self._pending, (at, shipment.seq, shipment.waybill))
+
+    def _due(self, now: datetime) -> list[_Shipment]:
+        """The parcels with an event due by ``now``, taken off the queue, in the order they were
+        registered in (the order their pushes have always gone out in)."""
+        due: dict[int, _Shipment] = {}
+        while self._pending and self._pending[0][0] <= now:
+            at, seq, waybill = heapq.heappop(self._pending)
+            shipment = self._shipments[waybill]
+            next_push = shipment.next_push()
+            if next_push == at:
+                due[seq] = shipment
+            elif next_push is None:  # its pickup was cancelled before this event
+                shipment.events = None
+            # else: the entry of a parcel a booking replaced (see _start); the new one has its own
+        return [due[seq] for seq in sorted(due)]
 
     def _shipment(self, waybill: str) -> _Shipment:
         shipment = self._shipments.get(waybill)
