@@ -62,7 +62,7 @@ from lifecycle.logs import configure
 from lifecycle.machines import DEFINITIONS
 from lifecycle.machines.definition import Context
 from lifecycle.machines.order import STATES
-from lifecycle.store.database import connect
+from lifecycle.store.database import WAL_AUTOCHECKPOINT_PAGES, connect
 from lifecycle.store.repository import as_utc
 from lifecycle.store.tables import aggregates, deadlines, history, metadata
 from tests.builders import SHIPMENT, SYSTEM, buyer, order_payload, seller, seller_in
@@ -375,6 +375,7 @@ def sqlite_floor(path: str, trace: Sequence[Step], now: datetime, codec: Codec
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")  # as the engine's
     stamp = now.strftime(SQLITE_MOMENT)
     at = now.isoformat()
     dumps, loads = codec
