@@ -9,6 +9,7 @@ types would store them (JSON text; SQLite's timestamp text). Everything else use
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -174,11 +175,22 @@ def cursor(conn: Connection) -> tuple[HotPath, Any]:
 
     One cursor per DBAPI connection, kept in the pool entry's ``info``: a psycopg cursor costs
     ~10-20 us of Python to create (it copies the connection's adapters), about as much as the
-    statement it runs. Callers fetch what they need before the next statement.
+    statement it runs. Callers fetch what they need before the next statement. A trigger asks
+    for it several times on one connection, so the last answer is remembered per thread.
     """
-    raw = conn.connection.driver_connection
+    proxied = conn.connection
+    last = getattr(_last, "answer", None)
+    if last is not None and last[0] is proxied:
+        return last[1], last[2]
+    raw = proxied.driver_connection
     assert raw is not None, "a connection inside a transaction has a DBAPI connection"
     kept = conn.info.get("lifecycle.cursor")
     if kept is None or kept[0] is not raw:
         kept = conn.info["lifecycle.cursor"] = (raw, raw.cursor())
-    return _hot_path(conn.dialect), kept[1]
+    hot = _hot_path(conn.dialect)
+    # Holding the pool's proxy keeps it alive, so a later checkout cannot be mistaken for it.
+    _last.answer = (proxied, hot, kept[1])
+    return hot, kept[1]
+
+
+_last = threading.local()
