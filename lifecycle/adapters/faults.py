@@ -27,6 +27,11 @@ def roll(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def chance(rate: float, *parts: object) -> bool:
+    """True with probability ``rate``, decided by ``parts`` alone; no hashing when it is 0."""
+    return rate > 0 and roll(*parts) < rate
+
+
 def digest(*parts: object, size: int = 12) -> str:
     """A short hex string determined by ``parts`` alone; for references and event ids."""
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:size]
@@ -52,6 +57,7 @@ class FaultPlan:
 
     def __init__(self, seed: int, rates: FaultRates):
         self._seed, self._rates = seed, rates
+        self._any = any((rates.decline, rates.timeout, rates.timeout_unprocessed, rates.error))
         self._scripted: defaultdict[str, deque[Fault]] = defaultdict(deque)
         self._attempts: defaultdict[tuple[str, str], int] = defaultdict(int)
 
@@ -70,6 +76,8 @@ class FaultPlan:
         self._attempts[operation, key] += 1
         if self._scripted[operation]:
             return self._scripted[operation].popleft()
+        if not self._any:
+            return None  # no rates set: nothing to draw (the draw is a SHA-256 per call)
         point = roll(self._seed, operation, key, self._attempts[operation, key])
         rates = self._rates
         for fault, rate in zip(FAULTS, (rates.decline, rates.timeout, rates.timeout_unprocessed, rates.error),

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lifecycle.adapters.errors import SignatureInvalid
-from lifecycle.adapters.faults import roll
+from lifecycle.adapters.faults import chance
 
 SIGNATURE_HEADER = "X-Lifecycle-Signature"
 _SCHEME = "sha256="
@@ -87,8 +87,8 @@ class Mailbox:
         """Sign ``body`` and queue it; ``message_id`` seeds its duplicate and late draws."""
         message = SignedMessage(body, {SIGNATURE_HEADER: signature(self._secret, body),
                                        "Content-Type": "application/json"})
-        duplicate = self._next_duplicate or roll(self._seed, "duplicate", message_id) < self._rates.duplicate
-        late = self._next_late or roll(self._seed, "late", message_id) < self._rates.late
+        duplicate = self._next_duplicate or chance(self._rates.duplicate, self._seed, "duplicate", message_id)
+        late = self._next_late or chance(self._rates.late, self._seed, "late", message_id)
         self._next_duplicate = self._next_late = False
         (self._held if late else self._due).append(message)
         if duplicate:
