@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from lifecycle import Actor, Aggregate, HistoryEntry
 from lifecycle.adapters.waybills import s10_number
 from lifecycle.simulation.market import Act, Decision, Event, Later, Turn
-from lifecycle.simulation.world import OrderPlan, buyer, number_of, order_plan, rng, share_of
+from lifecycle.simulation.world import OrderPlan, buyer, number_of, rng, share_of
 
 if TYPE_CHECKING:
     from lifecycle.simulation.market import Market
@@ -37,8 +37,7 @@ class DisputeActors:
         self.market = market
 
     def plan(self, id: str) -> OrderPlan:
-        m = self.market
-        return order_plan(m.seed, m.behaviour, number_of(order_of(id)))
+        return self.market.orders.plan(order_of(id))
 
     # --- reacting -------------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from lifecycle import (
 from lifecycle.adapters import Money
 from lifecycle.adapters.faults import roll
 from lifecycle.adapters.sandbox import SANDBOX_CARRIERS, SandboxCarrier, SandboxGateway
-from lifecycle.simulation import record
+from lifecycle.simulation import queries, record
 from lifecycle.simulation.config import Config
 from lifecycle.simulation.world import arrival, unit
 
@@ -159,7 +159,11 @@ class Market:
         self.stopping = stop_after_orders is not None and self.next_order >= stop_after_orders
         self._arrival: tuple[int, datetime] = (-1, self.start)  # the next arrival, computed once
         self.turns: list[Turn] = []
-        self.scans: list[float] = []  # when the carriers will scan parcels (POSIX seconds)
+        # The push ticks that will deliver carrier scans, each once: many parcels' scans share
+        # a tick, so this stays small however many parcels are on their way.
+        self.scans: list[datetime] = []
+        self._scan_ticks: set[datetime] = set()
+        self._push_every = timedelta(hours=config.push_every_hours)
         self.tick = timedelta(minutes=config.tick_minutes)
         self.inbox: list[Event] = []
         self.states: dict[str, Counter[str]] = {k: Counter() for k in engine.definitions}
@@ -263,24 +267,29 @@ class Market:
         """The push tick that will deliver the next carrier scan."""
         if not self.scans:
             return None
-        at = datetime.fromtimestamp(self.scans[0], UTC)
-        return self._ceil(max(at, self.now()), timedelta(hours=self.config.push_every_hours))
+        return max(self.scans[0], self._ceil(self.now(), self._push_every))
 
     def _next_deadline(self) -> tuple[bool, datetime | None]:
-        """(known, when the next pending deadline falls due); not known when too many paused or
-        parked ones come first to tell cheaply."""
-        listed = self.engine.deadlines(limit=16)
-        for deadline in listed:
-            if deadline.status == "pending":
-                return True, deadline.due_at
+        """(known, when the next pending deadline falls due). Not known when sixteen paused or
+        parked deadlines come first: what listing the first sixteen has always answered, kept
+        because it decides which idle ticks are skipped, and so a seed's report."""
+        with self.engine.database.connect() as conn:
+            listed = queries.first_deadlines(conn, 16)
+        for status, due in listed:
+            if status == "pending":
+                return True, due
         return len(listed) < 16, None
 
     def expect_scans(self, carrier: str, waybill: str) -> None:
         """Note when the carrier will scan a parcel, so that idle time can be skipped safely."""
         now = self.now()
         for event in self.carriers[carrier].timeline(waybill):
-            if event.at > now:
-                heapq.heappush(self.scans, event.at.timestamp())
+            if event.at <= now:
+                continue
+            tick = self._ceil(event.at, self._push_every)
+            if tick not in self._scan_ticks:
+                self._scan_ticks.add(tick)
+                heapq.heappush(self.scans, tick)
 
     def _until(self, boundary: datetime) -> None:
         """Arrivals and turns before ``boundary``, in time order."""
@@ -364,12 +373,13 @@ class Market:
         cancellation or the claim they let lapse. What nobody can fire is reported as stuck."""
         day = (self.now() - self.start) // DAY
         stuck: set[str] = set()
-        for deadline in self.engine.deadlines(failed=True, limit=100_000):
-            id, kind = deadline.aggregate_id, deadline.kind
-            if not id.startswith(self.prefix) or kind not in ("order", "dispute"):
+        with self.engine.database.connect() as conn:
+            parked = queries.parked(conn, self.prefix)
+        for kind, id, trigger in parked:
+            if kind not in ("order", "dispute"):
                 continue
-            if (kind, deadline.trigger) in SETTLED_BY_HAND:
-                self.schedule(self.now(), kind, id, SETTLED_BY_HAND[kind, deadline.trigger], day)
+            if (kind, trigger) in SETTLED_BY_HAND:
+                self.schedule(self.now(), kind, id, SETTLED_BY_HAND[kind, trigger], day)
             else:
                 stuck.add(id.rsplit("-d", 1)[0] if kind == "dispute" else id)
         self.stuck_orders = len(stuck)
@@ -562,9 +572,9 @@ class Market:
         self.count("callbacks.applied" if self.session_transitions > before else "callbacks.ignored")
 
     def _deliver_pushes(self) -> None:
-        now = self.now().timestamp()
+        now = self.now()
         while self.scans and self.scans[0] <= now:
-            heapq.heappop(self.scans)
+            self._scan_ticks.discard(heapq.heappop(self.scans))
         for name, carrier in self.carriers.items():
             for message in carrier.take_pushes():
                 self._push(name, message.body, message.headers)

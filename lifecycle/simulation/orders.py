@@ -5,6 +5,7 @@ cancelling, shipping online or offline, confirming receipt, and opening disputes
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -84,15 +85,29 @@ def mistyped(carrier: str, waybill: str) -> str:
     return waybill[:position] + str(digit) + waybill[position + 1:]
 
 
+@dataclass(frozen=True, slots=True)
+class Open:
+    """What the driver keeps of an order until it ends: its store (for the handling time) and
+    its plan (asked on every event and turn of the order and of its disputes)."""
+
+    store: str
+    plan: OrderPlan
+
+
 class OrderActors:
     kind = "order"
 
     def __init__(self, market: Market):
         self.market = market
         self.buyers = max(10, market.config.orders // 3)
-        self.store_of: dict[str, str] = {}  # open orders → their store (for its handling time)
+        # Orders that have not ended, and only those: a long run must not grow with the
+        # orders it has finished.
+        self.open: dict[str, Open] = {}
 
     def plan(self, id: str) -> OrderPlan:
+        known = self.open.get(id)
+        if known is not None:
+            return known.plan
         m = self.market
         return order_plan(m.seed, m.behaviour, number_of(id))
 
@@ -137,7 +152,7 @@ class OrderActors:
             m.count("orders.coupon_dropped")
             placed = m.create(Create("order", id, actor, payload))
         if placed is not None:
-            self.store_of[id] = store.id
+            self.open[id] = Open(store.id, plan)
             m.count("orders.placed")
             if coupon is not None:
                 m.count("orders.with_coupon")
@@ -166,7 +181,7 @@ class OrderActors:
         plan, m = self.plan(id), self.market
         fate = plan.fate
         if dest in ORDER_TERMINAL:
-            self.store_of.pop(id, None)
+            self.open.pop(id, None)
         elif trigger == "place":
             if fate == "cancels_unpaid":
                 m.later("order", id, "cancel", seq, 0.5, 20, at)
@@ -206,13 +221,15 @@ class OrderActors:
             m.later("order", id, "open_received", seq, 12, 288, at)
 
     def _store(self, id: str) -> str:
-        if id not in self.store_of:
-            self.store_of[id] = str(self.market.engine.get("order", id).data["seller"])
-        return self.store_of[id]
+        known = self.open.get(id)
+        if known is None:
+            store = str(self.market.engine.get("order", id).data["seller"])
+            known = self.open[id] = Open(store, self.plan(id))
+        return known.store
 
     def resume(self, aggregate: Aggregate, history: list[HistoryEntry]) -> None:
         data = aggregate.data
-        self.store_of[aggregate.id] = data["seller"]
+        self.open[aggregate.id] = Open(data["seller"], self.plan(aggregate.id))
         if data.get("waybill"):
             self._track_again(aggregate)
         replay = [e for e in history if e.trigger == "tracking_exception"]
@@ -241,8 +258,8 @@ class OrderActors:
     # --- deciding -------------------------------------------------------------------------
 
     def decide(self, aggregate: Aggregate | None, turn: Turn) -> Decision:
-        if aggregate is None:
-            return None
+        if aggregate is None or aggregate.state in ORDER_TERMINAL:
+            return None  # a turn that came too late: nobody acts on an order that ended
         _, _, id, purpose, tries = turn
         m, state, data = self.market, aggregate.state, aggregate.data
         plan = self.plan(id)

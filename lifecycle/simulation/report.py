@@ -1,4 +1,4 @@
-"""The report of a run: read back from the database at the end, in one streaming pass per kind.
+"""The report of a run: read back from the database at the end, a few bulk statements in all.
 
 Final states, the order funnel, times in simulated days, disputes by type and outcome, and the
 money come from the aggregates and the ledger themselves (so a resumed run reports all of its
@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle.adapters.sandbox import Operation
+from lifecycle.money import from_minor
+from lifecycle.simulation import queries
+from lifecycle.simulation.queries import Step
 
 if TYPE_CHECKING:
     from lifecycle.simulation.market import Market
@@ -36,6 +39,9 @@ DURATIONS = {
 MONEY = ("captured", "coupon_subsidy", "refunded", "coupon_returned", "paid_out", "commission",
          "coupons_settled_by_sellers", "store_fees", "escrow_held")
 DAY_SECONDS = 86_400
+# What the funnel and the times read of each order's data.
+ORDER_FIELDS = ("placed_at", "paid_at", "shipped_at", "delivered_at", "completed_at",
+                "released_at")
 
 
 @dataclass(frozen=True)
@@ -116,46 +122,46 @@ class _Money:
         self.totals: dict[str, dict[str, Decimal]] = defaultdict(
             lambda: dict.fromkeys(MONEY, Decimal(0)))
 
-    def add(self, entries: Iterable[tuple[int, str, str, Decimal, str]]) -> None:
-        for _seq, posting, account, amount, currency in entries:
-            totals = self.totals[currency]
-            if posting == "store_fee":
-                if account == "platform_fee":
-                    totals["store_fees"] += amount
-                continue
-            if account == "escrow":
-                totals["escrow_held"] += amount
-            elif posting == "payment":
-                if account == "buyer":
-                    totals["captured"] -= amount
-                elif account == "coupon_subsidy":
-                    totals["coupon_subsidy"] -= amount
-            elif account == "buyer" and amount > 0:
-                totals["refunded"] += amount
-            elif account == "coupon_subsidy" and posting != "payout":
-                totals["coupon_returned"] += amount  # a cancellation or refund hands it back
-            elif posting == "payout":
-                if account == "platform_fee":
-                    totals["commission"] += amount
-                elif account == "seller" and amount > 0:
-                    totals["paid_out"] += amount
-                elif account == "seller":
-                    totals["coupons_settled_by_sellers"] -= amount
+    def add(self, posting: str, account: str, currency: str, positive: bool,
+            amount: Decimal) -> None:
+        """Entries of one posting and account, all above zero (``positive``) or none, summed."""
+        totals = self.totals[currency]
+        if posting == "store_fee":
+            if account == "platform_fee":
+                totals["store_fees"] += amount
+            return
+        if account == "escrow":
+            totals["escrow_held"] += amount
+        elif posting == "payment":
+            if account == "buyer":
+                totals["captured"] -= amount
+            elif account == "coupon_subsidy":
+                totals["coupon_subsidy"] -= amount
+        elif account == "buyer" and positive:
+            totals["refunded"] += amount
+        elif account == "coupon_subsidy" and posting != "payout":
+            totals["coupon_returned"] += amount  # a cancellation or refund hands it back
+        elif posting == "payout":
+            if account == "platform_fee":
+                totals["commission"] += amount
+            elif account == "seller" and positive:
+                totals["paid_out"] += amount
+            elif account == "seller":
+                totals["coupons_settled_by_sellers"] -= amount
 
     def to_dict(self) -> dict[str, dict[str, str]]:
         return {currency: {item: str(totals[item]) for item in MONEY}
                 for currency, totals in sorted(self.totals.items())}
 
 
-def _path(history: Sequence[Any]) -> str:
-    steps: list[str] = []
-    for entry in history[1:]:
-        step = entry.trigger
-        if step == "arbitrate":
-            step = f"arbitrate({entry.payload.get('decision')})"
-        if not steps or steps[-1] != step:
-            steps.append(step)
-    return " → ".join(steps) or "(open)"
+def _path(steps: Sequence[Step]) -> str:
+    """A dispute's way from its opening: its triggers after the first, repeats folded."""
+    path: list[str] = []
+    for trigger, decision in steps[1:]:
+        step = f"arbitrate({decision})" if trigger == "arbitrate" else trigger
+        if not path or path[-1] != step:
+            path.append(step)
+    return " → ".join(path) or "(open)"
 
 
 def survey(market: Market, status: str) -> Report:
@@ -172,26 +178,25 @@ def survey(market: Market, status: str) -> Report:
     disputes: dict[str, Counter[str]] = defaultdict(Counter)
     paths: Counter[str] = Counter()
 
-    for kind in KINDS:
-        terminal = engine.definitions[kind].terminal
-        for aggregate in market.scan(kind):
-            states[kind][aggregate.state] += 1
-            transitions += aggregate.version
-            data = aggregate.data
-            if kind == "seller":
-                money.add(engine.postings("seller", aggregate.id))
-            elif kind == "order":
-                _order(data, aggregate.state, funnel, endings, durations)
-                money.add(engine.postings("order", aggregate.id))
-            elif kind == "dispute":
-                disputes[data["type"]][aggregate.state if aggregate.state in terminal else "open"] += 1
-                if aggregate.state in terminal:
-                    paths[f"{data['type']}: {_path(engine.history('dispute', aggregate.id))}"] += 1
+    with engine.database.connect() as conn:
+        for kind, state, n, versions in queries.state_counts(conn, market.prefix, KINDS):
+            states[kind][state] += n
+            transitions += versions
+        for state, data in queries.fields(conn, "order", market.prefix, ORDER_FIELDS,
+                                          ("dispute_count",)):
+            _order(data, state, funnel, endings, durations)
+        terminal = engine.definitions["dispute"].terminal
+        for type_, state, n in queries.dispute_counts(conn, market.prefix):
+            disputes[type_][state if state in terminal else "open"] += n
+        for type_, steps in queries.dispute_steps(conn, market.prefix, terminal):
+            paths[f"{type_}: {_path(steps)}"] += 1
+        for posting, account, currency, positive, minor in queries.ledger_sums(
+                conn, market.prefix, ("seller", "order")):
+            money.add(posting, account, currency, positive, from_minor(minor, currency))
+        parked = Counter(trigger for _, _, trigger in queries.parked(conn, market.prefix))
 
     released = durations["place_to_funds_released"]
     histogram = Counter(int(value) for value in released)
-    parked = Counter(d.trigger for d in engine.deadlines(failed=True, limit=1_000_000)
-                     if d.aggregate_id.startswith(market.prefix))
     checking = time.perf_counter()
     violations = engine.check() if config.check else []
     checking = time.perf_counter() - checking

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -170,16 +171,22 @@ class _Ranks:
     def __init__(self, choose: Callable[[int], str], group: Callable[[str], str] = str):
         self._choose, self._group = choose, group
         self._counts: Counter[str] = Counter()
-        self._seen: list[tuple[str, int]] = []
+        # Kept for every entity so far, so packed: five bytes each, not a tuple's ninety.
+        self._names: list[str] = []  # the distinct choices, as first made
+        self._choices = array("B")  # entity → its choice's place in _names
+        self._ranks = array("I")  # entity → its rank in its group
 
     def __call__(self, n: int) -> tuple[str, int]:
         """(the choice for entity ``n``, its rank among the entities of its group)."""
-        while len(self._seen) <= n:
-            choice = self._choose(len(self._seen))
+        while len(self._ranks) <= n:
+            choice = self._choose(len(self._ranks))
             group = self._group(choice)
-            self._seen.append((choice, self._counts[group]))
+            if choice not in self._names:
+                self._names.append(choice)
+            self._choices.append(self._names.index(choice))
+            self._ranks.append(self._counts[group])
             self._counts[group] += 1
-        return self._seen[n]
+        return self._names[self._choices[n]], self._ranks[n]
 
 
 @lru_cache(maxsize=8)
@@ -242,7 +249,7 @@ class Buyer:
     name: str
 
 
-@lru_cache(maxsize=16_384)
+@lru_cache(maxsize=256)  # asked when an order is placed and when goods go back
 def buyer(seed: int, name: str, n: int) -> Buyer:
     r = rng(seed, "buyer", n)
     first = r.choice(("Ana", "Ben", "Chen", "Dara", "Emil", "Fatima", "Goran", "Hana", "Ivan",
@@ -282,7 +289,7 @@ def _order_ranks(seed: int, behaviour: Behaviour) -> _Ranks:
                   lambda fate: "disputes" if fate.startswith("disputes_") else fate)
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=256)  # an open order's plan is kept with it (`orders.Open`)
 def order_plan(seed: int, behaviour: Behaviour, n: int) -> OrderPlan:
     b = behaviour
     fate, rank = _order_ranks(seed, behaviour)(n)
