@@ -450,3 +450,24 @@ def test_trigger_that_loses_the_race_moves_no_money_at_the_gateway(
         assert_history_consistent(shop, "order", order.id, "shipped")
         refunds = [entry for entry in gateway.ledger if entry.operation == "refund"]
         assert refunds == [], f"the losing ship_deadline refunded {refunds!r}"
+
+
+def test_a_writer_whose_connection_the_server_dropped_connects_afresh(
+    pg_engine: lifecycle.Engine, pg_url: str, clock: lifecycle.SimulatedClock
+) -> None:
+    """A server restart or an idle-connection reaper ends the engine's kept connection: the
+    trigger that finds it dead fails and writes nothing; the next one works on a new one."""
+    order = order_in(pg_engine, clock, "awaiting_payment")
+    kept = pg_engine._writing_connection().connection.driver_connection
+    assert kept is not None
+    conninfo = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (kept.info.backend_pid,))
+
+    with pytest.raises(psycopg.OperationalError):
+        pg_engine.fire("order", order.id, "pay", buyer(), {})
+    assert pg_engine.get("order", order.id).state == "awaiting_payment"
+
+    paid = pg_engine.fire("order", order.id, "pay", buyer(), {})
+    assert (paid.state, paid.version) == ("paid", 2)
+    assert [e.trigger for e in pg_engine.history("order", order.id)] == ["place", "pay"]
