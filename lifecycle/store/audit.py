@@ -95,21 +95,26 @@ def escrow_left_at(conn: Connection, kind: str, states: Iterable[str]) -> Iterat
 def histories(conn: Connection) -> Iterator[tuple[str, str, str | None, int, list[HistoryStep]]]:
     """Each aggregate with its history: (kind, id, state, version, [(seq, trigger, source, dest)]).
 
-    History is read in one ordered, streamed pass; an aggregate with no history, or history
-    with no aggregate (state None), is yielded too, so the caller can report it.
+    History is read in one ordered, streamed pass joined to its aggregate by the database, so
+    memory stays flat however many aggregates there are; an aggregate with no history, or
+    history with no aggregate (state None), is yielded too, so the caller can report it.
     """
-    stored = {
-        (r.kind, r.id): (r.state, r.version)
-        for r in conn.execute(select(aggregates.c.kind, aggregates.c.id, aggregates.c.state,
-                                     aggregates.c.version))
-    }
+    joined = history.outerjoin(aggregates, and_(aggregates.c.kind == history.c.kind,
+                                                aggregates.c.id == history.c.aggregate_id))
     rows = conn.execution_options(stream_results=True, yield_per=5000).execute(
         select(history.c.kind, history.c.aggregate_id, history.c.seq, history.c.trigger,
-               history.c.source, history.c.dest)
+               history.c.source, history.c.dest, aggregates.c.state, aggregates.c.version)
+        .select_from(joined)
         .order_by(history.c.kind, history.c.aggregate_id, history.c.seq)
     )
     for (kind, id), group in groupby(rows, key=lambda r: (r.kind, r.aggregate_id)):
-        state, version = stored.pop((kind, id), (None, 0))
-        yield kind, id, state, version, [(r.seq, r.trigger, r.source, r.dest) for r in group]
-    for (kind, id), (state, version) in stored.items():
+        steps = list(group)
+        state, version = steps[0].state, steps[0].version or 0
+        yield kind, id, state, version, [(r.seq, r.trigger, r.source, r.dest) for r in steps]
+    without_history = select(aggregates.c.kind, aggregates.c.id, aggregates.c.state,
+                             aggregates.c.version).where(
+        ~select(history.c.seq).where(history.c.kind == aggregates.c.kind,
+                                     history.c.aggregate_id == aggregates.c.id).exists()
+    )
+    for kind, id, state, version in conn.execute(without_history):
         yield kind, id, state, version, []
