@@ -91,6 +91,11 @@ class _Capture:
     refunded: Decimal = Decimal(0)
 
 
+def _reference(operation: Operation, token: str) -> str:
+    """The reference of what a key did: the same for every retry with it."""
+    return f"{_REF_PREFIX[operation]}_{token}"
+
+
 def _fingerprint(*request: object) -> int:
     """Stands in for a request to tell a retry (same request) from a reused key (another one):
     equal requests hash equal, and a 64-bit collision between two requests sent with the same
@@ -229,9 +234,11 @@ class SandboxGateway:
         fault = self._faults.draw(operation, key)
         if fault in ("timeout_unprocessed", "error"):
             raise _fail(self._name, operation, fault)
+        # Names both what the key did (its reference) and the callback telling of it.
+        token = digest(self._name, self._seed, operation, key)
         request = self._requests[operation].get(key)
         if request is None:
-            self._act(operation, key, subject, amount, declined=fault == "decline")
+            self._act(operation, key, token, subject, amount, declined=fault == "decline")
         elif request != _fingerprint(subject, amount):
             raise AdapterError(self._name, operation,
                                f"idempotency key {key!r} was already used for a different request")
@@ -239,26 +246,23 @@ class SandboxGateway:
             raise PaymentDeclined(self._name, operation, _DECLINED[operation])
         if fault == "timeout":  # the money moved; only the reply is lost
             raise _fail(self._name, operation, fault)
-        return self._ref(operation, key)
+        return _reference(operation, token)
 
-    def _ref(self, operation: Operation, key: str) -> str:
-        """The reference of what ``key`` did: the same for every retry with it."""
-        return f"{_REF_PREFIX[operation]}_{digest(self._name, self._seed, operation, key)}"
-
-    def _act(self, operation: Operation, key: str, subject: str, amount: Money, *, declined: bool) -> None:
+    def _act(self, operation: Operation, key: str, token: str, subject: str, amount: Money, *,
+             declined: bool) -> None:
         if declined:
             self._declined.add((operation, key))
             if operation == "capture":
-                self._emit("failed", operation, key, subject, None, amount, _DECLINED[operation])
+                self._emit("failed", token, subject, None, amount, _DECLINED[operation])
         else:
             order_id = self._take_refund(subject, amount) if operation == "refund" else subject
-            ref = self._ref(operation, key)
+            ref = _reference(operation, token)
             self._record(LedgerEntry(operation, key, ref, subject, amount))
             if operation == "capture":
                 self._captures[ref] = _Capture(subject, amount)
-                self._emit("captured", operation, key, subject, ref, amount)
+                self._emit("captured", token, subject, ref, amount)
             elif operation == "refund":
-                self._emit("refunded", operation, key, order_id, subject, amount)
+                self._emit("refunded", token, order_id, subject, amount)
         self._requests[operation][key] = _fingerprint(subject, amount)
 
     def _record(self, entry: LedgerEntry) -> None:
@@ -286,9 +290,9 @@ class SandboxGateway:
         capture.refunded += amount.amount
         return capture.order_id
 
-    def _emit(self, kind: PaymentEventKind, operation: Operation, key: str, order_id: str,
-              payment_ref: str | None, amount: Money, reason: str | None = None) -> None:
-        event_id = f"evt_{digest(self._name, self._seed, operation, key)}"
+    def _emit(self, kind: PaymentEventKind, token: str, order_id: str, payment_ref: str | None,
+              amount: Money, reason: str | None = None) -> None:
+        event_id = f"evt_{token}"
         body = {
             "event_id": event_id,
             "kind": kind,

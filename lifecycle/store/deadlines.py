@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -48,7 +50,7 @@ def cancel(conn: Connection, kind: str, id: str) -> None:
 def pause(conn: Connection, kind: str, id: str, now: datetime) -> None:
     """Stop the clock on the aggregate's pending deadlines, keeping the time left."""
     hot, cur = cursor(conn)
-    cur.execute(hot.sql["paused_list"], {"kind": kind, "id": id})
+    cur.execute(hot.sql["to_pause"], {"kind": kind, "id": id})
     for deadline_id, due_at in cur.fetchall():
         left = max(hot.moment_of(due_at) - now, timedelta(0))
         cur.execute(hot.sql["pause"], {"b_id": deadline_id,
@@ -61,7 +63,7 @@ def resume(conn: Connection, kind: str, id: str, state: str, now: datetime) -> s
     Returns the triggers resumed, so the caller does not schedule them afresh.
     """
     hot, cur = cursor(conn)
-    cur.execute(hot.sql["resume_list"], {"kind": kind, "id": id})
+    cur.execute(hot.sql["to_resume"], {"kind": kind, "id": id})
     resumed = set()
     for deadline_id, paused_in, trigger, remaining_us in cur.fetchall():
         if paused_in != state:
@@ -84,13 +86,7 @@ def next_due(conn: Connection, now: datetime) -> ScheduledDeadline | None:
     row = cur.fetchone()
     if row is None:
         return None
-    id, kind, aggregate_id, state, trigger, status, due_at, remaining, attempts, error, _ = row
-    return ScheduledDeadline(
-        id=id, kind=kind, aggregate_id=aggregate_id, state=state, trigger=trigger, status=status,
-        due_at=hot.moment_of(due_at),
-        remaining=timedelta(microseconds=remaining) if remaining is not None else None,
-        attempts=attempts, last_error=error,
-    )
+    return _scheduled(row, hot.moment_of(row[6]))
 
 
 def remove(conn: Connection, deadline_id: int) -> None:
@@ -121,15 +117,15 @@ def listed(conn: Connection, *, due_by: datetime | None = None, failed: bool = F
         query = query.where(deadlines.c.kind == kind)
     if id is not None:
         query = query.where(deadlines.c.aggregate_id == id)
-    return [_scheduled(row) for row in conn.execute(query)]
+    return [_scheduled(row, as_utc(row.due_at)) for row in conn.execute(query)]
 
 
-def _scheduled(row: object) -> ScheduledDeadline:
-    r = row._mapping  # type: ignore[attr-defined]
-    remaining = r["remaining_us"]
+def _scheduled(row: Sequence[Any], due_at: datetime) -> ScheduledDeadline:
+    """A row of ``select(deadlines)``, in the table's column order (a Core row or the hot
+    path's tuple); ``due_at`` as the caller read it back."""
+    id, kind, aggregate_id, state, trigger, status, _due, remaining, attempts, error, _created = row
     return ScheduledDeadline(
-        id=r["id"], kind=r["kind"], aggregate_id=r["aggregate_id"], state=r["state"],
-        trigger=r["trigger"], status=r["status"], due_at=as_utc(r["due_at"]),
-        remaining=timedelta(microseconds=remaining) if remaining is not None else None,
-        attempts=r["attempts"], last_error=r["last_error"],
+        id=id, kind=kind, aggregate_id=aggregate_id, state=state, trigger=trigger, status=status,
+        due_at=due_at, remaining=timedelta(microseconds=remaining) if remaining is not None else None,
+        attempts=attempts, last_error=error,
     )

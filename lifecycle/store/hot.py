@@ -88,13 +88,13 @@ _STATEMENTS = {
     .with_for_update(skip_locked=True),
     "remove_deadline": delete(deadlines).where(deadlines.c.id == bindparam("id")),
     # Entering and leaving a dispute: the order's deadlines stop and restart.
-    "paused_list": select(deadlines.c.id, deadlines.c.due_at).where(
+    "to_pause": select(deadlines.c.id, deadlines.c.due_at).where(
         deadlines.c.kind == bindparam("kind"), deadlines.c.aggregate_id == bindparam("id"),
         deadlines.c.status == literal_column("'pending'"),
     ),
     "pause": update(deadlines).where(deadlines.c.id == bindparam("b_id"))
     .values(status=literal_column("'paused'"), remaining_us=bindparam("remaining_us")),
-    "resume_list": select(deadlines.c.id, deadlines.c.state, deadlines.c.trigger,
+    "to_resume": select(deadlines.c.id, deadlines.c.state, deadlines.c.trigger,
                           deadlines.c.remaining_us).where(
         deadlines.c.kind == bindparam("kind"), deadlines.c.aggregate_id == bindparam("id"),
         deadlines.c.status == literal_column("'paused'"),
