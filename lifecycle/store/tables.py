@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -75,8 +76,10 @@ idempotency = Table(
     Column("request_hash", String(64), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("aggregate_id", String(200), nullable=False),
+    # What answers a retry: the state and version the first delivery led to, not a copy.
     Column("result", Json, nullable=False),
     Column("created_at", Moment, nullable=False),
+    Index("ix_idempotency_created", "created_at"),
 )
 
 # Values that must be unique across aggregates (a store's second-level domain).
@@ -135,4 +138,33 @@ lookups = Table(
     Column("value", String(200), primary_key=True),
     Column("kind", String(32), primary_key=True),
     Column("aggregate_id", String(200), primary_key=True),
+)
+
+# The policy every process schedules with; each change is a new version (SPEC §2).
+policy = Table(
+    "policy",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("values", Json, nullable=False),
+    Column("created_at", Moment, nullable=False),
+)
+
+# A carrier's scans of an order, one row each; ``moved`` says whether the scan moved the order.
+tracking_events = Table(
+    "tracking_events",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("aggregate_id", String(200), nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("waybill", String(64), nullable=False),
+    Column("event_id", String(200), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("exception_kind", String(32), nullable=True),
+    Column("reported_at", Moment, nullable=True),
+    Column("location", String(200), nullable=True),
+    Column("detail", String(2000), nullable=True),
+    Column("moved", Boolean, nullable=False),
+    Column("recorded_at", Moment, nullable=False),
+    Index("ix_tracking_events_aggregate", "kind", "aggregate_id", "event_id", unique=True),
 )
