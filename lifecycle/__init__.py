@@ -13,7 +13,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters
-from lifecycle.adapters.errors import AdapterError, InvalidWaybill, PaymentDeclined, SignatureInvalid
+from lifecycle.adapters.errors import (
+    AdapterError,
+    EventsRejected,
+    InvalidWaybill,
+    PaymentDeclined,
+    SignatureInvalid,
+)
 from lifecycle.adapters.ports import Carrier, PaymentGateway
 from lifecycle.clock import Clock, SimulatedClock, SystemClock
 from lifecycle.engine import Engine
@@ -36,7 +42,7 @@ from lifecycle.machines.definition import Aggregate
 from lifecycle.policy import Policy
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
-from lifecycle.store.repository import HistoryEntry
+from lifecycle.store.repository import HistoryEntry, TrackingRecord
 
 try:
     __version__ = version("lifecycle")
@@ -97,6 +103,7 @@ __all__ = [
     "Conflict",
     "DefinitionError",
     "Engine",
+    "EventsRejected",
     "Forbidden",
     "GuardFailed",
     "HistoryEntry",
@@ -115,6 +122,7 @@ __all__ = [
     "SignatureInvalid",
     "SimulatedClock",
     "SystemClock",
+    "TrackingRecord",
     "UnknownKind",
     "Violation",
     "__version__",

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from lifecycle import timers
 from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters, carry_out, tracking_trigger
-from lifecycle.adapters.errors import AdapterError
+from lifecycle.adapters.errors import AdapterError, EventsRejected
 from lifecycle.adapters.ports import TrackingEvent
 from lifecycle.clock import Clock
 from lifecycle.errors import (
@@ -59,6 +59,7 @@ from lifecycle.machines.definition import (
     Index,
     MachineDefinition,
     Post,
+    Scan,
     Step,
 )
 from lifecycle.machines.payloads import dump
@@ -70,7 +71,7 @@ from lifecycle.store import repository as repo
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.hot import cursor
-from lifecycle.store.repository import HistoryEntry
+from lifecycle.store.repository import HistoryEntry, TrackingRecord
 
 log = structlog.get_logger("lifecycle")
 transition_log = BoundOnce("lifecycle")
@@ -345,9 +346,25 @@ class Engine:
     def ingest_tracking(self, carrier: str, body: bytes,
                         headers: Mapping[str, str]) -> list[Aggregate]:
         """A carrier's push: verify its signature, then apply each event to the orders its
-        waybill carries. Returns the orders an event moved or recorded on."""
-        events = self.adapters.carrier(carrier).parse_push(body, headers)
+        waybill carries. Returns the orders an event moved or recorded on. If some events
+        cannot be read, the others are applied and `EventsRejected` is raised, naming the
+        refused ones, with the orders applied in ``.applied``."""
+        try:
+            events = self.adapters.carrier(carrier).parse_push(body, headers)
+        except EventsRejected as partly:
+            # One unreadable event must not hold back the rest, on this delivery or any retry.
+            partly.applied = [order for event in partly.events
+                              for order in self._apply_tracking(carrier, event)]
+            log.warning("tracking.rejected", carrier=carrier, rejected=len(partly.rejected),
+                        applied=len(partly.events), reason=partly.reason)
+            raise
         return [order for event in events for order in self._apply_tracking(carrier, event)]
+
+    def tracking(self, order_id: str) -> list[TrackingRecord]:
+        """The carrier scans recorded on an order, oldest first."""
+        order = self.get("order", order_id)
+        with self.database.connect() as conn:
+            return repo.scans_of(conn, order.kind, order.id)
 
     def track(self, order_id: str) -> Aggregate:
         """Poll the order's carrier and apply every event not yet seen."""
@@ -367,9 +384,10 @@ class Engine:
             log.warning("tracking.unknown_waybill", carrier=carrier, waybill=event.waybill)
         applied = []
         for kind, order_id in found:
-            order = self.get(kind, order_id)
-            seen = {e.get("event_id") for e in order.data.get("tracking", [])}
-            if order.data.get("waybill") != event.waybill or event.event_id in seen:
+            with self._quick_read() as conn:
+                order = repo.load(conn, kind, order_id)
+                seen = repo.scan_seen(conn, kind, order_id, event.event_id)
+            if order is None or order.data.get("waybill") != event.waybill or seen:
                 continue  # a stale waybill, or a duplicate delivery of the same scan
             trigger, payload = tracking_trigger(order.state, event)
             if trigger is None:
@@ -561,14 +579,18 @@ class Engine:
         self._local.conn = None
 
     def _replay(self, conn: Connection, request: _Request) -> Aggregate | None:
+        """The first result of the request's key, or None if the key is new. The record keeps
+        the state and version the first delivery led to, not a copy of the aggregate: the
+        answer carries those, with the aggregate's data as it is now."""
         assert request.idempotency_key is not None
         earlier = repo.remembered(conn, request.idempotency_key)
         if earlier is None:
             return None
         if earlier.request_hash != request.fingerprint():
             raise IdempotencyMismatch(request.idempotency_key)
-        r = earlier.result
-        return Aggregate(r["kind"], r["id"], r["state"], r["version"], r["data"])
+        current = repo.load(conn, earlier.kind, earlier.id)
+        data = current.data if current is not None else {}
+        return Aggregate(earlier.kind, earlier.id, earlier.state, earlier.version, data)
 
     def _remembered(self, request: _Request) -> Aggregate | None:
         """The committed result of the request's idempotency key, read after our rollback."""
@@ -623,9 +645,13 @@ class Engine:
               expected_version: int | None, follow_up: bool, depth: int = 0) -> Aggregate:
         assert request.id is not None
         actor, trigger = request.actor, request.trigger
-        current = repo.load(unit.conn, definition.kind, request.id)
-        if current is None:
+        found = repo.load_with_moment(unit.conn, definition.kind, request.id)
+        if found is None:
             raise NotFound(definition.kind, request.id)
+        current, last_moved = found
+        # History runs forward per aggregate even when this transaction's clock reading is
+        # older than another writer's that committed first (PostgreSQL, read committed).
+        unit.now = max(unit.now, last_moved)
         if expected_version is not None and current.version != expected_version:
             raise Conflict(definition.kind, current.id, expected_version)
         if not follow_up and not _owns(definition, current, actor):
@@ -688,6 +714,9 @@ class Engine:
             if isinstance(follow_up, Post):
                 ledger_store.post(unit.conn, context.kind, context.id, seq, follow_up.posting,
                                   unit.now)
+                continue
+            if isinstance(follow_up, Scan):
+                repo.record_scan(unit.conn, context.kind, context.id, follow_up, unit.now)
                 continue
             definition = self.definition(follow_up.kind)
             if isinstance(follow_up, Create):

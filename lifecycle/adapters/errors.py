@@ -6,6 +6,7 @@ The engine lets any of these roll the whole transition back; the message is what
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from lifecycle.errors import InvalidPayload, LifecycleError
 
@@ -42,6 +43,30 @@ class PaymentDeclined(AdapterError):
 
 class SignatureInvalid(AdapterError):
     """A callback or push whose HMAC signature is missing, malformed or does not match."""
+
+
+class EventsRejected(AdapterError):
+    """Some events of a push could not be read; the others could.
+
+    A carrier's ``parse_push`` raises it with the ``events`` it did read, so one bad event
+    does not hold back the rest; the engine applies those, fills in ``applied`` (the orders
+    they moved or were recorded on) and raises it on to its caller. ``rejected`` says, per
+    refused event, which one (its position in the push and its id, if it had one) and why.
+    """
+
+    def __init__(self, adapter: str, operation: str, events: list[Any],
+                 rejected: list[tuple[int, str | None, str]], total: int):
+        self.events = list(events)
+        self.rejected = list(rejected)
+        self.applied: list[Any] = []
+        listed = "; ".join(f"event #{n + 1}{f' {event_id!r}' if event_id else ''}: {why}"
+                           for n, event_id, why in self.rejected[:5])
+        more = f"; and {len(self.rejected) - 5} more" if len(self.rejected) > 5 else ""
+        super().__init__(
+            adapter, operation, listed,
+            message=f"{adapter} {operation}: {len(self.rejected)} of {total} events rejected "
+                    f"({listed}{more}); the other {total - len(self.rejected)} were applied",
+        )
 
 
 class InvalidWaybill(AdapterError):

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from lifecycle.adapters.errors import AdapterError, PaymentDeclined, UnknownAdapter
+from lifecycle.adapters.errors import AdapterError, EventsRejected, PaymentDeclined, UnknownAdapter
 from lifecycle.adapters.faults import Fault, FaultPlan, FaultRates, digest
 from lifecycle.adapters.ports import (
     Money,
@@ -476,10 +476,21 @@ class SandboxCarrier:
         """Verify the signature, then parse the pushed events."""
         verify(self._secret, body, headers, adapter=self._name, operation="parse_push")
         try:
-            data = json.loads(body)
-            return [TrackingEvent.from_json(event) for event in data["events"]]
-        except (ValueError, KeyError, TypeError, InvalidPayload) as exc:
+            pushed = json.loads(body)["events"]
+            if not isinstance(pushed, list):
+                raise TypeError("events is not a list")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise AdapterError(self._name, "parse_push", f"malformed push: {exc}") from None
+        events, rejected = [], []
+        for n, item in enumerate(pushed):
+            try:
+                events.append(TrackingEvent.from_json(item))
+            except (InvalidPayload, AttributeError, TypeError) as exc:
+                event_id = item.get("event_id") if isinstance(item, dict) else None
+                rejected.append((n, str(event_id) if event_id is not None else None, str(exc)))
+        if rejected:
+            raise EventsRejected(self._name, "parse_push", events, rejected, len(pushed))
+        return events
 
     # --- sandbox controls -----------------------------------------------------------------
 

@@ -50,15 +50,6 @@ def _shipment(data: Mapping[str, Any]) -> str | None:
     return " ".join(str(part) for part in (method, data.get("carrier"), data.get("waybill")) if part)
 
 
-def _tracking(data: Mapping[str, Any]) -> str | None:
-    events = data.get("tracking") or []
-    if not events:
-        return None
-    last = events[-1]
-    kind = f" ({last['kind']})" if last.get("kind") else ""
-    return f"{len(events)} event(s), last {last['status']}{kind}"
-
-
 VIEW = View(
     kind="order",
     noun="order",
@@ -72,7 +63,6 @@ VIEW = View(
         ("sample", field("sample")),
         ("coupon", field("coupon")),
         ("shipment", _shipment),
-        ("tracking", _tracking),
         ("dispute", field("dispute")),
         ("paused in", field("paused_state")),
         ("cancel reason", field("cancel_reason")),
@@ -95,6 +85,7 @@ VIEW = View(
     currency="currency",
     figures=("goods_total", "coupon_amount", "shipping_fee", "total", "amount_paid", "refunded",
              "commission", "payout"),
+    tracked=True,
 )
 
 PLACE_FIELDS = (

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from lifecycle import Aggregate, HistoryEntry, ScheduledDeadline
+from lifecycle import Aggregate, HistoryEntry, ScheduledDeadline, TrackingRecord
 
 
 def aggregate_json(aggregate: Aggregate, allowed: Sequence[str] | None = None) -> dict[str, Any]:
@@ -36,6 +36,21 @@ def history_json(entry: HistoryEntry) -> dict[str, Any]:
         "payload": dict(entry.payload),
         "idempotency_key": entry.idempotency_key,
         "at": entry.at.isoformat(),
+    }
+
+
+def scan_json(scan: TrackingRecord) -> dict[str, Any]:
+    return {
+        "carrier": scan.carrier,
+        "waybill": scan.waybill,
+        "event_id": scan.event_id,
+        "status": scan.status,
+        "exception_kind": scan.exception_kind,
+        "reported_at": scan.reported_at.isoformat() if scan.reported_at else None,
+        "location": scan.location,
+        "detail": scan.detail,
+        "moved": scan.moved,
+        "recorded_at": scan.recorded_at.isoformat(),
     }
 
 

@@ -51,6 +51,7 @@ class View:
     filters: tuple[str, ...] = ()  # data fields a list may filter on: seller, buyer, order
     currency: str | None = None  # the data field naming the currency of the figures
     figures: tuple[str, ...] = ()  # money fields of the data, shown under "money"
+    tracked: bool = False  # carrier scans are recorded on it (orders)
 
 
 # --- show --------------------------------------------------------------------------------
@@ -88,6 +89,7 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
         },
         "history": [output.history_json(e) for e in entries[-last:]] if last else [],
         "history_total": len(entries),
+        "tracking": [output.scan_json(t) for t in engine.tracking(id)] if view.tracked else [],
     }
 
 
@@ -104,6 +106,8 @@ def show_text(view: View, shown: Mapping[str, Any]) -> str:
         who.append((actor_role, actor_id, ", ".join(shown["allowed"]) or "-"))
     lines += ["who may act", *output.indented(output.table(["role", "id", "may fire"], who))]
     details = [(label, _render(get(shown["data"]))) for label, get in view.details]
+    if shown.get("tracking"):
+        details.append(("tracking", _scans(shown["tracking"])))
     lines += ["details", *output.pairs((k, v) for k, v in details if v not in (None, ""))]
     if shown["deadlines"]:
         rows = [(d["trigger"], d["status"], output.stamp(d["due_at"]),
@@ -124,6 +128,12 @@ def show_text(view: View, shown: Mapping[str, Any]) -> str:
                   e["actor"]) for e in shown["history"]]
         lines += output.indented(output.table(["seq", "at", "trigger", "from", "to", "actor"], steps))
     return "\n".join(lines)
+
+
+def _scans(scans: list[Mapping[str, Any]]) -> str:
+    last = scans[-1]
+    kind = f" ({last['exception_kind']})" if last.get("exception_kind") else ""
+    return f"{len(scans)} event(s), last {last['status'] or 'recorded'}{kind}"
 
 
 def _render(value: Any) -> Any:

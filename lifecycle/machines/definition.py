@@ -98,7 +98,24 @@ class Post:
     posting: Posting
 
 
-FollowUp = Create | Fire | Claim | Index | Post | Call
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """A follow-up: keep a carrier's scan of this aggregate as a row of its own (never in the
+    aggregate's data, which would grow with every scan). ``moved`` says whether it moved the
+    aggregate; ``reported_at`` is the carrier's ISO timestamp."""
+
+    carrier: str
+    waybill: str
+    event_id: str | None
+    status: str | None
+    exception_kind: str | None = None
+    reported_at: str | None = None
+    location: str | None = None
+    detail: str | None = None
+    moved: bool = False
+
+
+FollowUp = Create | Fire | Claim | Index | Post | Call | Scan
 
 
 @dataclass(slots=True)

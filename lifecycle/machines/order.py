@@ -24,6 +24,7 @@ from lifecycle.machines.definition import (
     Index,
     MachineDefinition,
     Post,
+    Scan,
     Transition,
 )
 from lifecycle.machines.payloads import (
@@ -452,15 +453,26 @@ def _ship_offline(ctx: Context) -> None:
 
 
 def _track(status: str | None) -> Any:
-    """Keep the event on the order; ``status`` None records it as it came (a late or
-    out-of-order event that moves nothing)."""
+    """Keep the scan as a tracking-event row; ``status`` None records it as it came (a late or
+    out-of-order event that moves nothing). The order keeps only what its rules read: when it
+    moved, the kinds of exception seen, and whether the parcel went back to the sender."""
 
     def record(ctx: Context) -> None:
-        event = {"status": status, "at": iso(ctx.now), **dump(ctx.payload)}
-        ctx.data["tracking"] = [*ctx.data.get("tracking", []), event]
+        event = ctx.payload
+        exception = getattr(event, "kind", None)
+        reported = event.reported_at
+        ctx.follow_ups.append(Scan(
+            carrier=ctx.data["carrier"], waybill=ctx.data["waybill"], event_id=event.event_id,
+            status=status or getattr(event, "status", None), exception_kind=exception,
+            reported_at=iso(reported) if reported is not None else None,
+            location=event.location, detail=event.detail,
+            moved=status in ("in_transit", "delivered"),
+        ))
         if status is not None:
             ctx.data.setdefault(f"{status}_at", iso(ctx.now))
-        if event.get("kind") == "returned_to_sender":
+        if exception is not None:
+            ctx.data["exception_kinds"] = sorted({*ctx.data.get("exception_kinds", ()), exception})
+        if exception == "returned_to_sender":
             ctx.data["returned_to_sender"] = True
 
     record.__name__ = f"track_{status or 'event'}"

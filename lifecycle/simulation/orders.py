@@ -345,7 +345,7 @@ class OrderActors:
         wait = m.engine.policy.not_received_after
         if not data.get("returned_to_sender") and m.now() < shipped_at + wait:
             return Later(shipped_at + wait + timedelta(hours=1))
-        kinds = {event.get("kind") for event in data.get("tracking", [])}
+        kinds = set(data.get("exception_kinds", ()))
         if data.get("returned_to_sender"):
             reason = "returned_to_sender"
         elif "customs_hold" in kinds:

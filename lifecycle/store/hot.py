@@ -37,6 +37,7 @@ from lifecycle.store.tables import (
     ledger,
     lookups,
     outbox,
+    tracking_events,
     unique_claims,
 )
 
@@ -47,6 +48,10 @@ def _values(table: Any, *skip: str) -> dict[str, Any]:
 
 _STATEMENTS = {
     "load": select(aggregates.c.state, aggregates.c.version, aggregates.c.data).where(
+        aggregates.c.kind == bindparam("kind"), aggregates.c.id == bindparam("id")
+    ),
+    "load_for_write": select(aggregates.c.state, aggregates.c.version, aggregates.c.data,
+                             aggregates.c.updated_at).where(
         aggregates.c.kind == bindparam("kind"), aggregates.c.id == bindparam("id")
     ),
     "insert_aggregate": insert(aggregates).values(_values(aggregates)),
@@ -67,10 +72,17 @@ _STATEMENTS = {
     .values(version=bindparam("version")),
     "insert_history": insert(history).values(_values(history)),
     "insert_outbox": insert(outbox).values(_values(outbox, "id", "published_at")),
-    "remembered": select(idempotency.c.request_hash, idempotency.c.result).where(
+    "remembered": select(idempotency.c.request_hash, idempotency.c.kind,
+                         idempotency.c.aggregate_id, idempotency.c.result).where(
         idempotency.c.key == bindparam("key")
     ),
     "remember": insert(idempotency).values(_values(idempotency)),
+    "insert_scan": insert(tracking_events).values(_values(tracking_events, "id")),
+    "scan_seen": select(tracking_events.c.id).where(
+        tracking_events.c.kind == bindparam("kind"),
+        tracking_events.c.aggregate_id == bindparam("id"),
+        tracking_events.c.event_id == bindparam("event_id"),
+    ),
     "post": insert(ledger).values(_values(ledger, "id")),
     "schedule": insert(deadlines).values(_values(deadlines, "id", "remaining_us", "last_error")),
     "index": insert(lookups).values(_values(lookups)),

@@ -14,12 +14,13 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select
 
 from lifecycle.actor import Actor
-from lifecycle.machines.definition import Aggregate
+from lifecycle.machines.definition import Aggregate, Scan
 from lifecycle.store.hot import cursor
 from lifecycle.store.tables import (
     aggregates,
     history,
     metadata,
+    tracking_events,
 )
 
 
@@ -38,11 +39,32 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackingRecord:
+    """One carrier scan of an order, as it was recorded; ``moved`` if it moved the order."""
+
+    carrier: str
+    waybill: str
+    event_id: str | None
+    status: str | None
+    exception_kind: str | None
+    reported_at: datetime | None
+    location: str | None
+    detail: str | None
+    moved: bool
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Remembered:
-    """What an idempotency key was first used for, and what it returned."""
+    """What an idempotency key was first used for, and where it led: the aggregate, and the
+    state and version its first delivery committed (records written before 0.2 hold a copy of
+    the whole aggregate in ``result``; only its state and version are read)."""
 
     request_hash: str
-    result: Mapping[str, Any]
+    kind: str
+    id: str
+    state: str
+    version: int
 
 
 def load(conn: Connection, kind: str, id: str) -> Aggregate | None:
@@ -53,6 +75,17 @@ def load(conn: Connection, kind: str, id: str) -> Aggregate | None:
         return None
     state, version, data = row
     return Aggregate(kind, id, state, version, hot.loads(data))
+
+
+def load_with_moment(conn: Connection, kind: str, id: str) -> tuple[Aggregate, datetime] | None:
+    """The aggregate and when it last moved: a writer stamps its transition no earlier."""
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["load_for_write"], {"kind": kind, "id": id})
+    row = cur.fetchone()
+    if row is None:
+        return None
+    state, version, data, updated_at = row
+    return Aggregate(kind, id, state, version, hot.loads(data)), hot.moment_of(updated_at)
 
 
 def insert_aggregate(conn: Connection, aggregate: Aggregate, now: datetime) -> None:
@@ -130,11 +163,52 @@ def append_outbox(conn: Connection, event: str, body: Mapping[str, Any], now: da
     })
 
 
+def record_scan(conn: Connection, kind: str, id: str, scan: Scan, now: datetime) -> None:
+    hot, cur = cursor(conn)
+    moment = hot.moment(now)
+    cur.execute(hot.sql["insert_scan"], {
+        "kind": kind, "aggregate_id": id, "carrier": scan.carrier, "waybill": scan.waybill,
+        "event_id": scan.event_id, "status": scan.status, "exception_kind": scan.exception_kind,
+        "reported_at": hot.moment(datetime.fromisoformat(scan.reported_at))
+        if scan.reported_at else None,
+        "location": scan.location, "detail": scan.detail, "moved": scan.moved,
+        "recorded_at": moment,
+    })
+
+
+def scan_seen(conn: Connection, kind: str, id: str, event_id: str) -> bool:
+    """Whether this scan of the aggregate was recorded already (a carrier's duplicate)."""
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["scan_seen"], {"kind": kind, "id": id, "event_id": event_id})
+    return cur.fetchone() is not None
+
+
+def scans_of(conn: Connection, kind: str, id: str) -> list[TrackingRecord]:
+    rows = conn.execute(
+        select(tracking_events)
+        .where(tracking_events.c.kind == kind, tracking_events.c.aggregate_id == id)
+        .order_by(tracking_events.c.id)
+    )
+    return [
+        TrackingRecord(
+            carrier=row.carrier, waybill=row.waybill, event_id=row.event_id, status=row.status,
+            exception_kind=row.exception_kind,
+            reported_at=as_utc(row.reported_at) if row.reported_at else None,
+            location=row.location, detail=row.detail, moved=bool(row.moved),
+            recorded_at=as_utc(row.recorded_at),
+        )
+        for row in rows
+    ]
+
+
 def remembered(conn: Connection, key: str) -> Remembered | None:
     hot, cur = cursor(conn)
     cur.execute(hot.sql["remembered"], {"key": key})
     row = cur.fetchone()
-    return Remembered(row[0], hot.loads(row[1])) if row else None
+    if row is None:
+        return None
+    result = hot.loads(row[3])
+    return Remembered(row[0], row[1], row[2], result["state"], result["version"])
 
 
 def remember(
@@ -146,19 +220,9 @@ def remember(
         "request_hash": request_hash,
         "kind": aggregate.kind,
         "aggregate_id": aggregate.id,
-        "result": hot.json(as_result(aggregate)),
+        "result": hot.json({"state": aggregate.state, "version": aggregate.version}),
         "created_at": hot.moment(now),
     })
-
-
-def as_result(aggregate: Aggregate) -> dict[str, Any]:
-    return {
-        "kind": aggregate.kind,
-        "id": aggregate.id,
-        "state": aggregate.state,
-        "version": aggregate.version,
-        "data": aggregate.data,
-    }
 
 
 def claimed_by(conn: Connection, name: str, value: str) -> tuple[str, str] | None:

@@ -246,7 +246,7 @@ def test_two_writers_with_the_same_expected_version_one_wins_the_other_conflicts
         assert loser.expected_version == read.version
         assert (winners[0].state, winners[0].version) == ("shipped", read.version + 1)
 
-    tracking = pg_engine.get("order", order.id).data["tracking"]
+    tracking = pg_engine.tracking(order.id)
     assert len(tracking) == rounds
     assert_history_consistent(pg_engine, "order", order.id, "shipped")
 

@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("carrier", sa.String(64), nullable=False),
         sa.Column("waybill", sa.String(64), nullable=False),
         sa.Column("event_id", sa.String(200), nullable=True),
-        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(32), nullable=True),  # None: recorded as it came
         sa.Column("exception_kind", sa.String(32), nullable=True),
         sa.Column("reported_at", Moment, nullable=True),
         sa.Column("location", sa.String(200), nullable=True),
