@@ -25,6 +25,7 @@ from lifecycle.clock import Clock, SimulatedClock, SystemClock
 from lifecycle.engine import Engine
 from lifecycle.errors import (
     AlreadyExists,
+    CaptureRefused,
     Conflict,
     DefinitionError,
     Forbidden,
@@ -98,6 +99,7 @@ __all__ = [
     "AdapterError",
     "Aggregate",
     "AlreadyExists",
+    "CaptureRefused",
     "Carrier",
     "Clock",
     "Conflict",

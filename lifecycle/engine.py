@@ -33,22 +33,24 @@ from lifecycle import timers
 from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters, carry_out, tracking_trigger
 from lifecycle.adapters.errors import AdapterError, EventsRejected
-from lifecycle.adapters.ports import TrackingEvent
+from lifecycle.adapters.ports import PaymentEvent, TrackingEvent
 from lifecycle.clock import Clock
 from lifecycle.errors import (
     AlreadyExists,
+    CaptureRefused,
     Conflict,
     Forbidden,
     GuardFailed,
     IdempotencyMismatch,
     InvalidPayload,
     InvalidTransition,
+    LifecycleError,
     NotFound,
     ReplayMismatch,
     UnknownKind,
 )
 from lifecycle.logs import BoundOnce
-from lifecycle.machines import ALIASES, DEFINITIONS
+from lifecycle.machines import ALIASES, DEFINITIONS, capture
 from lifecycle.machines.definition import (
     Aggregate,
     Call,
@@ -224,13 +226,16 @@ class Engine:
     def check(self) -> list[Violation]:
         """Verify the whole database: every history replays to its aggregate's state and
         version, every posting balances, escrow never went negative, refunds never exceeded
-        payments, and a finished order holds nothing in escrow. Returns the violations."""
+        payments, a finished order holds nothing in escrow, and every unexpected capture was
+        refunded. Returns the violations."""
         with self.database.connect() as conn:
             violations = [
                 *audit.unbalanced_postings(conn),
                 *audit.negative_escrow(conn),
                 *audit.refunds_over_paid(conn),
                 *audit.escrow_left_at(conn, "order", self.definitions["order"].terminal),
+                *audit.escrow_left_at(conn, capture.KIND, self.definitions[capture.KIND].terminal),
+                *audit.unrefunded_captures(conn),
             ]
             for kind, id, state, version, steps in audit.histories(conn):
                 problem = self._replay_problem(kind, state, version, steps)
@@ -322,10 +327,14 @@ class Engine:
     def ingest_payment_callback(self, gateway: str, body: bytes,
                                 headers: Mapping[str, str]) -> Aggregate | None:
         """A gateway's callback: verify its signature (a bad or missing one is refused, nothing
-        written), then apply it once. A capture pays its order; a replayed callback, or one
-        confirming a capture this engine made itself, changes nothing. Refund and failure
-        notices are acknowledged (the transition that asked for them already recorded them).
-        Returns the order, or None when the callback moves nothing."""
+        written), then apply it once. A capture pays its order; a redelivered callback returns
+        its first result, and one with the same event id but another request is
+        `IdempotencyMismatch`; confirming a capture this engine made itself changes nothing.
+        A capture that cannot pay its order (cancelled or already paid, unknown, another
+        currency or amount) is recorded as an ``unexpected_capture``, refunded through the
+        gateway, and refused with `CaptureRefused`. Refund and failure notices are
+        acknowledged (the transition that asked for them already recorded them). Returns the
+        order, or None when the callback moves nothing."""
         payments = self.adapters.payments
         if gateway != payments.name:
             raise InvalidPayload("gateway", f"{gateway!r} is not this engine's gateway "
@@ -334,14 +343,71 @@ class Engine:
         if event.kind != "captured":
             log.info("payment.callback", gateway=gateway, kind=event.kind, order=event.order_id)
             return None
-        order = self.get("order", event.order_id)
-        if order.data.get("payment_ref") == event.payment_ref:
-            return order  # our own capture, or a replay: already applied
-        return self.fire(
-            "order", event.order_id, "pay", Actor("system", gateway),
-            {"payment_ref": event.payment_ref, "amount": str(event.amount)},
-            idempotency_key=f"payment:{gateway}:{event.event_id}",
-        )
+        key = f"payment:{gateway}:{event.event_id}"
+        pay = {"payment_ref": event.payment_ref, "amount": str(event.amount),
+               "currency": event.currency}
+        if self._key_used(key):
+            # Checked before anything else: the same event id with another request must be
+            # refused, not answered from the order's state.
+            return self.fire("order", event.order_id, "pay", Actor("system", gateway), pay,
+                             idempotency_key=key)
+        order = self._existing("order", event.order_id)
+        id = capture.capture_id(gateway, event.event_id, order.id if order else None)
+        recorded = self._existing(capture.KIND, id)
+        if recorded is not None:  # a redelivery of a capture refused before
+            return self._refuse_capture(gateway, event, id, recorded.data["reason"], order)
+        if order is not None and order.data.get("payment_ref") == event.payment_ref:
+            if (event.amount, event.currency) != (Decimal(order.data["amount_paid"]),
+                                                  order.data["currency"]):
+                raise GuardFailed("payment.capture_matches_order",
+                                  f"the gateway reports its capture {event.payment_ref} as "
+                                  f"{event.money}, order {order.id} recorded "
+                                  f"{order.data['amount_paid']} {order.data['currency']}",
+                                  trigger="pay", state=order.state)
+            return order  # our own capture, confirmed
+        problem = _why_capture_cannot_pay(order, event)
+        if problem is None:
+            try:
+                return self.fire("order", event.order_id, "pay", Actor("system", gateway), pay,
+                                 idempotency_key=key)
+            except InvalidTransition as refusal:  # the order moved on meanwhile
+                problem = f"order {event.order_id} is {refusal.state}"
+                order = self._existing("order", event.order_id)
+        return self._refuse_capture(gateway, event, id, problem, order)
+
+    def _refuse_capture(self, gateway: str, event: PaymentEvent, id: str, reason: str,
+                        order: Aggregate | None) -> Aggregate:
+        """Keep a capture no order could take, give the money back, and say so."""
+        payload = {"gateway": gateway, "event_id": event.event_id, "order": event.order_id,
+                   "payment_ref": event.payment_ref, "amount": str(event.amount),
+                   "currency": event.currency, "reason": reason}
+        record = self.create(capture.KIND, Actor("system", gateway), payload, id=id,
+                             idempotency_key=f"unexpected-capture:{gateway}:{event.event_id}")
+        if record.state == "refund_pending":
+            try:
+                record = self.fire(capture.KIND, id, "refund", Actor("system", gateway),
+                                   idempotency_key=f"unexpected-capture-refund:{id}")
+            except LifecycleError as error:
+                # The `refund` deadline retries it with backoff and parks it for an operator.
+                log.warning("payment.unexpected_capture_refund_failed", capture=id,
+                            error=str(error))
+        log.warning("payment.unexpected_capture", capture=id, order=event.order_id,
+                    amount=str(event.money), reason=reason, state=record.state)
+        raise CaptureRefused(event.order_id, reason, id, record.state == "refunded",
+                             state=order.state if order is not None else "")
+
+    def _key_used(self, key: str) -> bool:
+        with self._quick_read() as conn:
+            return repo.remembered(conn, key) is not None
+
+    def _existing(self, kind: str, id: str) -> Aggregate | None:
+        """The aggregate, or None if there is none (or ``id`` could not name one)."""
+        try:
+            id = _id(id)
+        except InvalidPayload:
+            return None
+        with self._quick_read() as conn:
+            return repo.load(conn, kind, id)
 
     def ingest_tracking(self, carrier: str, body: bytes,
                         headers: Mapping[str, str]) -> list[Aggregate]:
@@ -785,6 +851,21 @@ class Engine:
 
 
 # --- checks, kept as plain functions so `allowed` and `fire` share them -------------------
+
+
+def _why_capture_cannot_pay(order: Aggregate | None, event: PaymentEvent) -> str | None:
+    """Why a gateway's capture may not pay the order it names, or None if it may."""
+    if order is None:
+        return f"there is no order {event.order_id}"
+    currency, total = order.data["currency"], order.data["total"]
+    if event.currency != currency:
+        return f"the capture is in {event.currency}, order {order.id} in {currency}"
+    if event.amount != Decimal(total):
+        return f"the capture is {event.money}, order {order.id} totals {total} {currency}"
+    if order.state != "awaiting_payment":
+        paid = f" (paid with {order.data['payment_ref']})" if order.data.get("payment_ref") else ""
+        return f"order {order.id} is {order.state}{paid}"
+    return None
 
 
 def _owns(definition: MachineDefinition, aggregate: Aggregate, actor: Actor) -> bool:

@@ -39,6 +39,22 @@ class GuardFailed(LifecycleError):
         super().__init__(f"{what} by rule {rule}: {message}")
 
 
+class CaptureRefused(GuardFailed):
+    """A gateway's capture that did not pay its order (SPEC §7): the order was cancelled or
+    paid already, does not exist, or is in another currency or amount. The capture is kept as
+    an ``unexpected_capture`` aggregate (``capture``) and refunded through the gateway;
+    ``refunded`` says whether the refund went through already (else its deadline retries it)."""
+
+    def __init__(self, order_id: str, reason: str, capture: str, refunded: bool, *,
+                 state: str = ""):
+        self.order_id, self.reason, self.capture, self.refunded = order_id, reason, capture, refunded
+        outcome = "refunded" if refunded else "its refund is pending (see `lifecycle timers list`)"
+        super().__init__("payment.capture_matches_order",
+                         f"the capture did not pay order {order_id}: {reason}; recorded as "
+                         f"unexpected_capture {capture} and {outcome}",
+                         trigger="pay", state=state)
+
+
 class Forbidden(LifecycleError):
     """The actor's role may not fire this trigger, or the aggregate is not theirs."""
 

@@ -331,7 +331,24 @@ def aggregate_in(
         return coupon_in(engine, clock, state)
     if kind == "voucher":
         return voucher_in(engine, clock, state)
+    if kind == "unexpected_capture":
+        return unexpected_capture_in(engine, state)
     raise ValueError(f"no builder for {kind}")
+
+
+GATEWAY_ACTOR = Actor("system", "sandbox")
+UNEXPECTED_CAPTURE = {"gateway": "sandbox", "event_id": "evt-9", "order": "o-gone",
+                      "payment_ref": "psp-9", "amount": "52.48", "currency": "USD",
+                      "reason": "there is no order o-gone"}
+
+
+def unexpected_capture_in(engine: lifecycle.Engine, state: str) -> lifecycle.Aggregate:
+    """A capture no order took, recorded (``refund_pending``) or given back (``refunded``)."""
+    recorded = engine.create("unexpected_capture", GATEWAY_ACTOR, UNEXPECTED_CAPTURE)
+    if state == "refunded":
+        recorded = engine.fire("unexpected_capture", recorded.id, "refund", GATEWAY_ACTOR)
+    assert recorded.state == state
+    return recorded
 
 
 def outbox_of(engine: lifecycle.Engine, kind: str, id: str) -> list[tuple[str, int]]:

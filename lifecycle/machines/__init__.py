@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from lifecycle.machines import coupon, dispute, onboarding, order
+from lifecycle.machines import capture, coupon, dispute, onboarding, order
 from lifecycle.machines.definition import MachineDefinition
 
 DEFINITIONS: dict[str, MachineDefinition] = {
     d.kind: d
     for d in (onboarding.DEFINITION, order.DEFINITION, dispute.DEFINITION, coupon.COUPON,
-              coupon.VOUCHER)
+              coupon.VOUCHER, capture.DEFINITION)
 }
 
 #: other names a person may use for a kind (``lifecycle graph onboarding``)

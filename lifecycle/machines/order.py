@@ -116,8 +116,12 @@ class PlaceOrder(Payload):
 class Pay(Payload):
     payment_ref: Text | None = None
     amount: Amount | None = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
 
     def check(self, data: Mapping[str, Any]) -> None:
+        if self.currency is not None and self.currency != data["currency"]:
+            raise InvalidPayload("currency", f"the order is in {data['currency']}, "
+                                             f"not {self.currency}")
         if self.amount is not None:
             check_amount(self.amount, data["currency"], "amount")
 

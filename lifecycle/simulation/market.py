@@ -563,8 +563,9 @@ class Market:
             except Conflict:
                 self.count("conflicts.retried")
                 continue
-            except lifecycle.InvalidTransition:
-                self.count("callbacks.orphaned")  # a capture for an order that ended meanwhile
+            except lifecycle.CaptureRefused:
+                # A capture for an order that ended meanwhile: recorded and refunded.
+                self.count("callbacks.unexpected_captures")
             except LifecycleError:
                 self.count("callbacks.refused")
             break

@@ -89,18 +89,19 @@ def dispute_steps(conn: Connection, prefix: str,
 
 
 def ledger_sums(conn: Connection, prefix: str,
-                kinds: Iterable[str]) -> list[tuple[str, str, str, bool, int]]:
-    """The run's ledger entries of ``kinds`` summed by (posting, account, currency, amount
-    above zero): (posting, account, currency, above zero, sum in minor units)."""
+                kinds: Iterable[str]) -> list[tuple[str, str, str, str, bool, int]]:
+    """The run's ledger entries of ``kinds`` summed by (kind, posting, account, currency,
+    amount above zero): (kind, posting, account, currency, above zero, sum in minor units)."""
     entry = ledger.c
     above = entry.amount_minor > 0
     rows = conn.execute(
-        select(entry.posting, entry.account, entry.currency, above, func.sum(entry.amount_minor))
+        select(entry.kind, entry.posting, entry.account, entry.currency, above,
+               func.sum(entry.amount_minor))
         .where(entry.kind.in_(list(kinds)), _of_run(entry.aggregate_id, prefix))
-        .group_by(entry.posting, entry.account, entry.currency, above)
+        .group_by(entry.kind, entry.posting, entry.account, entry.currency, above)
     )
-    return [(posting, account, currency, bool(positive), int(total))
-            for posting, account, currency, positive, total in rows]
+    return [(kind, posting, account, currency, bool(positive), int(total))
+            for kind, posting, account, currency, positive, total in rows]
 
 
 def parked(conn: Connection, prefix: str) -> list[tuple[str, str, str]]:

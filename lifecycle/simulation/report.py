@@ -29,7 +29,7 @@ from lifecycle.simulation.queries import Step
 if TYPE_CHECKING:
     from lifecycle.simulation.market import Market
 
-KINDS = ("seller", "coupon", "voucher", "order", "dispute")
+KINDS = ("seller", "coupon", "voucher", "order", "dispute", "unexpected_capture")
 FUNNEL = ("placed", "paid", "shipped", "delivered", "completed", "funds_released")
 DURATIONS = {
     "place_to_ship": ("placed_at", "shipped_at"),
@@ -37,7 +37,9 @@ DURATIONS = {
     "place_to_funds_released": ("placed_at", "released_at"),
 }
 MONEY = ("captured", "coupon_subsidy", "refunded", "coupon_returned", "paid_out", "commission",
-         "coupons_settled_by_sellers", "store_fees", "escrow_held")
+         "coupons_settled_by_sellers", "store_fees", "escrow_held",
+         # captures no order could take (SPEC §7): kept apart, and given back
+         "unexpected_captured", "unexpected_refunded")
 DAY_SECONDS = 86_400
 # What the funnel and the times read of each order's data.
 ORDER_FIELDS = ("placed_at", "paid_at", "shipped_at", "delivered_at", "completed_at",
@@ -122,10 +124,16 @@ class _Money:
         self.totals: dict[str, dict[str, Decimal]] = defaultdict(
             lambda: dict.fromkeys(MONEY, Decimal(0)))
 
-    def add(self, posting: str, account: str, currency: str, positive: bool,
+    def add(self, kind: str, posting: str, account: str, currency: str, positive: bool,
             amount: Decimal) -> None:
         """Entries of one posting and account, all above zero (``positive``) or none, summed."""
         totals = self.totals[currency]
+        if posting == "unexpected_capture" and account == "buyer":
+            totals["unexpected_captured"] -= amount
+            return
+        if posting == "refund" and account == "buyer" and kind == "unexpected_capture":
+            totals["unexpected_refunded"] += amount
+            return
         if posting == "store_fee":
             if account == "platform_fee":
                 totals["store_fees"] += amount
@@ -190,9 +198,9 @@ def survey(market: Market, status: str) -> Report:
             disputes[type_][state if state in terminal else "open"] += n
         for type_, steps in queries.dispute_steps(conn, market.prefix, terminal):
             paths[f"{type_}: {_path(steps)}"] += 1
-        for posting, account, currency, positive, minor in queries.ledger_sums(
-                conn, market.prefix, ("seller", "order")):
-            money.add(posting, account, currency, positive, from_minor(minor, currency))
+        for kind, posting, account, currency, positive, minor in queries.ledger_sums(
+                conn, market.prefix, ("seller", "order", "unexpected_capture")):
+            money.add(kind, posting, account, currency, positive, from_minor(minor, currency))
         parked = Counter(trigger for _, _, trigger in queries.parked(conn, market.prefix))
 
     released = durations["place_to_funds_released"]

@@ -92,6 +92,20 @@ def escrow_left_at(conn: Connection, kind: str, states: Iterable[str]) -> Iterat
                         f"{r.state} with {r.total} minor units left in escrow")
 
 
+def unrefunded_captures(conn: Connection) -> Iterator[Violation]:
+    """Captures no order could take whose money has not gone back to the buyer yet."""
+    rows = conn.execute(
+        select(aggregates.c.id, aggregates.c.data)
+        .where(aggregates.c.kind == "unexpected_capture", aggregates.c.state == "refund_pending")
+        .order_by(aggregates.c.id)
+    )
+    for r in rows:
+        data = r.data
+        yield Violation("unexpected_capture", r.id, "payment.unexpected_capture_refunded",
+                        f"{data['amount']} {data['currency']} captured for order {data['order']} "
+                        f"({data['reason']}) is not refunded yet")
+
+
 def histories(conn: Connection) -> Iterator[tuple[str, str, str | None, int, list[HistoryStep]]]:
     """Each aggregate with its history: (kind, id, state, version, [(seq, trigger, source, dest)]).
 

@@ -32,6 +32,7 @@ from tests.builders import (
     DOCUMENTS,
     ESCALATION_WAIT,
     FEE,
+    GATEWAY_ACTOR,
     NOT_RECEIVED_WAIT,
     OFFER,
     OPERATOR,
@@ -41,6 +42,7 @@ from tests.builders import (
     RETURN_SHIPMENT,
     SHIPMENT,
     SYSTEM,
+    UNEXPECTED_CAPTURE,
     Snapshots,
     active_seller,
     aggregate_in,
@@ -258,6 +260,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("coupon", "claim"): sends({}),
     ("coupon", "expire"): sends({}),
     ("voucher", "expire"): sends({}),
+    ("unexpected_capture", "refund"): sends({}),
 }
 
 
@@ -395,6 +398,11 @@ def _issue(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggreg
     return Act("coupon", coupon.id, "claim", buyer("b-7")), lambda c: voucher_id(c.id, "b-7")
 
 
+def _record_capture(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    return (Act("unexpected_capture", None, "record", GATEWAY_ACTOR, UNEXPECTED_CAPTURE),
+            lambda made: made.id)
+
+
 #: per kind: arrange what creating one needs, and return the public act that creates it with
 #: a way to find the created aggregate's id from what the act returned
 CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Aggregate], str]]]] = {
@@ -403,6 +411,7 @@ CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Agg
     "dispute": _open,
     "coupon": _create_coupon,
     "voucher": _issue,
+    "unexpected_capture": _record_capture,
 }
 
 

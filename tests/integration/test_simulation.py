@@ -112,6 +112,8 @@ def test_a_small_run_reaches_every_state_of_every_machine(small: tuple[Report, s
 
     assert report.status == "finished"
     for kind, definition in DEFINITIONS.items():
+        if kind == "unexpected_capture":
+            continue  # a gateway's mistakes, not the market's: see test_unexpected_captures.py
         missed = [state for state in definition.states if not report.reached[kind][state]]
         assert missed == [], f"{kind} never entered {missed}"
     assert report.states["order"]["funds_released"] > 200
