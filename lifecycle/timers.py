@@ -30,13 +30,17 @@ def follow_state(conn: Connection, definition: MachineDefinition, aggregate: Agg
     if dest in definition.pausing:
         store.pause(conn, aggregate.kind, aggregate.id, now)
         return
-    resumed: set[str] = set()
+    kept: set[str] = set()
     if source in definition.pausing:
-        resumed = store.resume(conn, aggregate.kind, aggregate.id, dest, now)
+        kept = store.resume(conn, aggregate.kind, aggregate.id, dest, now)
     elif source is not None and definition.deadlines_for(source):
-        store.cancel(conn, aggregate.kind, aggregate.id)
+        for deadline in definition.deadlines_for(dest):
+            if source in deadline.continues_from and store.carry_over(
+                    conn, aggregate.kind, aggregate.id, source, dest, deadline.trigger):
+                kept.add(deadline.trigger)
+        store.cancel(conn, aggregate.kind, aggregate.id, keep_state=dest)
     for deadline in definition.deadlines_for(dest):
-        if deadline.trigger not in resumed:
+        if deadline.trigger not in kept:
             store.schedule(conn, aggregate.kind, aggregate.id, dest, deadline.trigger,
                            due_at(deadline, aggregate, now, policy), now)
 

@@ -188,12 +188,18 @@ DurationOf = Callable[[Policy, Mapping[str, Any]], timedelta]
 
 @dataclass(frozen=True, slots=True)
 class Deadline:
-    """Entering ``state`` schedules ``trigger`` at ``data[anchor]`` (or entry) + ``duration``."""
+    """Entering ``state`` schedules ``trigger`` at ``data[anchor]`` (or entry) + ``duration``.
+
+    ``continues_from``: states whose pending deadline of the same trigger this one carries on
+    with its due time (an order's ``auto_confirm`` from ``shipped`` into ``in_transit``), so
+    time a dispute paused is not given back or taken away (SPEC §4).
+    """
 
     state: str
     trigger: str
     duration: DurationOf
     anchor: str | None = None
+    continues_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +398,10 @@ def _validate(definition: MachineDefinition) -> None:
             problems.append(f"deadline {d.trigger} on {d.state}: no such trigger from that state")
         elif "system" not in step.roles:
             problems.append(f"deadline {d.trigger} on {d.state}: system may not fire it")
+        for earlier in d.continues_from:
+            if not any(o.trigger == d.trigger for o in definition.deadlines_for(earlier)):
+                problems.append(f"deadline {d.trigger} on {d.state} continues from {earlier!r}, "
+                                f"which schedules no {d.trigger}")
     if problems:
         raise DefinitionError(f"{kind} machine: " + "; ".join(problems))
     _validate_graph(definition)

@@ -41,10 +41,20 @@ def schedule(conn: Connection, kind: str, id: str, state: str, trigger: str, due
     })
 
 
-def cancel(conn: Connection, kind: str, id: str) -> None:
-    """The aggregate left the state these deadlines belonged to (pending or parked as failed)."""
+def cancel(conn: Connection, kind: str, id: str, *, keep_state: str) -> None:
+    """The aggregate left the state these deadlines belonged to (pending or parked as failed);
+    those carried over into ``keep_state`` stay."""
     hot, cur = cursor(conn)
-    cur.execute(hot.sql["cancel"], {"kind": kind, "id": id})
+    cur.execute(hot.sql["cancel"], {"kind": kind, "id": id, "keep": keep_state})
+
+
+def carry_over(conn: Connection, kind: str, id: str, source: str, dest: str, trigger: str) -> bool:
+    """Move a pending deadline from ``source`` to ``dest`` with its due time; False if
+    ``source`` had none of ``trigger``."""
+    hot, cur = cursor(conn)
+    cur.execute(hot.sql["carry_over"], {"kind": kind, "id": id, "source": source, "dest": dest,
+                                        "trigger": trigger})
+    return bool(cur.rowcount)
 
 
 def pause(conn: Connection, kind: str, id: str, now: datetime) -> None:

@@ -128,7 +128,16 @@ _STATEMENTS = {
         deadlines.c.kind == bindparam("kind"),
         deadlines.c.aggregate_id == bindparam("id"),
         deadlines.c.status != literal_column("'paused'"),  # pending or parked as failed
+        deadlines.c.state != bindparam("keep"),  # carried over into the state entered
     ),
+    # A deadline that continues into the next state keeps its due time (auto_confirm).
+    "carry_over": update(deadlines).where(
+        deadlines.c.kind == bindparam("kind"),
+        deadlines.c.aggregate_id == bindparam("id"),
+        deadlines.c.state == bindparam("source"),
+        deadlines.c.trigger == bindparam("trigger"),
+        deadlines.c.status == literal_column("'pending'"),
+    ).values(state=bindparam("dest")),
 }
 
 

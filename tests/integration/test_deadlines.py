@@ -14,6 +14,7 @@ from lifecycle.adapters.sandbox import SandboxCarrier
 from lifecycle.adapters.timelines import TrackingRates
 from tests.builders import (
     OPERATOR,
+    SYSTEM,
     buyer,
     dispute_opened,
     order_in,
@@ -173,6 +174,28 @@ def test_dispute_pauses_order_deadlines_and_resumes_with_the_time_left(
     clock.advance(TICK)
     assert engine.run_due_timers() == 1
     assert engine.get("order", order.id).state == "completed"
+
+
+def test_auto_confirm_keeps_the_time_a_dispute_paused_when_the_order_moves_in_transit(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "shipped")  # auto_confirm due 20 days after shipping
+    shipped_at = clock.now()
+    clock.advance(timedelta(days=10))  # a not_received dispute opens 10 days after shipping
+    order = engine.fire("order", order.id, "open_dispute", buyer(),
+                        {"type": "not_received", "reason": "still_in_transit",
+                         "refund_amount": "10.00"})
+    clock.advance(timedelta(days=4))  # four days in dispute: the order's clock stands still
+    engine.fire("dispute", order.data["dispute"], "counter_offer", seller(),
+                {"refund_amount": "4.00"})
+    engine.fire("dispute", order.data["dispute"], "accept_offer", buyer())
+    assert engine.get("order", order.id).state == "shipped"
+
+    engine.fire("order", order.id, "tracking_in_transit", SYSTEM, {"event_id": "late-scan"})
+
+    (deadline,) = engine.deadlines(kind="order", id=order.id)
+    assert (deadline.trigger, deadline.state) == ("auto_confirm", "in_transit")
+    assert deadline.due_at == shipped_at + timedelta(days=20 + 4)
 
 
 def test_full_refund_drops_the_paused_deadlines(
