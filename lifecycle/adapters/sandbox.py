@@ -450,7 +450,16 @@ class SandboxCarrier:
         if fault is not None and fault != "timeout":
             raise _fail(self._name, "cancel_pickup", fault)
         shipment = self._shipments.get(waybill)
-        if shipment is None or not shipment.booked:
+        if shipment is None:
+            # Booked through another process's sandbox (a service books, the timer worker's
+            # pickup_timeout cancels): a carrier keeps its bookings, not the caller's process,
+            # so a well-formed waybill of ours is cancelled on trust, as the gateway refunds a
+            # capture it did not see.
+            self.validate_waybill(waybill)
+            if fault == "timeout":
+                raise _fail(self._name, "cancel_pickup", fault)
+            return
+        if not shipment.booked:
             raise AdapterError(self._name, "cancel_pickup", f"no pickup booked for waybill {waybill!r}")
         now = self._clock.now()
         if shipment.cancelled_at is None:

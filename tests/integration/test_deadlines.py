@@ -279,3 +279,21 @@ def test_a_failing_deadline_is_retried_with_backoff_then_parked(
     monkeypatch.setattr(lifecycle.Engine, "_fire", real_fire)
     clock.advance(timedelta(days=1))
     assert engine.run_due_timers() == 0  # parked: only an operator brings it back
+
+
+def test_a_pickup_booked_by_one_process_lapses_in_the_timer_worker_of_another(
+    db_url: str, clock: lifecycle.SimulatedClock
+) -> None:
+    service = lifecycle.open(db_url, clock=clock)
+    order = order_in(service, clock, "awaiting_pickup")
+    worker = lifecycle.open(db_url, clock=clock)  # its own sandbox carriers, as a process has
+    clock.advance(timedelta(days=3))
+
+    assert worker.run_due_timers() == 1
+
+    lapsed = worker.get("order", order.id)
+    assert lapsed.state == "paid"
+    assert "waybill" not in lapsed.data
+    assert worker.deadlines(failed=True) == []
+    service.close()
+    worker.close()

@@ -416,8 +416,18 @@ def test_a_pickup_already_collected_cannot_be_cancelled(clock: SimulatedClock) -
 
     with pytest.raises(AdapterError, match="was already picked up"):
         fedex.cancel_pickup(waybill, "cancel")
+    fedex.register_shipment("123456789012")  # shipped offline: nothing was booked
     with pytest.raises(AdapterError, match="no pickup booked for waybill"):
         fedex.cancel_pickup("123456789012", "cancel-2")
+    with pytest.raises(AdapterError, match="invalid"):
+        fedex.cancel_pickup("not-a-waybill", "cancel-3")
+
+
+def test_a_pickup_booked_through_another_process_is_cancelled_on_trust(clock: SimulatedClock) -> None:
+    booking_process, timer_worker = carrier("fedex", clock), carrier("fedex", clock)
+    waybill = booking_process.book_pickup("o-1", parcel("1"), "CN", "DE", "express", "pickup")
+
+    timer_worker.cancel_pickup(waybill, "cancel")  # does not raise: the carrier has the booking
 
 
 # --- tracking -----------------------------------------------------------------------------
