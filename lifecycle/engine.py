@@ -66,7 +66,7 @@ from lifecycle.machines.definition import (
 )
 from lifecycle.machines.payloads import dump
 from lifecycle.policy import Policy
-from lifecycle.store import audit
+from lifecycle.store import audit, retention
 from lifecycle.store import deadlines as deadline_store
 from lifecycle.store import ledger as ledger_store
 from lifecycle.store import repository as repo
@@ -310,6 +310,19 @@ class Engine:
                 continue
             fired += outcome == "fired"
         return fired
+
+    def prune(self, limit: int = 5000) -> dict[str, int]:
+        """Forget idempotency records older than the policy's ``idempotency_retention`` and
+        drop outbox rows published longer ago than ``outbox_retention`` (SPEC §2), at most
+        ``limit`` of each; returns how many of each went. The timer worker calls it."""
+        now = self.clock.now()
+        policy = self.policy
+        with self.database.begin() as conn:
+            keys = retention.prune_keys(conn, now - policy.idempotency_retention, limit)
+            published = retention.prune_published(conn, now - policy.outbox_retention, limit)
+        if keys or published:
+            log.info("retention.pruned", idempotency_keys=keys, published_events=published)
+        return {"idempotency_keys": keys, "published_events": published}
 
     def deadlines(self, *, due: bool = False, failed: bool = False, kind: str | None = None,
                   id: str | None = None, limit: int = 1000) -> list[ScheduledDeadline]:

@@ -45,6 +45,8 @@ class Policy:
     coupon_min_denomination: dict[str, Decimal] = field(
         default_factory=lambda: {"USD": Decimal("5")}
     )
+    idempotency_retention: timedelta = timedelta(days=30)
+    outbox_retention: timedelta = timedelta(days=7)
 
     def with_overrides(self, **values: Any) -> Policy:
         """A copy with some values replaced; unknown names are an error."""
