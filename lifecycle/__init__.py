@@ -31,9 +31,10 @@ from lifecycle.errors import (
     ReplayMismatch,
     SchemaOutdated,
     UnknownKind,
+    UnknownPolicyValues,
 )
 from lifecycle.machines.definition import Aggregate
-from lifecycle.policy import Policy
+from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.repository import HistoryEntry
@@ -109,6 +110,7 @@ __all__ = [
     "PaymentDeclined",
     "PaymentGateway",
     "Policy",
+    "PolicyVersion",
     "ReplayMismatch",
     "ScheduledDeadline",
     "SchemaOutdated",
@@ -116,6 +118,7 @@ __all__ = [
     "SimulatedClock",
     "SystemClock",
     "UnknownKind",
+    "UnknownPolicyValues",
     "Violation",
     "__version__",
     "open",

@@ -113,3 +113,20 @@ class SchemaOutdated(LifecycleError):
     """The database schema is older than this version of lifecycle."""
 
     exit_code = 2
+
+
+class UnknownPolicyValues(LifecycleError):
+    """The stored policy has values this lifecycle does not know: a newer lifecycle wrote it.
+
+    Refused rather than run with part of a policy; upgrade lifecycle to use this database.
+    """
+
+    exit_code = 2
+
+    def __init__(self, names: Iterable[str], version: int | None = None):
+        self.names, self.version = tuple(names), version
+        which = f"policy version {version}" if version is not None else "policy"
+        super().__init__(
+            f"the database's {which} has values this lifecycle does not know: "
+            f"{', '.join(self.names)} (a newer lifecycle stored it; upgrade lifecycle)"
+        )
