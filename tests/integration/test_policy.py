@@ -7,19 +7,28 @@ it; a change made by another process (``lifecycle policy set``) is used from the
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import insert, inspect, text
 
 import lifecycle
 from lifecycle import Policy, simulation
+from lifecycle.cli import cli
 from lifecycle.store.tables import metadata
 from lifecycle.store.tables import policy as policy_table
 from tests.builders import buyer, order_in, rows
+from tests.integration.test_cli import assert_one_line_error
+from tests.integration.test_cli_domain import documented, same_shape
 
 ONE_HOUR = Policy().with_overrides(protection_period=timedelta(hours=1))
 DEFAULTS = Policy()
+
+
+def run(db_url: str, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--db", db_url, *args])
 
 
 def due(engine: lifecycle.Engine, order_id: str, trigger: str) -> datetime:
@@ -96,6 +105,22 @@ def test_update_policy_stores_the_given_one_as_the_next_version_and_keeps_the_ol
         assert [v.version for v in first.policy_versions()] == [1, 2]
 
 
+def test_a_policy_set_through_the_cli_is_seen_by_an_open_engines_next_transition(
+        db_url: str, clock: lifecycle.SimulatedClock) -> None:
+    with lifecycle.open(db_url, clock=clock) as engine:
+        order = order_in(engine, clock, "delivered")
+        assert engine.policy.protection_period == timedelta(days=15)
+
+        result = run(db_url, "policy", "set", "protection_period=1h")
+
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines() == ["protection_period: 15d -> 1h",
+                                              "policy version 2 (was 1)"]
+        assert engine.policy.protection_period == timedelta(hours=1)
+        engine.fire("order", order.id, "confirm_receipt", buyer())
+        assert due(engine, order.id, "release_funds") == clock.now() + timedelta(hours=1)
+
+
 def test_a_timer_worker_in_another_engine_schedules_follow_on_deadlines_with_the_stored_policy(
         db_url: str, clock: lifecycle.SimulatedClock) -> None:
     with lifecycle.open(db_url, clock=clock, policy=ONE_HOUR) as service, \
@@ -162,6 +187,88 @@ def test_a_policy_stored_by_an_older_lifecycle_takes_the_defaults_for_what_it_la
         assert [v.version for v in engine.policy_versions()] == [1, 2]
 
 
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_policy_show_lists_every_value_with_its_unit_and_version(engine: lifecycle.Engine,
+                                                                 db_url: str) -> None:
+    result = run(db_url, "policy", "show")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("policy version 1, set ")
+    table = {line.split()[0]: line.split(None, 2)[1:] for line in lines[3:]}
+    assert table["protection_period"] == ["15d", "duration"]
+    assert table["commission_rate"][0] == "0.05"
+    assert table["annual_fee.default"] == ["1000.00", "USD a year, per business category"]
+    assert table["idempotency_retention"] == ["30d", "duration"]
+    assert table["outbox_retention"] == ["7d", "duration"]
+    assert len(table) == len(DEFAULTS.settings())
+
+
+def test_policy_show_json_is_the_stored_form_and_documented(engine: lifecycle.Engine,
+                                                           db_url: str) -> None:
+    result = run(db_url, "policy", "show", "--json")
+
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    same_shape(shown, documented("policy"))
+    assert shown["version"] == 1
+    assert shown["values"] == DEFAULTS.to_json()
+    assert Policy.from_json(shown["values"]) == engine.policy
+
+
+def test_policy_set_changes_several_values_at_once_as_one_version(engine: lifecycle.Engine,
+                                                                  db_url: str) -> None:
+    result = run(db_url, "policy", "set", "payment_timeout=90m", "escalate_from=2d12h",
+                 "commission_rate=0.04", "annual_fee.fashion=800.00", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"version": 2, "was": 1, "changed": [
+        {"name": "payment_timeout", "from": "1d", "to": "1h30m"},
+        {"name": "escalate_from", "from": "3d", "to": "2d12h"},
+        {"name": "commission_rate", "from": "0.05", "to": "0.04"},
+        {"name": "annual_fee.fashion", "from": "-", "to": "800.00"},
+    ]}
+    policy = engine.policy
+    assert policy.payment_timeout == timedelta(minutes=90)
+    assert policy.fee_for("fashion") == 800
+    again = run(db_url, "policy", "set", "commission_rate=0.04")
+    assert again.stdout == "no change: policy version 2 already has these values\n"
+    assert [v.version for v in engine.policy_versions()] == [1, 2]
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    (["protection_period=1h", "bogus=3"], "policy.bogus: unknown policy value"),
+    (["protection_period=1x"], "policy.protection_period: '1x' is not a duration"),
+    (["protection_period=1h", "commission_rate=1.5"], "policy.commission_rate"),
+    (["annual_fee=900"], "policy.annual_fee: annual_fee is a table"),
+    (["annual_fee.default=ten"], "policy.annual_fee.default: 'ten' is not a decimal"),
+    (["coupon_max_copies=many"], "policy.coupon_max_copies"),
+    (["protection_period=1h", "protection_period=2h"], "policy.protection_period: given twice"),
+    (["protection_period"], "'protection_period' is not NAME=VALUE"),
+    (["=1h"], "'=1h' is not NAME=VALUE"),
+])
+def test_bad_policy_set_input_is_one_error_naming_it_and_writes_nothing(
+        engine: lifecycle.Engine, db_url: str, settings: list[str], named: str) -> None:
+    before = rows(engine)
+
+    line = assert_one_line_error(run(db_url, "policy", "set", *settings), 2)
+
+    assert named in line
+    assert rows(engine) == before
+    assert engine.policy == DEFAULTS
+
+
+def test_policy_set_without_values_is_a_usage_error(engine: lifecycle.Engine, db_url: str) -> None:
+    before = rows(engine)
+
+    line = assert_one_line_error(run(db_url, "policy", "set"), 2)
+
+    assert "NAME=VALUE" in line
+    assert rows(engine) == before
+
+
 # --- simulations ---------------------------------------------------------------------------
 
 
@@ -217,12 +324,26 @@ def test_on_postgresql_every_engine_schedules_with_the_stored_policy(
         assert worker.get("order", order.id).state == "completed"
         assert due(worker, order.id, "release_funds") == clock.now() + timedelta(hours=1)
 
-        # a change by one engine reaches both engines' next triggers
-        worker.set_policy(worker.policy.with_settings([("protection_period", "2h"),
-                                                       ("seller_response_timeout", "1d")]))
+        # a change through the command line reaches both engines' next triggers
+        result = run(pg_fresh, "policy", "set", "protection_period=2h", "seller_response_timeout=1d")
+        assert result.exit_code == 0, result.output
         second = order_in(service, clock, "completed", buyer_id="b-2")
         assert due(service, second.id, "release_funds") == clock.now() + timedelta(hours=2)
         with lifecycle.open(pg_fresh, clock=clock, policy=ONE_HOUR, update_policy=True):
             pass
         assert [v.version for v in worker.policy_versions()] == [1, 2, 3]
         assert worker.policy == ONE_HOUR
+
+
+@pytest.mark.pg
+def test_on_postgresql_bad_policy_set_input_writes_nothing(pg_fresh: str,
+                                                          clock: lifecycle.SimulatedClock) -> None:
+    with lifecycle.open(pg_fresh, clock=clock) as engine:
+        before = rows(engine)
+
+        line = assert_one_line_error(run(pg_fresh, "policy", "set", "protection_period=1h",
+                                         "annual_fee.default=-5"), 2)
+
+        assert "policy.annual_fee.default" in line
+        assert rows(engine) == before
+        assert [v.version for v in engine.policy_versions()] == [1]
