@@ -35,12 +35,14 @@ from lifecycle.errors import (
     InvalidTransition,
     LifecycleError,
     NotFound,
+    PolicyMismatch,
     ReplayMismatch,
     SchemaOutdated,
     UnknownKind,
+    UnknownPolicyValues,
 )
 from lifecycle.machines.definition import Aggregate
-from lifecycle.policy import Policy
+from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
@@ -58,6 +60,7 @@ def open(
     *,
     clock: Clock | None = None,
     policy: Policy | None = None,
+    update_policy: bool = False,
     upgrade: bool | None = None,
     log: str | None = None,
     payments: str | PaymentGateway = "sandbox",
@@ -66,6 +69,12 @@ def open(
 ) -> Engine:
     """Open an engine on a database URL (``sqlite:///file.db``, ``postgresql+psycopg://…``).
 
+    ``policy``: the policy values deadlines are scheduled with, which live in the database so
+    that every process uses the same ones (SPEC §2). A database without one stores ``policy``
+    (or the defaults) as version 1. ``policy=None`` uses the stored one. A ``policy`` that
+    differs from the stored one is refused with `PolicyMismatch`, naming each value (stored
+    and given) and writing nothing, unless ``update_policy=True``: then it is stored as the
+    next version, and every engine on the database schedules with it from its next trigger.
     ``upgrade``: bring the schema to this version first. By default a SQLite file is upgraded
     (created when new) and a PostgreSQL database must be upgraded with ``lifecycle db upgrade``.
     ``log``: configure structlog at this level (``"info"``); leave it None when the service
@@ -90,7 +99,13 @@ def open(
         raise
     clock = clock or SystemClock()
     adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed)
-    return Engine(database, clock, policy or Policy(), adapters)
+    engine = Engine(database, clock, policy or Policy(), adapters)
+    try:
+        engine._put_policy(policy, update=update_policy)
+    except BaseException:
+        engine.close()
+        raise
+    return engine
 
 
 __all__ = [
@@ -118,6 +133,8 @@ __all__ = [
     "PaymentDeclined",
     "PaymentGateway",
     "Policy",
+    "PolicyMismatch",
+    "PolicyVersion",
     "ReplayMismatch",
     "ScheduledDeadline",
     "SchemaOutdated",
@@ -126,6 +143,7 @@ __all__ = [
     "SystemClock",
     "TrackingRecord",
     "UnknownKind",
+    "UnknownPolicyValues",
     "Violation",
     "__version__",
     "open",

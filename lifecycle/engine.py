@@ -46,6 +46,7 @@ from lifecycle.errors import (
     InvalidTransition,
     LifecycleError,
     NotFound,
+    PolicyMismatch,
     ReplayMismatch,
     UnknownKind,
 )
@@ -65,10 +66,11 @@ from lifecycle.machines.definition import (
     Step,
 )
 from lifecycle.machines.payloads import dump
-from lifecycle.policy import Policy
+from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.store import audit, retention
 from lifecycle.store import deadlines as deadline_store
 from lifecycle.store import ledger as ledger_store
+from lifecycle.store import policies as policy_store
 from lifecycle.store import repository as repo
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
@@ -115,13 +117,19 @@ class _Unit:
 
 
 class Engine:
-    """Opened by `lifecycle.open`. Safe to share between threads; holds no aggregate state."""
+    """Opened by `lifecycle.open`. Safe to share between threads; holds no aggregate state.
+
+    ``policy`` is what the engine schedules with until it has read the database's (each
+    trigger does, first thing); `lifecycle.open` stores or checks it.
+    """
 
     def __init__(self, database: Database, clock: Clock, policy: Policy,
                  adapters: Adapters | None = None):
         self.database = database
         self.clock = clock
-        self.policy = policy
+        self._opened_with = policy
+        # The newest stored version read so far: parsed again only when the number changes.
+        self._known: PolicyVersion | None = None
         self.adapters = adapters or Adapters.configure(clock)
         self.definitions: Mapping[str, MachineDefinition] = DEFINITIONS
         self._writer = database.execution_options(immediate=True)
@@ -335,6 +343,109 @@ class Engine:
                 limit=limit,
             )
 
+    # --- the policy every process shares (SPEC §2) ----------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force. Inside a trigger, the version its transaction read first;
+        otherwise the database's newest (one indexed read; parsed again only when the
+        version changed), so a change made by another process shows at once."""
+        held: Policy | None = getattr(self._local, "policy", None)
+        if held is not None:
+            return held
+        with self._quick_read() as conn:
+            return self._policy_in(conn)
+
+    def stored_policy(self) -> PolicyVersion:
+        """The newest stored policy: its version, its values and when it was set."""
+        with self._quick_read() as conn:
+            newest = self._newest_policy(conn)
+        if newest is None:
+            raise NotFound("policy", "newest")
+        return newest
+
+    def policy_versions(self) -> list[PolicyVersion]:
+        """Every stored version of the policy, oldest first."""
+        with self.database.connect() as conn:
+            stored = policy_store.every(conn)
+        return [PolicyVersion(s.version, Policy.from_json(s.values, version=s.version),
+                              s.created_at) for s in stored]
+
+    def set_policy(self, policy: Policy, *, expected_version: int | None = None) -> PolicyVersion:
+        """Store ``policy`` as the next version, for every process from its next trigger on.
+
+        Returns the version stored, or the newest one unchanged when it already holds these
+        values. ``expected_version``: apply only if the newest version is still that one
+        (else `Conflict`), so two operators' edits never silently undo each other.
+        """
+        if not isinstance(policy, Policy):
+            raise InvalidPayload("policy", "must be a lifecycle.Policy")
+        return self._put_policy(policy, update=True, expected_version=expected_version)
+
+    def _put_policy(self, given: Policy | None, *, update: bool,
+                    expected_version: int | None = None) -> PolicyVersion:
+        """What `lifecycle.open` and `set_policy` do, in one write transaction: store the
+        first version when there is none (``given``, or the defaults); otherwise keep the
+        stored one when ``given`` is None or equal, store ``given`` as the next version when
+        ``update``, and refuse with `PolicyMismatch` (writing nothing) when not."""
+        for _attempt in range(5):
+            try:
+                with self._transaction() as unit:
+                    newest = self._newest_policy(unit.conn)
+                    seen = newest.version if newest is not None else None
+                    if expected_version is not None and seen != expected_version:
+                        raise Conflict("policy", str(seen), expected_version)
+                    if newest is None:
+                        return self._store_policy(unit, 1, given or self._opened_with)
+                    if given is None or given == newest.policy:
+                        return newest
+                    if not update:
+                        raise PolicyMismatch(newest.version, newest.policy.differences(given))
+                    return self._store_policy(unit, newest.version + 1, given)
+            except self._duplicate:
+                continue  # another process stored that version first: look again
+        raise Conflict("policy", "newest")
+
+    def _store_policy(self, unit: _Unit, version: int, policy: Policy) -> PolicyVersion:
+        policy_store.store(unit.conn, version, policy.to_json(), unit.now)
+        stored = PolicyVersion(version, policy, unit.now)
+        log.info("policy.stored", version=version)
+        return stored
+
+    @contextmanager
+    def _policy_of(self, unit: _Unit) -> Iterator[None]:
+        """Hold the transaction's policy (the newest stored version, read on its connection)
+        for everything the trigger does: the deadlines it schedules, its guards, its fees."""
+        outer = getattr(self._local, "policy", None)
+        self._local.policy = self._policy_in(unit.conn)
+        try:
+            yield
+        finally:
+            self._local.policy = outer
+
+    def _policy_in(self, conn: Connection) -> Policy:
+        newest = self._newest_policy(conn)
+        # No row: the table was emptied under a running engine (tests truncate every table).
+        return newest.policy if newest is not None else self._opened_with
+
+    def _newest_policy(self, conn: Connection) -> PolicyVersion | None:
+        """The newest stored version, read as one number and parsed only when it is not
+        the one this engine read last. None while nothing is stored."""
+        version = policy_store.newest_version(conn)
+        known = self._known
+        if version is None:
+            self._known = None  # emptied: a version 1 stored later is another policy
+            return None
+        if known is not None and known.version == version:
+            return known
+        stored = policy_store.read(conn, version)
+        if stored is None:  # removed between the two reads; only a hand-edited table does that
+            raise Conflict("policy", str(version))
+        known = PolicyVersion(version, Policy.from_json(stored.values, version=version),
+                              stored.created_at)
+        self._known = known
+        return known
+
     # --- what gateways and carriers tell us ----------------------------------------------
 
     def ingest_payment_callback(self, gateway: str, body: bytes,
@@ -511,7 +622,7 @@ class Engine:
     def _run(self, request: _Request, apply: Callable[[_Unit], Aggregate]) -> Aggregate:
         started = time.perf_counter()
         try:
-            with self._transaction() as unit:
+            with self._transaction() as unit, self._policy_of(unit):
                 if request.idempotency_key is not None:
                     earlier = self._replay(unit.conn, request)
                     if earlier is not None:
@@ -576,7 +687,7 @@ class Engine:
         """Take the earliest due deadline and fire it; "fired", "discarded", "failed",
         "conflict", or None when nothing is due."""
         try:
-            with self._transaction() as unit:
+            with self._transaction() as unit, self._policy_of(unit):
                 deadline = deadline_store.next_due(unit.conn, unit.now)
                 if deadline is None:
                     return None

@@ -129,3 +129,40 @@ class SchemaOutdated(LifecycleError):
     """The database schema is older than this version of lifecycle."""
 
     exit_code = 2
+
+
+class PolicyMismatch(LifecycleError):
+    """`lifecycle.open` was given a policy that differs from the one the database holds.
+
+    ``differences`` is ``(name, stored, given)`` per differing value, as text. Nothing was
+    written: open with ``policy=None`` to use the stored policy, or ``update_policy=True`` to
+    store the given one as the next version.
+    """
+
+    def __init__(self, version: int, differences: Iterable[tuple[str, str, str]]):
+        self.version = version
+        self.differences = tuple(differences)
+        listed = "; ".join(f"{name} stored {stored}, given {given}"
+                           for name, stored, given in self.differences)
+        super().__init__(
+            f"the database's policy (version {version}) differs from the one given: {listed}; "
+            f"open with policy=None to use it, or update_policy=True to store the given one as "
+            f"version {version + 1}"
+        )
+
+
+class UnknownPolicyValues(LifecycleError):
+    """The stored policy has values this lifecycle does not know: a newer lifecycle wrote it.
+
+    Refused rather than run with part of a policy; upgrade lifecycle to use this database.
+    """
+
+    exit_code = 2
+
+    def __init__(self, names: Iterable[str], version: int | None = None):
+        self.names, self.version = tuple(names), version
+        which = f"policy version {version}" if version is not None else "policy"
+        super().__init__(
+            f"the database's {which} has values this lifecycle does not know: "
+            f"{', '.join(self.names)} (a newer lifecycle stored it; upgrade lifecycle)"
+        )

@@ -14,6 +14,7 @@ from lifecycle.cli import (
     generic,
     graph,
     order,
+    policy,
     seller,
     simulate,
     timers,
@@ -21,7 +22,8 @@ from lifecycle.cli import (
 from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
-                 *generic.COMMANDS, db.db, timers.timers, simulate.simulate, carriers.carriers):
+                 *generic.COMMANDS, db.db, timers.timers, policy.policy, simulate.simulate,
+                 carriers.carriers):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

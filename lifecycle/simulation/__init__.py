@@ -121,7 +121,9 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
 def run_on(url: str, config: Config | None = None, *, resume: bool = False,
            progress: Progress | None = None, stop_after_orders: int | None = None,
            name: str = "sim", log: str | None = None, upgrade: bool | None = None) -> Report:
-    """Open ``url`` with a `SimulatedClock` and the run's sandbox adapters, then `run` on it.
+    """Open ``url`` with a `SimulatedClock`, the run's sandbox adapters and its policy (the
+    defaults, with ``fee_period_days`` when set), then `run` on it. A database whose stored
+    policy differs is refused with `lifecycle.PolicyMismatch`; use a database of the run's own.
 
     With ``resume=True`` the config comes from the database (``config`` may be omitted; its
     name, or ``name``, says which run). ``log`` and ``upgrade`` are passed to `lifecycle.open`.
@@ -138,9 +140,13 @@ def run_on(url: str, config: Config | None = None, *, resume: bool = False,
     config = config or Config()
     clock = SimulatedClock(config.start)
     gateway, carriers = sandbox_adapters(config, clock, session)
-    policy = None
+    # The run's policy is the defaults with the config's overrides, whatever the database
+    # holds, so that the same seed gives the same report. A database that holds another one
+    # (someone ran `lifecycle policy set` on it) is refused with `PolicyMismatch`, nothing
+    # written: a simulation does not change the policy of a database others use.
+    policy = lifecycle.Policy()
     if config.fee_period_days is not None:
-        policy = lifecycle.Policy().with_overrides(fee_period=timedelta(days=config.fee_period_days))
+        policy = policy.with_overrides(fee_period=timedelta(days=config.fee_period_days))
     with lifecycle.open(url, clock=clock, policy=policy, payments=gateway, carriers=carriers,
                         log=log, upgrade=upgrade) as engine:
         return run(engine, config, resume=resume, progress=progress,
