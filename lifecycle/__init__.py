@@ -30,6 +30,7 @@ from lifecycle.errors import (
     NotFound,
     ReplayMismatch,
     SchemaOutdated,
+    Unavailable,
     UnknownKind,
 )
 from lifecycle.machines.definition import Aggregate
@@ -115,6 +116,7 @@ __all__ = [
     "SignatureInvalid",
     "SimulatedClock",
     "SystemClock",
+    "Unavailable",
     "UnknownKind",
     "Violation",
     "__version__",

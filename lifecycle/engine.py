@@ -27,7 +27,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from lifecycle import timers
 from lifecycle.actor import Actor
@@ -43,6 +43,7 @@ from lifecycle.errors import (
     IdempotencyMismatch,
     InvalidPayload,
     InvalidTransition,
+    LifecycleError,
     NotFound,
     ReplayMismatch,
     UnknownKind,
@@ -69,6 +70,7 @@ from lifecycle.store import ledger as ledger_store
 from lifecycle.store import repository as repo
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
+from lifecycle.store.failures import database_errors, is_contention, unavailable
 from lifecycle.store.hot import cursor
 from lifecycle.store.repository import HistoryEntry
 
@@ -131,7 +133,8 @@ class Engine:
         # The hot path runs on the DBAPI cursor, so its errors arrive unwrapped as well.
         dbapi: Any = database.dialect.dbapi
         self._duplicate: tuple[type[Exception], ...] = (IntegrityError, dbapi.IntegrityError)
-        self._busy: tuple[type[Exception], ...] = (OperationalError, dbapi.OperationalError)
+        # Contention (a `Conflict`) or the database out of reach (`Unavailable`): `store.failures`.
+        self._database_errors = database_errors(database)
         self._subscribers: list[tuple[str, Subscriber]] = []
         self._sqlite = database.dialect.name == "sqlite"
 
@@ -188,7 +191,7 @@ class Engine:
 
     def history(self, kind: str, id: str) -> list[HistoryEntry]:
         definition = self.definition(kind)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             entries = repo.history_of(conn, definition.kind, _id(id))
         if not entries:
             raise NotFound(definition.kind, id)
@@ -211,20 +214,20 @@ class Engine:
     def balances(self, kind: str, id: str) -> dict[str, dict[str, Decimal]]:
         """Ledger balance of each account of one aggregate, per currency."""
         definition = self.definition(kind)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             return ledger_store.balances(conn, definition.kind, _id(id))
 
     def postings(self, kind: str, id: str) -> list[tuple[int, str, str, Decimal, str]]:
         """Ledger entries of one aggregate: (seq, posting, account, amount, currency)."""
         definition = self.definition(kind)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             return ledger_store.entries(conn, definition.kind, _id(id))
 
     def check(self) -> list[Violation]:
         """Verify the whole database: every history replays to its aggregate's state and
         version, every posting balances, escrow never went negative, refunds never exceeded
         payments, and a finished order holds nothing in escrow. Returns the violations."""
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             violations = [
                 *audit.unbalanced_postings(conn),
                 *audit.negative_escrow(conn),
@@ -255,7 +258,7 @@ class Engine:
         """The triggers ``actor`` may fire now: state, role, ownership and the payload-free guards."""
         definition = self.definition(kind)
         actor = _actor(actor)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             aggregate = repo.load(conn, definition.kind, _id(id))
             if aggregate is None:
                 raise NotFound(definition.kind, id)
@@ -276,7 +279,7 @@ class Engine:
             raise InvalidPayload("state", "must be a state name")
         if after_id is not None:
             after_id = _id(after_id)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             return list(repo.find(conn, definition.kind, state=state, limit=limit,
                                   after_id=after_id))
 
@@ -310,7 +313,7 @@ class Engine:
         """Scheduled deadlines: all, only those due by the clock now, or only the failed ones."""
         if kind is not None:
             kind = self.definition(kind).kind
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             return deadline_store.listed(
                 conn, due_by=self.clock.now() if due else None, failed=failed, kind=kind, id=id,
                 limit=limit,
@@ -454,13 +457,13 @@ class Engine:
                 raw.rollback()
                 raise
             raw.commit()
-        except self._busy as error:
-            if _is_contention(error):
+        except self._database_errors as error:
+            if is_contention(error):
                 with contextlib.suppress(Exception):
                     raw.rollback()
                 raise Conflict("database", "busy") from error
             self._forget_writing_connection(conn)
-            raise
+            raise unavailable(self.database, error) from error
 
     @contextmanager
     def _savepoint(self, unit: _Unit) -> Iterator[None]:
@@ -533,32 +536,73 @@ class Engine:
         pool. On PostgreSQL a raw read opens a transaction on the driver; a pooled connection
         ends it when it goes back.
         """
-        if self._sqlite:
-            yield self._writing_connection()
+        if not self._sqlite:
+            with self._reading() as conn:
+                yield conn
             return
-        with self.database.connect() as conn:
+        conn = self._writing_connection()
+        try:
             yield conn
+        except self._database_errors as error:
+            raise self._failure(error) from error
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A pooled connection for reads outside a trigger. A database error on it makes it
+        `Conflict` (contention) or `Unavailable`, and the connection never goes back to the
+        pool: it may be broken, and resetting a broken one logs a traceback."""
+        try:
+            with self.database.connect() as conn:
+                try:
+                    yield conn
+                except self._database_errors:
+                    conn.invalidate()
+                    raise
+        except self._database_errors as error:
+            raise self._failure(error) from error
+
+    def _failure(self, error: Exception) -> LifecycleError:
+        """What a database error outside `_transaction` becomes for the caller: `Conflict` for
+        contention; otherwise `Unavailable`, and the thread's writing connection, as likely
+        broken as the one that failed, is replaced on next use."""
+        if is_contention(error):
+            return Conflict("database", "busy")
+        self._forget_writing_connection(getattr(self._local, "conn", None))
+        return unavailable(self.database, error)
 
     def _writing_connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed and not conn.invalidated:
             return conn
-        with self._held_lock:
-            for thread in [t for t in self._held if not t.is_alive()]:
-                self._held.pop(thread).close()
-            conn = self._writer.connect()
-            self._held[threading.current_thread()] = conn
+        try:
+            with self._held_lock:
+                for thread in [t for t in self._held if not t.is_alive()]:
+                    self._held.pop(thread).close()
+                conn = self._writer.connect()
+                self._held[threading.current_thread()] = conn
+        except self._database_errors as error:
+            raise self._failure(error) from error
         self._local.conn = conn
         return conn
 
-    def _forget_writing_connection(self, conn: Connection) -> None:
+    def _forget_writing_connection(self, conn: Connection | None) -> None:
         """A database error that is not contention may have broken the connection (a server
-        restart): the next trigger of this thread connects afresh."""
-        with contextlib.suppress(Exception):
-            conn.invalidate()
+        restart): the next trigger of this thread connects afresh, and so does every read."""
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
         with self._held_lock:
             self._held.pop(threading.current_thread(), None)
         self._local.conn = None
+        self._drop_idle_connections()
+
+    def _drop_idle_connections(self) -> None:
+        """After losing the database, close the pool's idle connections: they are likely as
+        broken as the one that failed (SQLAlchemy does the same for errors it sees itself; the
+        hot path's errors come straight from the driver). Other threads' writing connections
+        are theirs; a broken one fails once and is replaced like this one."""
+        with contextlib.suppress(Exception):
+            self.database.dispose()
 
     def _replay(self, conn: Connection, request: _Request) -> Aggregate | None:
         assert request.idempotency_key is not None
@@ -839,8 +883,3 @@ def _encodable(text: str) -> bool:
 
 def _roles(roles: frozenset[str]) -> str:
     return " or ".join(sorted(roles))
-
-
-def _is_contention(error: Exception) -> bool:
-    text = str(getattr(error, "orig", None) or error).lower()
-    return "locked" in text or "busy" in text or "deadlock" in text or "serializ" in text
