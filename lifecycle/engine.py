@@ -290,8 +290,11 @@ class Engine:
 
         A deadline whose trigger the machine now refuses is discarded with a log line. One that
         fails otherwise (an adapter error) is retried with backoff and, after
-        `timers.MAX_ATTEMPTS`, parked as failed. ``stop()`` is asked between deadlines, so a
-        worker told to shut down finishes the one in hand and returns.
+        `timers.MAX_ATTEMPTS`, parked as failed. Contention (a lock held by another
+        transaction, a deadlock, a serialization failure, SQLite busy) is no failure of the
+        deadline: it stays pending, its attempts untouched, and is tried again. ``stop()`` is
+        asked between deadlines, so a worker told to shut down finishes the one in hand and
+        returns. Raises `Unavailable` when the database is lost; what fired before stays fired.
         """
         fired = conflicts = 0
         while limit is None or fired < limit:
@@ -503,6 +506,10 @@ class Engine:
                 deadline_store.remove(unit.conn, deadline.id)
                 self._fire(unit, definition, request, None, False)
         except Conflict:
+            raise
+        except self._database_errors:
+            # Contention or an outage: not this deadline's fault, so never one of its attempts.
+            # The whole transaction rolls back and `_transaction` says which it was.
             raise
         except (InvalidTransition, GuardFailed, Forbidden, InvalidPayload, NotFound) as refusal:
             del unit.events[written:]  # rolled back with the savepoint
