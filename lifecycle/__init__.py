@@ -38,6 +38,7 @@ from lifecycle.policy import Policy
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.repository import HistoryEntry
+from lifecycle.worker import Backoff, TimerWorker
 
 try:
     __version__ = version("lifecycle")
@@ -93,6 +94,7 @@ __all__ = [
     "AdapterError",
     "Aggregate",
     "AlreadyExists",
+    "Backoff",
     "Carrier",
     "Clock",
     "Conflict",
@@ -116,6 +118,7 @@ __all__ = [
     "SignatureInvalid",
     "SimulatedClock",
     "SystemClock",
+    "TimerWorker",
     "Unavailable",
     "UnknownKind",
     "Violation",
