@@ -38,6 +38,7 @@ from lifecycle.errors import (
     PolicyMismatch,
     ReplayMismatch,
     SchemaOutdated,
+    Unavailable,
     UnknownKind,
     UnknownPolicyValues,
 )
@@ -46,6 +47,7 @@ from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
+from lifecycle.worker import Backoff, TimerWorker
 
 try:
     __version__ = version("lifecycle")
@@ -114,6 +116,7 @@ __all__ = [
     "AdapterError",
     "Aggregate",
     "AlreadyExists",
+    "Backoff",
     "CaptureRefused",
     "Carrier",
     "Clock",
@@ -141,7 +144,9 @@ __all__ = [
     "SignatureInvalid",
     "SimulatedClock",
     "SystemClock",
+    "TimerWorker",
     "TrackingRecord",
+    "Unavailable",
     "UnknownKind",
     "UnknownPolicyValues",
     "Violation",

@@ -27,7 +27,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from lifecycle import timers
 from lifecycle.actor import Actor
@@ -74,6 +74,7 @@ from lifecycle.store import policies as policy_store
 from lifecycle.store import repository as repo
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
+from lifecycle.store.failures import database_errors, is_contention, unavailable
 from lifecycle.store.hot import cursor
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
 
@@ -142,7 +143,8 @@ class Engine:
         # The hot path runs on the DBAPI cursor, so its errors arrive unwrapped as well.
         dbapi: Any = database.dialect.dbapi
         self._duplicate: tuple[type[Exception], ...] = (IntegrityError, dbapi.IntegrityError)
-        self._busy: tuple[type[Exception], ...] = (OperationalError, dbapi.OperationalError)
+        # Contention (a `Conflict`) or the database out of reach (`Unavailable`): `store.failures`.
+        self._database_errors = database_errors(database)
         self._subscribers: list[tuple[str, Subscriber]] = []
         self._sqlite = database.dialect.name == "sqlite"
 
@@ -199,7 +201,7 @@ class Engine:
 
     def history(self, kind: str, id: str) -> list[HistoryEntry]:
         definition = self.definition(kind)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             entries = repo.history_of(conn, definition.kind, _id(id))
         if not entries:
             raise NotFound(definition.kind, id)
@@ -222,13 +224,13 @@ class Engine:
     def balances(self, kind: str, id: str) -> dict[str, dict[str, Decimal]]:
         """Ledger balance of each account of one aggregate, per currency."""
         definition = self.definition(kind)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             return ledger_store.balances(conn, definition.kind, _id(id))
 
     def postings(self, kind: str, id: str) -> list[tuple[int, str, str, Decimal, str]]:
         """Ledger entries of one aggregate: (seq, posting, account, amount, currency)."""
         definition = self.definition(kind)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             return ledger_store.entries(conn, definition.kind, _id(id))
 
     def check(self) -> list[Violation]:
@@ -236,7 +238,7 @@ class Engine:
         version, every posting balances, escrow never went negative, refunds never exceeded
         payments, a finished order holds nothing in escrow, and every unexpected capture was
         refunded. Returns the violations."""
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             violations = [
                 *audit.unbalanced_postings(conn),
                 *audit.negative_escrow(conn),
@@ -269,7 +271,7 @@ class Engine:
         """The triggers ``actor`` may fire now: state, role, ownership and the payload-free guards."""
         definition = self.definition(kind)
         actor = _actor(actor)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             aggregate = repo.load(conn, definition.kind, _id(id))
             if aggregate is None:
                 raise NotFound(definition.kind, id)
@@ -290,7 +292,7 @@ class Engine:
             raise InvalidPayload("state", "must be a state name")
         if after_id is not None:
             after_id = _id(after_id)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             return list(repo.find(conn, definition.kind, state=state, limit=limit,
                                   after_id=after_id))
 
@@ -301,8 +303,11 @@ class Engine:
 
         A deadline whose trigger the machine now refuses is discarded with a log line. One that
         fails otherwise (an adapter error) is retried with backoff and, after
-        `timers.MAX_ATTEMPTS`, parked as failed. ``stop()`` is asked between deadlines, so a
-        worker told to shut down finishes the one in hand and returns.
+        `timers.MAX_ATTEMPTS`, parked as failed. Contention (a lock held by another
+        transaction, a deadlock, a serialization failure, SQLite busy) is no failure of the
+        deadline: it stays pending, its attempts untouched, and is tried again. ``stop()`` is
+        asked between deadlines, so a worker told to shut down finishes the one in hand and
+        returns. Raises `Unavailable` when the database is lost; what fired before stays fired.
         """
         fired = conflicts = 0
         while limit is None or fired < limit:
@@ -325,9 +330,12 @@ class Engine:
         ``limit`` of each; returns how many of each went. The timer worker calls it."""
         now = self.clock.now()
         policy = self.policy
-        with self.database.begin() as conn:
-            keys = retention.prune_keys(conn, now - policy.idempotency_retention, limit)
-            published = retention.prune_published(conn, now - policy.outbox_retention, limit)
+        try:
+            with self.database.begin() as conn:
+                keys = retention.prune_keys(conn, now - policy.idempotency_retention, limit)
+                published = retention.prune_published(conn, now - policy.outbox_retention, limit)
+        except self._database_errors as error:
+            raise self._failure(error) from error
         if keys or published:
             log.info("retention.pruned", idempotency_keys=keys, published_events=published)
         return {"idempotency_keys": keys, "published_events": published}
@@ -337,7 +345,7 @@ class Engine:
         """Scheduled deadlines: all, only those due by the clock now, or only the failed ones."""
         if kind is not None:
             kind = self.definition(kind).kind
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             return deadline_store.listed(
                 conn, due_by=self.clock.now() if due else None, failed=failed, kind=kind, id=id,
                 limit=limit,
@@ -366,7 +374,7 @@ class Engine:
 
     def policy_versions(self) -> list[PolicyVersion]:
         """Every stored version of the policy, oldest first."""
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             stored = policy_store.every(conn)
         return [PolicyVersion(s.version, Policy.from_json(s.values, version=s.version),
                               s.created_at) for s in stored]
@@ -553,7 +561,7 @@ class Engine:
     def tracking(self, order_id: str) -> list[TrackingRecord]:
         """The carrier scans recorded on an order, oldest first."""
         order = self.get("order", order_id)
-        with self.database.connect() as conn:
+        with self._reading() as conn:
             return repo.scans_of(conn, order.kind, order.id)
 
     def track(self, order_id: str) -> Aggregate:
@@ -662,13 +670,13 @@ class Engine:
                 raw.rollback()
                 raise
             raw.commit()
-        except self._busy as error:
-            if _is_contention(error):
+        except self._database_errors as error:
+            if is_contention(error):
                 with contextlib.suppress(Exception):
                     raw.rollback()
                 raise Conflict("database", "busy") from error
             self._forget_writing_connection(conn)
-            raise
+            raise unavailable(self.database, error) from error
 
     @contextmanager
     def _savepoint(self, unit: _Unit) -> Iterator[None]:
@@ -709,6 +717,10 @@ class Engine:
                 self._fire(unit, definition, request, None, False)
         except Conflict:
             raise
+        except self._database_errors:
+            # Contention or an outage: not this deadline's fault, so never one of its attempts.
+            # The whole transaction rolls back and `_transaction` says which it was.
+            raise
         except (InvalidTransition, GuardFailed, Forbidden, InvalidPayload, NotFound) as refusal:
             del unit.events[written:]  # rolled back with the savepoint
             deadline_store.remove(unit.conn, deadline.id)
@@ -741,32 +753,73 @@ class Engine:
         pool. On PostgreSQL a raw read opens a transaction on the driver; a pooled connection
         ends it when it goes back.
         """
-        if self._sqlite:
-            yield self._writing_connection()
+        if not self._sqlite:
+            with self._reading() as conn:
+                yield conn
             return
-        with self.database.connect() as conn:
+        conn = self._writing_connection()
+        try:
             yield conn
+        except self._database_errors as error:
+            raise self._failure(error) from error
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A pooled connection for reads outside a trigger. A database error on it makes it
+        `Conflict` (contention) or `Unavailable`, and the connection never goes back to the
+        pool: it may be broken, and resetting a broken one logs a traceback."""
+        try:
+            with self.database.connect() as conn:
+                try:
+                    yield conn
+                except self._database_errors:
+                    conn.invalidate()
+                    raise
+        except self._database_errors as error:
+            raise self._failure(error) from error
+
+    def _failure(self, error: Exception) -> LifecycleError:
+        """What a database error outside `_transaction` becomes for the caller: `Conflict` for
+        contention; otherwise `Unavailable`, and the thread's writing connection, as likely
+        broken as the one that failed, is replaced on next use."""
+        if is_contention(error):
+            return Conflict("database", "busy")
+        self._forget_writing_connection(getattr(self._local, "conn", None))
+        return unavailable(self.database, error)
 
     def _writing_connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed and not conn.invalidated:
             return conn
-        with self._held_lock:
-            for thread in [t for t in self._held if not t.is_alive()]:
-                self._held.pop(thread).close()
-            conn = self._writer.connect()
-            self._held[threading.current_thread()] = conn
+        try:
+            with self._held_lock:
+                for thread in [t for t in self._held if not t.is_alive()]:
+                    self._held.pop(thread).close()
+                conn = self._writer.connect()
+                self._held[threading.current_thread()] = conn
+        except self._database_errors as error:
+            raise self._failure(error) from error
         self._local.conn = conn
         return conn
 
-    def _forget_writing_connection(self, conn: Connection) -> None:
+    def _forget_writing_connection(self, conn: Connection | None) -> None:
         """A database error that is not contention may have broken the connection (a server
-        restart): the next trigger of this thread connects afresh."""
-        with contextlib.suppress(Exception):
-            conn.invalidate()
+        restart): the next trigger of this thread connects afresh, and so does every read."""
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
         with self._held_lock:
             self._held.pop(threading.current_thread(), None)
         self._local.conn = None
+        self._drop_idle_connections()
+
+    def _drop_idle_connections(self) -> None:
+        """After losing the database, close the pool's idle connections: they are likely as
+        broken as the one that failed (SQLAlchemy does the same for errors it sees itself; the
+        hot path's errors come straight from the driver). Other threads' writing connections
+        are theirs; a broken one fails once and is replaced like this one."""
+        with contextlib.suppress(Exception):
+            self.database.dispose()
 
     def _replay(self, conn: Connection, request: _Request) -> Aggregate | None:
         """The first result of the request's key, or None if the key is new. The record keeps
@@ -1073,8 +1126,3 @@ def _encodable(text: str) -> bool:
 
 def _roles(roles: frozenset[str]) -> str:
     return " or ".join(sorted(roles))
-
-
-def _is_contention(error: Exception) -> bool:
-    text = str(getattr(error, "orig", None) or error).lower()
-    return "locked" in text or "busy" in text or "deadlock" in text or "serializ" in text

@@ -1,7 +1,8 @@
 """The errors lifecycle raises. Each carries its data and renders one line in the user's words.
 
 Any of these raised by a trigger means nothing was written: no state, history, outbox or
-idempotency row.
+idempotency row. The one exception is `Unavailable` when the connection broke while the commit
+was on its way: retry with the same idempotency key to be sure.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 class LifecycleError(Exception):
     """Base of every error the engine raises on purpose."""
 
-    #: exit code the CLI uses: 1 refused by the domain, 2 bad usage or payload
+    #: exit code the CLI uses: 1 refused by the domain, 2 bad usage or payload, 3 database unavailable
     exit_code = 1
 
 
@@ -70,6 +71,17 @@ class Conflict(LifecycleError):
         self.kind, self.id, self.expected_version = kind, id, expected_version
         seen = f" (expected version {expected_version})" if expected_version is not None else ""
         super().__init__(f"{kind} {id} was changed concurrently{seen}; read it again and retry")
+
+
+class Unavailable(LifecycleError):
+    """The database could not be reached, or the connection to it was lost. Retryable: call
+    again once it is back (the engine connects afresh). Contention is a `Conflict`, not this."""
+
+    exit_code = 3
+
+    def __init__(self, database: str, reason: str):
+        self.database, self.reason = database, reason
+        super().__init__(f"database {database} is unavailable ({reason}); try again when it is back")
 
 
 class NotFound(LifecycleError):

@@ -14,6 +14,8 @@ Exit codes:
      not found (or the database failed)
   2  bad usage or payload: missing or malformed option, malformed JSON,
      invalid field, unknown kind
+  3  database unavailable: it could not be reached or the connection was
+     lost; try again when it is back
 Errors are one line on stderr: 'error: ...', naming what was refused and
 what is allowed. Nothing is written when a command fails.
 

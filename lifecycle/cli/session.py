@@ -1,7 +1,7 @@
 """What every command shares: the engine opened on first use, and errors as one line on stderr.
 
 Exit codes: 0 done; 1 refused by the domain (wrong state, guard, role or owner, conflict, not
-found) or the database failed; 2 bad usage or payload.
+found) or the database failed; 2 bad usage or payload; 3 the database is unavailable (retry).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class OneLine(click.ClickException):
 
 
 class Refused(OneLine):
-    """A `LifecycleError`: its own one-line message and exit code (1 domain, 2 payload)."""
+    """A `LifecycleError`: its own one-line message and exit code (1 domain, 2 payload,
+    3 database unavailable)."""
 
     def __init__(self, error: LifecycleError):
         super().__init__(str(error), error.exit_code)

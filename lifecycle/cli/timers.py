@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+import lifecycle
 from lifecycle.cli import output
 from lifecycle.cli.options import json_option
 from lifecycle.cli.session import Noun, Session, pass_session
@@ -17,14 +18,17 @@ def timers() -> None:
 
 
 @timers.command("run")
-@click.option("--once", is_flag=True, help="Fire what is due now, then exit.")
+@click.option("--once", is_flag=True,
+              help="Fire what is due now, then exit (exit code 3 if the database is unavailable).")
 @click.option("--interval", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True,
               help="Seconds to wait when nothing is due.")
 @click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True,
               help="Deadlines to fire before looking again.")
 @pass_session
 def run(session: Session, once: bool, interval: float, batch: int) -> None:
-    """Fire due deadlines as the system actor. SIGINT/SIGTERM finish the current one and exit."""
+    """Fire due deadlines as the system actor. Keeps running while the database is unavailable,
+    trying again after 0.5 s, doubling to 30 s. SIGINT/SIGTERM finish the current deadline and
+    exit, also while waiting for the database."""
     import signal
     import threading
 
@@ -35,15 +39,8 @@ def run(session: Session, once: bool, interval: float, batch: int) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    engine = session.engine
-    total = 0
-    while not stopping.is_set():
-        fired = engine.run_due_timers(limit=batch, stop=stopping.is_set)
-        total += fired
-        if once and fired < batch:
-            break
-        if fired == 0:
-            stopping.wait(interval)
+    worker = lifecycle.TimerWorker(session.engine, interval=interval, batch=batch)
+    total = worker.run(stopping, once=once)
     click.echo(f"fired {total} deadline{'s' if total != 1 else ''}")
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from lifecycle.errors import InvalidPayload, SchemaOutdated
+from lifecycle.store.failures import reachable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -78,12 +79,14 @@ def _alembic_config(engine: Engine, connection: Any = None) -> Any:
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision. Returns (revision before, revision after)."""
+    """Bring the schema to the newest revision. Returns (revision before, revision after).
+    Raises `Unavailable` when the database cannot be reached."""
     from alembic import command
 
-    before = current_revision(engine)
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(engine, conn), "head")
+    with reachable(engine):
+        before = current_revision(engine)
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(engine, conn), "head")
     return before, head_revision(engine)
 
 
@@ -103,8 +106,11 @@ def head_revision(engine: Engine) -> str:
 
 
 def ensure_schema(engine: Engine, *, upgrade_allowed: bool) -> None:
-    """Upgrade when allowed (SQLite by default); otherwise refuse to run on an old schema."""
-    current, head = current_revision(engine), head_revision(engine)
+    """Upgrade when allowed (SQLite by default); otherwise refuse to run on an old schema.
+    Raises `Unavailable` when the database cannot be reached."""
+    with reachable(engine):
+        current = current_revision(engine)
+    head = head_revision(engine)
     if current == head:
         return
     if upgrade_allowed:

@@ -618,6 +618,7 @@ def test_help_documents_exit_codes_acting_and_completion() -> None:
     assert result.exit_code == 0
     text = result.stdout
     for needle in ("0  done", "1  refused by the domain", "2  bad usage or payload",
+                   "3  database unavailable",
                    "--as ROLE:ID", "operator:$USER", "_LIFECYCLE_COMPLETE=bash_source lifecycle"):
         assert needle in text, needle
     commands = re.findall(r"^  ([a-z]+) ", text[text.index("Commands:"):], re.MULTILINE)

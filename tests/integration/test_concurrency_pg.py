@@ -456,7 +456,8 @@ def test_a_writer_whose_connection_the_server_dropped_connects_afresh(
     pg_engine: lifecycle.Engine, pg_url: str, clock: lifecycle.SimulatedClock
 ) -> None:
     """A server restart or an idle-connection reaper ends the engine's kept connection: the
-    trigger that finds it dead fails and writes nothing; the next one works on a new one."""
+    trigger that finds it dead fails as `Unavailable` and writes nothing; the next one works on
+    a new one."""
     order = order_in(pg_engine, clock, "awaiting_payment")
     kept = pg_engine._writing_connection().connection.driver_connection
     assert kept is not None
@@ -464,8 +465,9 @@ def test_a_writer_whose_connection_the_server_dropped_connects_afresh(
     with psycopg.connect(conninfo, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (kept.info.backend_pid,))
 
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(lifecycle.Unavailable) as lost:
         pg_engine.fire("order", order.id, "pay", buyer(), {})
+    assert isinstance(lost.value.__cause__, psycopg.OperationalError)
     assert pg_engine.get("order", order.id).state == "awaiting_payment"
 
     paid = pg_engine.fire("order", order.id, "pay", buyer(), {})
