@@ -58,9 +58,9 @@ def read_one_by_one(engine: lifecycle.Engine, prefix: str) -> dict[str, Any]:
             for aggregate in (a for a in page if a.id.startswith(prefix)):
                 states[kind][aggregate.state] += 1
                 transitions += aggregate.version
-                if kind in ("seller", "order"):
+                if kind in ("seller", "order", "unexpected_capture"):
                     for _seq, posting, account, amount, currency in engine.postings(kind, aggregate.id):
-                        money.add(posting, account, currency, amount > 0, amount)
+                        money.add(kind, posting, account, currency, amount > 0, amount)
                 if kind == "order":
                     report_module._order(aggregate.data, aggregate.state, funnel, endings, durations)
                 if kind == "dispute":

@@ -93,7 +93,7 @@ CALLS = [
     Call("ingest_tracking", lambda w: w.engine.ingest_tracking("dhl", w.push.body, w.push.headers),
          lambda w, r: [o.id for o in r] == [w.shipped.id]),
     Call("track", lambda w: w.engine.track(w.shipped.id),
-         lambda w, r: r.id == w.shipped.id and len(r.data["tracking"]) > 0),
+         lambda w, r: r.id == w.shipped.id and len(w.engine.tracking(r.id)) > 0),
 ]
 
 
