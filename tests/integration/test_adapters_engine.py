@@ -135,6 +135,19 @@ def test_offline_shipping_refuses_a_waybill_with_a_wrong_check_digit(
     assert rows(engine) == before
 
 
+def test_offline_shipping_accepts_an_eleven_digit_dhl_waybill(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "paid")
+
+    shipped = engine.fire("order", order.id, "ship_offline", seller(),
+                          {"checklist": CHECKLIST, "carrier": "dhl", "waybill": "7389 1051 146"})
+
+    assert shipped.state == "shipped"
+    assert shipped.data["waybill"] == "73891051146"
+    assert engine.history("order", order.id)[-1].trigger == "ship_offline"
+
+
 def test_offline_shipping_with_an_unknown_carrier_names_it(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
