@@ -778,7 +778,8 @@ def _may_fire(step: Step | None, actor: Actor, context: Context) -> bool:
 def _check_guards(guards: tuple[Any, ...], context: Context, trigger: str) -> None:
     for guard in guards:
         if not guard.check(context):
-            raise GuardFailed(guard.rule, guard.message, trigger=trigger, state=context.state)
+            raise GuardFailed(guard.rule, guard.explain(context), trigger=trigger,
+                              state=context.state)
 
 
 def _validate(model: type[BaseModel] | None, payload: Mapping[str, Any],

@@ -148,14 +148,30 @@ def test_offline_shipping_accepts_an_eleven_digit_dhl_waybill(
     assert engine.history("order", order.id)[-1].trigger == "ship_offline"
 
 
-def test_offline_shipping_with_an_unknown_carrier_names_it(
+def test_an_order_with_an_unknown_carrier_is_refused_naming_it(engine: lifecycle.Engine) -> None:
+    # The buyer's choice is checked when the order is placed: the seller ships with that one.
+    seller_in(engine, "active")
+    before = rows(engine)
+    logistics = {"carrier": "pigeon", "service": "express", "shipping_fee": "7.50",
+                 "delivery_days": 20}
+
+    with pytest.raises(lifecycle.InvalidPayload) as unknown:
+        engine.create("order", buyer(), order_payload(logistics=logistics))
+
+    assert "pigeon" in str(unknown.value)
+    assert rows(engine) == before
+
+
+def test_offline_shipping_with_an_unknown_carrier_is_refused_naming_the_buyers(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "paid")
-    with pytest.raises(lifecycle.InvalidPayload) as unknown:
+    with pytest.raises(lifecycle.GuardFailed) as refused:
         engine.fire("order", order.id, "ship_offline", seller(),
                     {"checklist": CHECKLIST, "carrier": "pigeon", "waybill": "1234567891"})
-    assert "pigeon" in str(unknown.value)
+    assert refused.value.rule == "shipping.buyers_carrier"
+    assert "the buyer chose dhl" in str(refused.value)
+    assert "pigeon" in str(refused.value)
 
 
 def test_online_shipping_books_a_pickup_and_the_carriers_scans_move_the_order(

@@ -202,6 +202,32 @@ def test_shipping_without_the_full_checklist_is_refused(
                lambda: engine.fire("order", order.id, trigger, seller(), payload), order)
 
 
+@pytest.mark.parametrize("carrier", ["ups", "fedex"])
+def test_shipping_offline_with_another_carrier_than_the_buyers_is_refused_naming_it(
+    engine: Engine, clock: SimulatedClock, carrier: str
+) -> None:
+    order = order_in(engine, clock, "paid")  # the buyer chose dhl
+    valid = {"ups": "1Z999AA10123456784", "fedex": "986578788855"}[carrier]
+
+    refused = refused_by(engine, "shipping.buyers_carrier", lambda: engine.fire(
+        "order", order.id, "ship_offline", seller(),
+        {**SHIPMENT, "carrier": carrier, "waybill": valid}), order)
+
+    assert refused.state == "paid"
+    assert refused.trigger == "ship_offline"
+    assert refused.message == f"the buyer chose dhl: hand the parcel to dhl, not {carrier}"
+
+
+def test_shipping_offline_with_the_buyers_carrier_passes_the_rule(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "paid")
+
+    shipped = engine.fire("order", order.id, "ship_offline", seller(), SHIPMENT)
+
+    assert (shipped.state, shipped.data["carrier"]) == ("shipped", order.data["logistics"]["carrier"])
+
+
 # --- opening a dispute (order side) -------------------------------------------------------
 
 
