@@ -259,14 +259,7 @@ class Engine:
             aggregate = repo.load(conn, definition.kind, _id(id))
             if aggregate is None:
                 raise NotFound(definition.kind, id)
-            if not _owns(definition, aggregate, actor):
-                return []
-            context = self._context(conn, aggregate, actor, None)
-            return [
-                trigger
-                for trigger in definition.external_triggers_from(aggregate.state)
-                if _may_fire(definition.step(aggregate.state, trigger), actor, context)
-            ]
+            return self._offered(conn, definition, aggregate, actor)
 
     def find(self, kind: str, *, state: str | None = None, limit: int = 100,
              after_id: str | None = None) -> list[Aggregate]:
@@ -355,7 +348,7 @@ class Engine:
         carrier, waybill = order.data.get("carrier"), order.data.get("waybill")
         if not carrier or not waybill:
             raise GuardFailed("tracking.waybill", "the order has no waybill yet",
-                              trigger="track", state=order.state)
+                              trigger="track", kind=order.kind, id=order.id, state=order.state)
         for event in self.adapters.carrier(carrier).track(waybill):
             self._apply_tracking(carrier, event)
         return self.get("order", order_id)
@@ -634,10 +627,15 @@ class Engine:
         if step is None or (step.internal and not follow_up):
             raise _not_from_here(definition, current, trigger)
         if not follow_up and actor.role not in step.roles:
-            raise Forbidden(actor.role, actor.id, trigger, f"only {_roles(step.roles)} may {trigger}")
+            raise Forbidden(actor.role, actor.id, trigger, f"only {_roles(step.roles)} may {trigger}",
+                            kind=definition.kind, id=current.id, state=current.state,
+                            allowed=self._offered(unit.conn, definition, current, actor, unit.now))
         payload = _validate(step.payload, request.payload, current.data)
         context = self._context(unit.conn, current, actor, payload, unit.now, trigger)
-        _check_guards(step.guards, context, trigger)
+        for guard in step.guards:
+            if not guard.check(context):
+                raise self._refused_by(unit.conn, guard.rule, guard.explain(context), context,
+                                       definition, current)
         if not definition.machine.events[trigger].trigger(context):
             raise _not_from_here(definition, current, trigger)
         version, read_version = current.version + 1, current.version
@@ -655,7 +653,7 @@ class Engine:
             raise Conflict(definition.kind, current.id, expected_version)
         self._record(unit, moved, trigger, current.state, actor, payload, request)
         timers.follow_state(unit.conn, definition, moved, current.state, unit.now, self.policy)
-        self._follow(unit, context, moved.version, depth)
+        self._follow(unit, context, moved.version, depth, current)
         return moved
 
     def _call_adapters(self, context: Context, key: str) -> None:
@@ -669,13 +667,15 @@ class Engine:
             if call.result is not None:
                 context.data[call.result] = answer
 
-    def _follow(self, unit: _Unit, context: Context, seq: int, depth: int) -> None:
-        """Carry out what the transition asked of other aggregates, in the same transaction."""
+    def _follow(self, unit: _Unit, context: Context, seq: int, depth: int,
+                before: Aggregate | None = None) -> None:
+        """Carry out what the transition asked of other aggregates, in the same transaction.
+        ``before`` is the aggregate as the transition found it (None when it created it)."""
         if context.follow_ups and depth >= MAX_FOLLOW_UP_DEPTH:
             raise RuntimeError(f"follow-ups nested deeper than {MAX_FOLLOW_UP_DEPTH}: a definition loops")
         for follow_up in context.follow_ups:
             if isinstance(follow_up, Claim):
-                self._claim(unit, context, follow_up)
+                self._claim(unit, context, follow_up, before)
                 continue
             if isinstance(follow_up, Call):
                 continue  # carried out before the transition was written
@@ -699,14 +699,38 @@ class Engine:
                                    context.actor, follow_up.payload, None)
                 self._fire(unit, definition, request, None, True, depth + 1)
 
-    def _claim(self, unit: _Unit, context: Context, claim: Claim) -> None:
+    def _claim(self, unit: _Unit, context: Context, claim: Claim, before: Aggregate | None) -> None:
         value = claim.value(context.data) if callable(claim.value) else claim.value
         holder = repo.claimed_by(unit.conn, claim.name, value)
         if holder is not None and holder != (context.kind, context.id):
-            raise GuardFailed(f"{claim.name}.unique", f"{claim.name} {value!r} is taken",
-                              trigger=context.trigger, state=context.source)
+            rule, message = f"{claim.name}.unique", f"{claim.name} {value!r} is taken"
+            if before is None:
+                raise GuardFailed(rule, message, trigger=context.trigger, state=context.source)
+            raise self._refused_by(unit.conn, rule, message, context,
+                                   self.definition(context.kind), before)
         if holder is None:
             repo.claim(unit.conn, claim.name, value, context.kind, context.id)
+
+    def _offered(self, conn: Connection, definition: MachineDefinition, aggregate: Aggregate,
+                 actor: Actor, now: datetime | None = None) -> list[str]:
+        """The triggers ``actor`` may fire on ``aggregate`` now: state, role, ownership and the
+        payload-free guards. What `allowed` answers, and what a refusal offers instead."""
+        if not _owns(definition, aggregate, actor):
+            return []
+        context = self._context(conn, aggregate, actor, None, now)
+        return [
+            trigger
+            for trigger in definition.external_triggers_from(aggregate.state)
+            if _may_fire(definition.step(aggregate.state, trigger), actor, context)
+        ]
+
+    def _refused_by(self, conn: Connection, rule: str, message: str, context: Context,
+                    definition: MachineDefinition, before: Aggregate) -> GuardFailed:
+        """A rule's refusal, naming where it happened and what the actor may fire instead."""
+        return GuardFailed(rule, message, trigger=context.trigger,
+                           kind=before.kind, id=before.id, state=before.state,
+                           role=context.actor.role,
+                           allowed=self._offered(conn, definition, before, context.actor, context.now))
 
     def _record(self, unit: _Unit, aggregate: Aggregate, trigger: str, source: str | None,
                 actor: Actor, payload: BaseModel | None, request: _Request) -> None:

@@ -126,7 +126,9 @@ def test_operator_session_onboards_sells_ships_and_settles_every_kind_of_dispute
     lc("order", "pay", "o-1", "--as", "system:gateway", "--key", "pay-cb-1", "--amount", TOTAL,
        says="order o-1 is paid (version 2)")
     lc("order", "ship-offline", "o-1", "--as", "buyer:ana", "--carrier", "dhl", "--waybill", dhl(1),
-       "--confirm", "all", expect=1, says="buyer ana may not ship_offline")
+       "--confirm", "all", expect=1,
+       says="order o-1 is paid: buyer ana may not ship_offline: only seller may ship_offline; "
+            "allowed for buyer: request_cancel")
     lc(*ship("o-1", 1), says="order o-1 is shipped (version 3)")
     lc("order", "track", "o-1", "--status", "delivered", "--as", "system:dhl", "--location", "Lisboa",
        says="order o-1 is delivered (version 4)")
@@ -517,10 +519,12 @@ BAD = [
                  ["payload", "object"], id="json-not-an-object"),
     # wrong role, not their own
     pytest.param(("order", "ship-offline", "{order}", "--as", "buyer:b-1", "--carrier", "dhl",
-                  "--waybill", dhl(9), "--confirm", "all"), 1, ["buyer b-1 may not ship_offline", "seller"],
-                 id="wrong-role"),
+                  "--waybill", dhl(9), "--confirm", "all"), 1,
+                 ["is paid: buyer b-1 may not ship_offline: only seller may ship_offline",
+                  "; allowed for buyer: request_cancel"], id="wrong-role"),
     pytest.param(("order", "cancel", "{order}", "--as", "seller:s-1", "--reason", "x"), 1,
-                 ["seller s-1 may not request_cancel", "buyer"], id="wrong-role-cancel"),
+                 ["is paid: seller s-1 may not request_cancel: only buyer may request_cancel",
+                  "; allowed for seller: book_pickup, ship_offline"], id="wrong-role-cancel"),
     pytest.param(("order", "ship-offline", "{order}", "--as", "s-2", "--carrier", "dhl",
                   "--waybill", dhl(9), "--confirm", "all"), 1, ["s-2", "not theirs"], id="not-their-order"),
     # wrong state
@@ -532,13 +536,21 @@ BAD = [
                  id="wrong-state-accept-cancel"),
     # a rule of the domain
     pytest.param(("order", "ship-offline", "{order}", "--as", "s-1", "--carrier", "dhl",
-                  "--waybill", dhl(9), "--confirm", "quantity"), 1, ["shipping.checklist"], id="guard"),
+                  "--waybill", dhl(9), "--confirm", "quantity"), 1,
+                 ["is paid: ship_offline refused by rule shipping.checklist",
+                  "; allowed for seller: book_pickup, ship_offline"], id="guard"),
     # unknown carrier, bad waybill
     pytest.param(placing(carrier="pigeon"), 2,
                  ["carrier", "pigeon"], id="unknown-carrier-on-place"),
     pytest.param(("order", "ship-offline", "{order}", "--as", "s-1", "--carrier", "pigeon",
-                  "--waybill", dhl(9), "--confirm", "all"), 2, ["carrier", "pigeon"],
+                  "--waybill", dhl(9), "--confirm", "all"), 1,
+                 ["shipping.buyers_carrier", "the buyer chose dhl", "pigeon"],
                  id="unknown-carrier-on-ship"),
+    pytest.param(("order", "ship-offline", "{order}", "--as", "s-1", "--carrier", "ups",
+                  "--waybill", "1Z999AA10123456784", "--confirm", "all"), 1,
+                 ["is paid: ship_offline refused by rule shipping.buyers_carrier",
+                  "the buyer chose dhl: hand the parcel to dhl, not ups"],
+                 id="another-carrier-than-the-buyers"),
     pytest.param(("order", "ship-offline", "{order}", "--as", "s-1", "--carrier", "dhl",
                   "--waybill", "1234567890", "--confirm", "all"), 1, ["waybill", "check digit"],
                  id="bad-waybill"),
@@ -558,7 +570,8 @@ BAD = [
     pytest.param(("order", "place", "--as", "b-1", "--seller", "s-1"), 2, ["--currency"],
                  id="missing-place-options"),
     pytest.param(placing(line=None), 2, ["--line"], id="missing-lines"),
-    pytest.param(("order", "track", "{order}"), 1, ["tracking.waybill", "no waybill yet"],
+    pytest.param(("order", "track", "{order}"), 1, ["is paid: track refused by rule tracking.waybill",
+                                                    "no waybill yet"],
                  id="poll-before-shipping"),
     pytest.param(("order", "track", "{order}", "--status", "exception"), 2, ["--kind"], id="missing-kind"),
     pytest.param(("order", "cancel", "{order}", "--as", "b-1"), 2, ["--reason"], id="missing-reason"),
