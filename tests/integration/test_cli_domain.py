@@ -32,7 +32,7 @@ from lifecycle.cli import seller as seller_cli
 from lifecycle.cli.actions import Field, roles_of
 from lifecycle.cli.options import resolve_actor
 from lifecycle.machines import DEFINITIONS
-from tests.builders import order_in, rows, seller_in
+from tests.builders import REGISTRATION, order_in, order_payload, rows, seller_in
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
@@ -762,4 +762,69 @@ def test_track_options_without_status_are_a_usage_error(
     line = assert_one_line_error(invoke(db_url, "order", "track", order.id, "--kind", "lost"), 2)
 
     assert "--kind goes with --status" in line
+    assert rows(engine) == before
+
+
+# --- text from the data is shown, never obeyed by the terminal ---------------------------
+
+HOSTILE_NAME = "Ana\x1b[2J\x1b]0;pwned\x07\u202eSilva\x9b31m\nforged line"
+
+
+def on_a_terminal(db_url: str, *args: str) -> Result:
+    """Invoke as on a terminal: click strips some escape sequences only when output is not one."""
+    return CliRunner().invoke(cli, ["--db", db_url, *args], color=True)
+
+
+def test_order_show_escapes_control_characters_from_the_data(
+    db_url: str, engine: lifecycle.Engine
+) -> None:
+    seller_in(engine, "active")
+    consignee = {"name": HOSTILE_NAME, "address": "Rua A 1\rLisboa", "country": "PT"}
+    order = engine.create("order", lifecycle.Actor("buyer", "b-1"), order_payload(consignee=consignee))
+
+    result = on_a_terminal(db_url, "order", "show", order.id)
+    assert result.exit_code == 0, result.output
+    shown = result.stdout
+
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]", shown), shown
+    details = next(line for line in shown.splitlines() if line.strip().startswith("consignee"))
+    assert details.split(None, 1)[1] == (
+        "Ana\\x1b[2J\\x1b]0;pwned\\x07\\u202eSilva\\x9b31m\\x0aforged line, Rua A 1\\x0dLisboa (PT)")
+    assert "forged line" not in shown.replace(details, "")  # the data's newline made no line
+
+
+@pytest.mark.parametrize("args", [
+    ("seller", "list"),
+    ("seller", "show", "s-9"),
+    ("show", "seller", "s-9"),
+    ("show", "order", "{order}"),
+])
+def test_tables_and_generic_views_escape_control_characters_from_the_data(
+    db_url: str, engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, args: tuple[str, ...]
+) -> None:
+    order = order_in(engine, clock, "paid")
+    engine.fire("order", order.id, "request_cancel", lifecycle.Actor("buyer", "b-1"),
+                {"reason": "changed\x1b[2J my mind\x1b]0;pwned\x07"})
+    engine.create("seller", lifecycle.Actor("seller", "s-9"),
+                  {**REGISTRATION, "company_name": "Acme\x1b]0;pwned\x07\u202e Co\x1b[1A"})
+
+    result = on_a_terminal(db_url, *(arg.replace("{order}", order.id) for arg in args))
+
+    assert result.exit_code == 0, result.output
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]", result.stdout), result.stdout
+    assert "\\x1b]0;pwned\\x07" in result.stdout
+
+
+def test_an_error_line_escapes_control_characters_from_the_input(
+    db_url: str, engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "awaiting_payment")
+    before = rows(engine)
+
+    result = on_a_terminal(db_url, "fire", "order", order.id, "pay", "--as", "buyer:b-1",
+                           "--payload", json.dumps({"\x1b[2Jnote": "x"}))
+
+    line = assert_one_line_error(result, 2)
+    assert "\x1b" not in result.stderr
+    assert "\\x1b[2Jnote" in line
     assert rows(engine) == before
