@@ -47,6 +47,7 @@ from lifecycle.errors import (
     ReplayMismatch,
     UnknownKind,
 )
+from lifecycle.ids import identifier
 from lifecycle.logs import BoundOnce
 from lifecycle.machines import ALIASES, DEFINITIONS
 from lifecycle.machines.definition import (
@@ -265,10 +266,10 @@ class Engine:
              after_id: str | None = None) -> list[Aggregate]:
         """A page of aggregates of one kind, in id order; pass the last id as ``after_id``."""
         definition = self.definition(kind)
-        if state is not None and (not isinstance(state, str) or not _encodable(state)):
-            raise InvalidPayload("state", "must be a state name")
+        if state is not None:
+            state = identifier(state, "state")
         if after_id is not None:
-            after_id = _id(after_id)
+            after_id = _id(after_id, "after_id")
         with self.database.connect() as conn:
             return list(repo.find(conn, definition.kind, state=state, limit=limit,
                                   after_id=after_id))
@@ -303,6 +304,8 @@ class Engine:
         """Scheduled deadlines: all, only those due by the clock now, or only the failed ones."""
         if kind is not None:
             kind = self.definition(kind).kind
+        if id is not None:
+            id = _id(id)
         with self.database.connect() as conn:
             return deadline_store.listed(
                 conn, due_by=self.clock.now() if due else None, failed=failed, kind=kind, id=id,
@@ -830,7 +833,58 @@ def _payload(payload: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return {}
     if not isinstance(payload, Mapping):
         raise InvalidPayload("payload", f"must be a JSON object, got {type(payload).__name__}")
+    refusal = _nul_in(payload)
+    if refusal is not None:
+        raise refusal
     return payload
+
+
+# Where a value sits in a payload, as a linked list from the value up: (parent's place, key).
+_Place = tuple[Any, str | int] | None
+
+
+def _nul_in(payload: Mapping[str, Any]) -> InvalidPayload | None:
+    """The refusal of the first NUL character in the payload, in any string or field name at
+    any depth, naming the field; None when there is none. PostgreSQL stores no NUL in text or
+    JSON (SQLite would), so both refuse it before anything is written.
+
+    One pass over the payload, no copy and no serialising; the path is put together only for
+    the refusal. Each list and mapping is visited once, so a payload that contains itself ends
+    (the payload model then refuses it).
+    """
+    # Only containers go on the stack; strings are checked where they are met. Exact types
+    # are tested first: they are the common case, and much cheaper than an ABC's isinstance.
+    stack: list[tuple[Any, _Place]] = [(payload, None)]
+    seen = {id(payload)}
+    while stack:
+        container, place = stack.pop()
+        items = (container.items() if type(container) is dict or isinstance(container, Mapping)
+                 else enumerate(container))
+        for key, item in items:
+            if isinstance(key, str) and "\x00" in key:
+                return InvalidPayload(_field(place), "a field name must not contain a NUL "
+                                                     f"character (\\x00): {key!r}")
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                if kind is str and "\x00" in item:
+                    return InvalidPayload(_field((place, key)),
+                                          "must not contain a NUL character (\\x00)")
+            elif kind is dict or kind is list or isinstance(item, Mapping | list | tuple):
+                if id(item) not in seen:
+                    seen.add(id(item))
+                    stack.append((item, (place, key)))
+            elif isinstance(item, str) and "\x00" in item:
+                return InvalidPayload(_field((place, key)), "must not contain a NUL character (\\x00)")
+    return None
+
+
+def _field(place: _Place) -> str:
+    """``lines.0.sku``, as the payload models name fields; ``payload`` for the whole of it."""
+    parts: list[str] = []
+    while place is not None:
+        place, key = place
+        parts.append(str(key))
+    return ".".join(reversed(parts)) or "payload"
 
 
 def _actor(actor: Any) -> Actor:
@@ -839,27 +893,12 @@ def _actor(actor: Any) -> Actor:
     return actor
 
 
-def _id(id: Any) -> str:
-    if not isinstance(id, str) or not id or len(id) > 200 or not _encodable(id):
-        raise InvalidPayload("id", "must be a non-empty UTF-8 string of at most 200 characters")
-    return id
+def _id(id: Any, field: str = "id") -> str:
+    return identifier(id, field)
 
 
 def _key(key: Any) -> str | None:
-    if key is None:
-        return None
-    if not isinstance(key, str) or not key or len(key) > 200 or not _encodable(key):
-        raise InvalidPayload("idempotency_key", "must be a non-empty string of at most 200 characters")
-    return key
-
-
-def _encodable(text: str) -> bool:
-    """False for text UTF-8 cannot carry (a lone surrogate, as json.loads makes of "\ud800")."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return None if key is None else identifier(key, "idempotency_key")
 
 
 def _roles(roles: frozenset[str]) -> str:
