@@ -16,12 +16,12 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
@@ -34,6 +34,7 @@ from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters, carry_out, tracking_trigger
 from lifecycle.adapters.errors import AdapterError
 from lifecycle.adapters.ports import TrackingEvent
+from lifecycle.adapters.webhooks import delivery
 from lifecycle.clock import Clock
 from lifecycle.errors import (
     AlreadyExists,
@@ -43,6 +44,7 @@ from lifecycle.errors import (
     IdempotencyMismatch,
     InvalidPayload,
     InvalidTransition,
+    LifecycleError,
     NotFound,
     ReplayMismatch,
     UnknownKind,
@@ -77,6 +79,9 @@ log = structlog.get_logger("lifecycle")
 transition_log = BoundOnce("lifecycle")
 
 Subscriber = Callable[[Mapping[str, Any]], None]
+# Headers of a callback or push as frameworks hand them over (see `webhooks.delivery`).
+Headers = Mapping[str, str] | Mapping[bytes, bytes] | Iterable[tuple[str | bytes, str | bytes]]
+_Parsed = TypeVar("_Parsed")
 
 TIMER = Actor("system", "timer")
 
@@ -314,18 +319,23 @@ class Engine:
 
     # --- what gateways and carriers tell us ----------------------------------------------
 
-    def ingest_payment_callback(self, gateway: str, body: bytes,
-                                headers: Mapping[str, str]) -> Aggregate | None:
+    def ingest_payment_callback(self, gateway: str, body: bytes | str,
+                                headers: Headers) -> Aggregate | None:
         """A gateway's callback: verify its signature (a bad or missing one is refused, nothing
         written), then apply it once. A capture pays its order; a replayed callback, or one
         confirming a capture this engine made itself, changes nothing. Refund and failure
         notices are acknowledged (the transition that asked for them already recorded them).
-        Returns the order, or None when the callback moves nothing."""
+        Returns the order, or None when the callback moves nothing.
+
+        ``body`` is bytes or str (UTF-8); ``headers`` a mapping or (name, value) pairs, str or
+        bytes, names in any case (`webhooks.delivery`). A callback that cannot be read is an
+        `AdapterError`, whatever the gateway's own parser raised."""
         payments = self.adapters.payments
         if gateway != payments.name:
             raise InvalidPayload("gateway", f"{gateway!r} is not this engine's gateway "
                                             f"({payments.name!r})")
-        event = payments.parse_callback(body, headers)
+        body, headers = delivery(body, headers, adapter=gateway, operation="parse_callback")
+        event = _read(gateway, "parse_callback", lambda: payments.parse_callback(body, headers))
         if event.kind != "captured":
             log.info("payment.callback", gateway=gateway, kind=event.kind, order=event.order_id)
             return None
@@ -338,11 +348,19 @@ class Engine:
             idempotency_key=f"payment:{gateway}:{event.event_id}",
         )
 
-    def ingest_tracking(self, carrier: str, body: bytes,
-                        headers: Mapping[str, str]) -> list[Aggregate]:
+    def ingest_tracking(self, carrier: str, body: bytes | str,
+                        headers: Headers) -> list[Aggregate]:
         """A carrier's push: verify its signature, then apply each event to the orders its
-        waybill carries. Returns the orders an event moved or recorded on."""
-        events = self.adapters.carrier(carrier).parse_push(body, headers)
+        waybill carries. Returns the orders an event moved or recorded on.
+
+        Body and headers come in any form `ingest_payment_callback` takes; a push that cannot
+        be read is an `AdapterError`, whatever the carrier's own parser raised."""
+        if not isinstance(carrier, str):
+            raise InvalidPayload("carrier", f"must be a carrier's name, got {type(carrier).__name__}")
+        adapter = self.adapters.carrier(carrier)
+        body, headers = delivery(body, headers, adapter=carrier, operation="parse_push")
+        events = _read(carrier, "parse_push", lambda: adapter.parse_push(body, headers))
+        _check_scans(carrier, events)
         return [order for event in events for order in self._apply_tracking(carrier, event)]
 
     def track(self, order_id: str) -> Aggregate:
@@ -783,6 +801,30 @@ class Engine:
 
 
 # --- checks, kept as plain functions so `allowed` and `fire` share them -------------------
+
+
+def _read(adapter: str, operation: str, parse: Callable[[], _Parsed]) -> _Parsed:
+    """What an adapter reads of a callback or push. A bad delivery is an `AdapterError`: an
+    outside adapter may fail on one any way its author allowed (a deep JSON body makes
+    json.loads raise RecursionError)."""
+    try:
+        return parse()
+    except LifecycleError:
+        raise
+    except Exception as error:
+        raise AdapterError(adapter, operation, f"unreadable: {type(error).__name__}: "
+                                               f"{str(error)[:200]}") from error
+
+
+def _check_scans(carrier: str, events: list[TrackingEvent]) -> None:
+    """Refuse a pushed scan whose text PostgreSQL cannot store (a NUL): the waybill is looked
+    up before any trigger checks its payload."""
+    for n, event in enumerate(events):
+        for name in ("event_id", "waybill", "status", "location", "detail", "exception_kind"):
+            value = getattr(event, name, None)
+            if isinstance(value, str) and "\x00" in value:
+                raise AdapterError(carrier, "parse_push",
+                                   f"event #{n + 1}: {name} holds a NUL character (\\x00)")
 
 
 def _owns(definition: MachineDefinition, aggregate: Aggregate, actor: Actor) -> bool:
