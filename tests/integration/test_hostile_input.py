@@ -30,6 +30,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 import lifecycle
 from lifecycle import Actor, LifecycleError
@@ -37,6 +38,7 @@ from lifecycle.adapter_calls import SANDBOX_SECRET
 from lifecycle.adapters.ports import Money
 from lifecycle.adapters.webhooks import SIGNATURE_HEADER, signature
 from lifecycle.cli import cli
+from lifecycle.store.tables import metadata
 from tests.builders import (
     buyer,
     migrated_template,
@@ -637,11 +639,18 @@ def test_a_signed_deeply_nested_callback_is_refused(fuzzed: tuple[lifecycle.Engi
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
 def shop(request: pytest.FixtureRequest, clock: lifecycle.SimulatedClock
-         ) -> tuple[lifecycle.Engine, lifecycle.Aggregate]:
-    """An engine on either database, with an active seller s-1 and a paid order of b-1."""
+         ) -> Iterator[tuple[lifecycle.Engine, lifecycle.Aggregate]]:
+    """An engine on either database, with an active seller s-1 and a paid order of b-1.
+
+    The PostgreSQL database is shared by the session: its rows go at the end, so that the
+    paid order's ship deadline is not left for a later test's timer worker to fire.
+    """
     engine: lifecycle.Engine = request.getfixturevalue(
         "engine" if request.param == "sqlite" else "pg_engine")
-    return engine, order_in(engine, clock, "paid")
+    yield engine, order_in(engine, clock, "paid")
+    if request.param == "postgresql":
+        with engine.database.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)}"))
 
 
 def refused_as_invalid(engine: lifecycle.Engine, field: str, call: Callable[[], Any]) -> str:
