@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lifecycle.errors import InvalidPayload
+from lifecycle.ids import identifier
 
 ROLES = ("buyer", "seller", "operator", "system")
 
@@ -19,16 +20,9 @@ class Actor:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise InvalidPayload("actor.role", f"{self.role!r} is not one of {', '.join(ROLES)}")
-        if not isinstance(self.id, str) or not self.id.strip():
-            raise InvalidPayload("actor.id", "must be a non-empty string")
-        try:
-            self.id.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidPayload("actor.id", "must be text UTF-8 can carry") from None
         # 100, not the 200 an aggregate id may have: ids are built from actor ids (a voucher is
         # "<coupon id>:<buyer id>").
-        if len(self.id) > 100:
-            raise InvalidPayload("actor.id", "must be at most 100 characters")
+        identifier(self.id, "actor.id", limit=100)
 
     @classmethod
     def parse(cls, text: str) -> Actor:

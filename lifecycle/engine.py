@@ -16,12 +16,12 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
@@ -34,6 +34,7 @@ from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters, carry_out, tracking_trigger
 from lifecycle.adapters.errors import AdapterError, EventsRejected
 from lifecycle.adapters.ports import PaymentEvent, TrackingEvent
+from lifecycle.adapters.webhooks import delivery
 from lifecycle.clock import Clock
 from lifecycle.errors import (
     AlreadyExists,
@@ -50,6 +51,7 @@ from lifecycle.errors import (
     ReplayMismatch,
     UnknownKind,
 )
+from lifecycle.ids import identifier
 from lifecycle.logs import BoundOnce
 from lifecycle.machines import ALIASES, DEFINITIONS, capture
 from lifecycle.machines.definition import (
@@ -82,6 +84,9 @@ log = structlog.get_logger("lifecycle")
 transition_log = BoundOnce("lifecycle")
 
 Subscriber = Callable[[Mapping[str, Any]], None]
+# Headers of a callback or push as frameworks hand them over (see `webhooks.delivery`).
+Headers = Mapping[str, str] | Mapping[bytes, bytes] | Iterable[tuple[str | bytes, str | bytes]]
+_Parsed = TypeVar("_Parsed")
 
 TIMER = Actor("system", "timer")
 
@@ -275,23 +280,16 @@ class Engine:
             aggregate = repo.load(conn, definition.kind, _id(id))
             if aggregate is None:
                 raise NotFound(definition.kind, id)
-            if not _owns(definition, aggregate, actor):
-                return []
-            context = self._context(conn, aggregate, actor, None)
-            return [
-                trigger
-                for trigger in definition.external_triggers_from(aggregate.state)
-                if _may_fire(definition.step(aggregate.state, trigger), actor, context)
-            ]
+            return self._offered(conn, definition, aggregate, actor)
 
     def find(self, kind: str, *, state: str | None = None, limit: int = 100,
              after_id: str | None = None) -> list[Aggregate]:
         """A page of aggregates of one kind, in id order; pass the last id as ``after_id``."""
         definition = self.definition(kind)
-        if state is not None and (not isinstance(state, str) or not _encodable(state)):
-            raise InvalidPayload("state", "must be a state name")
+        if state is not None:
+            state = identifier(state, "state")
         if after_id is not None:
-            after_id = _id(after_id)
+            after_id = _id(after_id, "after_id")
         with self._reading() as conn:
             return list(repo.find(conn, definition.kind, state=state, limit=limit,
                                   after_id=after_id))
@@ -345,6 +343,8 @@ class Engine:
         """Scheduled deadlines: all, only those due by the clock now, or only the failed ones."""
         if kind is not None:
             kind = self.definition(kind).kind
+        if id is not None:
+            id = _id(id)
         with self._reading() as conn:
             return deadline_store.listed(
                 conn, due_by=self.clock.now() if due else None, failed=failed, kind=kind, id=id,
@@ -456,8 +456,8 @@ class Engine:
 
     # --- what gateways and carriers tell us ----------------------------------------------
 
-    def ingest_payment_callback(self, gateway: str, body: bytes,
-                                headers: Mapping[str, str]) -> Aggregate | None:
+    def ingest_payment_callback(self, gateway: str, body: bytes | str,
+                                headers: Headers) -> Aggregate | None:
         """A gateway's callback: verify its signature (a bad or missing one is refused, nothing
         written), then apply it once. A capture pays its order; a redelivered callback returns
         its first result, and one with the same event id but another request is
@@ -466,16 +466,21 @@ class Engine:
         currency or amount) is recorded as an ``unexpected_capture``, refunded through the
         gateway, and refused with `CaptureRefused`. Refund and failure notices are
         acknowledged (the transition that asked for them already recorded them). Returns the
-        order, or None when the callback moves nothing."""
+        order, or None when the callback moves nothing.
+
+        ``body`` is bytes or str (UTF-8); ``headers`` a mapping or (name, value) pairs, str or
+        bytes, names in any case (`webhooks.delivery`). A callback that cannot be read is an
+        `AdapterError`, whatever the gateway's own parser raised."""
         payments = self.adapters.payments
         if gateway != payments.name:
             raise InvalidPayload("gateway", f"{gateway!r} is not this engine's gateway "
                                             f"({payments.name!r})")
-        event = payments.parse_callback(body, headers)
+        body, headers = delivery(body, headers, adapter=gateway, operation="parse_callback")
+        event = _read(gateway, "parse_callback", lambda: payments.parse_callback(body, headers))
         if event.kind != "captured":
             log.info("payment.callback", gateway=gateway, kind=event.kind, order=event.order_id)
             return None
-        key = f"payment:{gateway}:{event.event_id}"
+        key = _outside_key("payment", gateway, event.event_id)
         pay = {"payment_ref": event.payment_ref, "amount": str(event.amount),
                "currency": event.currency}
         if self._key_used(key):
@@ -514,7 +519,8 @@ class Engine:
                    "payment_ref": event.payment_ref, "amount": str(event.amount),
                    "currency": event.currency, "reason": reason}
         record = self.create(capture.KIND, Actor("system", gateway), payload, id=id,
-                             idempotency_key=f"unexpected-capture:{gateway}:{event.event_id}")
+                             idempotency_key=_outside_key("unexpected-capture", gateway,
+                                                          event.event_id))
         if record.state == "refund_pending":
             try:
                 record = self.fire(capture.KIND, id, "refund", Actor("system", gateway),
@@ -541,21 +547,30 @@ class Engine:
         with self._quick_read() as conn:
             return repo.load(conn, kind, id)
 
-    def ingest_tracking(self, carrier: str, body: bytes,
-                        headers: Mapping[str, str]) -> list[Aggregate]:
+    def ingest_tracking(self, carrier: str, body: bytes | str,
+                        headers: Headers) -> list[Aggregate]:
         """A carrier's push: verify its signature, then apply each event to the orders its
         waybill carries. Returns the orders an event moved or recorded on. If some events
         cannot be read, the others are applied and `EventsRejected` is raised, naming the
-        refused ones, with the orders applied in ``.applied``."""
+        refused ones, with the orders applied in ``.applied``.
+
+        Body and headers come in any form `ingest_payment_callback` takes; a push that cannot
+        be read is an `AdapterError`, whatever the carrier's own parser raised."""
+        if not isinstance(carrier, str):
+            raise InvalidPayload("carrier", f"must be a carrier's name, got {type(carrier).__name__}")
+        adapter = self.adapters.carrier(carrier)
+        body, headers = delivery(body, headers, adapter=carrier, operation="parse_push")
         try:
-            events = self.adapters.carrier(carrier).parse_push(body, headers)
+            events = _read(carrier, "parse_push", lambda: adapter.parse_push(body, headers))
         except EventsRejected as partly:
             # One unreadable event must not hold back the rest, on this delivery or any retry.
+            _check_scans(carrier, partly.events)
             partly.applied = [order for event in partly.events
                               for order in self._apply_tracking(carrier, event)]
             log.warning("tracking.rejected", carrier=carrier, rejected=len(partly.rejected),
                         applied=len(partly.events), reason=partly.reason)
             raise
+        _check_scans(carrier, events)
         return [order for event in events for order in self._apply_tracking(carrier, event)]
 
     def tracking(self, order_id: str) -> list[TrackingRecord]:
@@ -570,7 +585,7 @@ class Engine:
         carrier, waybill = order.data.get("carrier"), order.data.get("waybill")
         if not carrier or not waybill:
             raise GuardFailed("tracking.waybill", "the order has no waybill yet",
-                              trigger="track", state=order.state)
+                              trigger="track", kind=order.kind, id=order.id, state=order.state)
         for event in self.adapters.carrier(carrier).track(waybill):
             self._apply_tracking(carrier, event)
         return self.get("order", order_id)
@@ -593,7 +608,8 @@ class Engine:
                 continue
             try:
                 applied.append(self.fire(kind, order_id, trigger, Actor("system", carrier), payload,
-                                         idempotency_key=f"tracking:{carrier}:{event.event_id}:{order_id}"))
+                                         idempotency_key=_outside_key("tracking", carrier, event.event_id,
+                                                                      order_id)))
             except IdempotencyMismatch:
                 continue  # the same scan arrived twice while the order moved in between
         return applied
@@ -903,10 +919,15 @@ class Engine:
         if step is None or (step.internal and not follow_up):
             raise _not_from_here(definition, current, trigger)
         if not follow_up and actor.role not in step.roles:
-            raise Forbidden(actor.role, actor.id, trigger, f"only {_roles(step.roles)} may {trigger}")
+            raise Forbidden(actor.role, actor.id, trigger, f"only {_roles(step.roles)} may {trigger}",
+                            kind=definition.kind, id=current.id, state=current.state,
+                            allowed=self._offered(unit.conn, definition, current, actor, unit.now))
         payload = _validate(step.payload, request.payload, current.data)
         context = self._context(unit.conn, current, actor, payload, unit.now, trigger)
-        _check_guards(step.guards, context, trigger)
+        for guard in step.guards:
+            if not guard.check(context):
+                raise self._refused_by(unit.conn, guard.rule, guard.explain(context), context,
+                                       definition, current)
         if not definition.machine.events[trigger].trigger(context):
             raise _not_from_here(definition, current, trigger)
         version, read_version = current.version + 1, current.version
@@ -924,7 +945,7 @@ class Engine:
             raise Conflict(definition.kind, current.id, expected_version)
         self._record(unit, moved, trigger, current.state, actor, payload, request)
         timers.follow_state(unit.conn, definition, moved, current.state, unit.now, self.policy)
-        self._follow(unit, context, moved.version, depth)
+        self._follow(unit, context, moved.version, depth, current)
         return moved
 
     def _call_adapters(self, context: Context, key: str) -> None:
@@ -938,13 +959,15 @@ class Engine:
             if call.result is not None:
                 context.data[call.result] = answer
 
-    def _follow(self, unit: _Unit, context: Context, seq: int, depth: int) -> None:
-        """Carry out what the transition asked of other aggregates, in the same transaction."""
+    def _follow(self, unit: _Unit, context: Context, seq: int, depth: int,
+                before: Aggregate | None = None) -> None:
+        """Carry out what the transition asked of other aggregates, in the same transaction.
+        ``before`` is the aggregate as the transition found it (None when it created it)."""
         if context.follow_ups and depth >= MAX_FOLLOW_UP_DEPTH:
             raise RuntimeError(f"follow-ups nested deeper than {MAX_FOLLOW_UP_DEPTH}: a definition loops")
         for follow_up in context.follow_ups:
             if isinstance(follow_up, Claim):
-                self._claim(unit, context, follow_up)
+                self._claim(unit, context, follow_up, before)
                 continue
             if isinstance(follow_up, Call):
                 continue  # carried out before the transition was written
@@ -971,14 +994,38 @@ class Engine:
                                    context.actor, follow_up.payload, None)
                 self._fire(unit, definition, request, None, True, depth + 1)
 
-    def _claim(self, unit: _Unit, context: Context, claim: Claim) -> None:
+    def _claim(self, unit: _Unit, context: Context, claim: Claim, before: Aggregate | None) -> None:
         value = claim.value(context.data) if callable(claim.value) else claim.value
         holder = repo.claimed_by(unit.conn, claim.name, value)
         if holder is not None and holder != (context.kind, context.id):
-            raise GuardFailed(f"{claim.name}.unique", f"{claim.name} {value!r} is taken",
-                              trigger=context.trigger, state=context.source)
+            rule, message = f"{claim.name}.unique", f"{claim.name} {value!r} is taken"
+            if before is None:
+                raise GuardFailed(rule, message, trigger=context.trigger, state=context.source)
+            raise self._refused_by(unit.conn, rule, message, context,
+                                   self.definition(context.kind), before)
         if holder is None:
             repo.claim(unit.conn, claim.name, value, context.kind, context.id)
+
+    def _offered(self, conn: Connection, definition: MachineDefinition, aggregate: Aggregate,
+                 actor: Actor, now: datetime | None = None) -> list[str]:
+        """The triggers ``actor`` may fire on ``aggregate`` now: state, role, ownership and the
+        payload-free guards. What `allowed` answers, and what a refusal offers instead."""
+        if not _owns(definition, aggregate, actor):
+            return []
+        context = self._context(conn, aggregate, actor, None, now)
+        return [
+            trigger
+            for trigger in definition.external_triggers_from(aggregate.state)
+            if _may_fire(definition.step(aggregate.state, trigger), actor, context)
+        ]
+
+    def _refused_by(self, conn: Connection, rule: str, message: str, context: Context,
+                    definition: MachineDefinition, before: Aggregate) -> GuardFailed:
+        """A rule's refusal, naming where it happened and what the actor may fire instead."""
+        return GuardFailed(rule, message, trigger=context.trigger,
+                           kind=before.kind, id=before.id, state=before.state,
+                           role=context.actor.role,
+                           allowed=self._offered(conn, definition, before, context.actor, context.now))
 
     def _record(self, unit: _Unit, aggregate: Aggregate, trigger: str, source: str | None,
                 actor: Actor, payload: BaseModel | None, request: _Request) -> None:
@@ -1045,6 +1092,30 @@ def _why_capture_cannot_pay(order: Aggregate | None, event: PaymentEvent) -> str
     return None
 
 
+def _read(adapter: str, operation: str, parse: Callable[[], _Parsed]) -> _Parsed:
+    """What an adapter reads of a callback or push. A bad delivery is an `AdapterError`: an
+    outside adapter may fail on one any way its author allowed (a deep JSON body makes
+    json.loads raise RecursionError)."""
+    try:
+        return parse()
+    except LifecycleError:
+        raise
+    except Exception as error:
+        raise AdapterError(adapter, operation, f"unreadable: {type(error).__name__}: "
+                                               f"{str(error)[:200]}") from error
+
+
+def _check_scans(carrier: str, events: list[TrackingEvent]) -> None:
+    """Refuse a pushed scan whose text PostgreSQL cannot store (a NUL): the waybill is looked
+    up before any trigger checks its payload."""
+    for n, event in enumerate(events):
+        for name in ("event_id", "waybill", "status", "location", "detail", "exception_kind"):
+            value = getattr(event, name, None)
+            if isinstance(value, str) and "\x00" in value:
+                raise AdapterError(carrier, "parse_push",
+                                   f"event #{n + 1}: {name} holds a NUL character (\\x00)")
+
+
 def _owns(definition: MachineDefinition, aggregate: Aggregate, actor: Actor) -> bool:
     return definition.owns(actor, aggregate.id, aggregate.data)
 
@@ -1065,7 +1136,8 @@ def _may_fire(step: Step | None, actor: Actor, context: Context) -> bool:
 def _check_guards(guards: tuple[Any, ...], context: Context, trigger: str) -> None:
     for guard in guards:
         if not guard.check(context):
-            raise GuardFailed(guard.rule, guard.message, trigger=trigger, state=context.state)
+            raise GuardFailed(guard.rule, guard.explain(context), trigger=trigger,
+                              state=context.state)
 
 
 def _validate(model: type[BaseModel] | None, payload: Mapping[str, Any],
@@ -1092,7 +1164,58 @@ def _payload(payload: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return {}
     if not isinstance(payload, Mapping):
         raise InvalidPayload("payload", f"must be a JSON object, got {type(payload).__name__}")
+    refusal = _nul_in(payload)
+    if refusal is not None:
+        raise refusal
     return payload
+
+
+# Where a value sits in a payload, as a linked list from the value up: (parent's place, key).
+_Place = tuple[Any, str | int] | None
+
+
+def _nul_in(payload: Mapping[str, Any]) -> InvalidPayload | None:
+    """The refusal of the first NUL character in the payload, in any string or field name at
+    any depth, naming the field; None when there is none. PostgreSQL stores no NUL in text or
+    JSON (SQLite would), so both refuse it before anything is written.
+
+    One pass over the payload, no copy and no serialising; the path is put together only for
+    the refusal. Each list and mapping is visited once, so a payload that contains itself ends
+    (the payload model then refuses it).
+    """
+    # Only containers go on the stack; strings are checked where they are met. Exact types
+    # are tested first: they are the common case, and much cheaper than an ABC's isinstance.
+    stack: list[tuple[Any, _Place]] = [(payload, None)]
+    seen = {id(payload)}
+    while stack:
+        container, place = stack.pop()
+        items = (container.items() if type(container) is dict or isinstance(container, Mapping)
+                 else enumerate(container))
+        for key, item in items:
+            if isinstance(key, str) and "\x00" in key:
+                return InvalidPayload(_field(place), "a field name must not contain a NUL "
+                                                     f"character (\\x00): {key!r}")
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                if kind is str and "\x00" in item:
+                    return InvalidPayload(_field((place, key)),
+                                          "must not contain a NUL character (\\x00)")
+            elif kind is dict or kind is list or isinstance(item, Mapping | list | tuple):
+                if id(item) not in seen:
+                    seen.add(id(item))
+                    stack.append((item, (place, key)))
+            elif isinstance(item, str) and "\x00" in item:
+                return InvalidPayload(_field((place, key)), "must not contain a NUL character (\\x00)")
+    return None
+
+
+def _field(place: _Place) -> str:
+    """``lines.0.sku``, as the payload models name fields; ``payload`` for the whole of it."""
+    parts: list[str] = []
+    while place is not None:
+        place, key = place
+        parts.append(str(key))
+    return ".".join(reversed(parts)) or "payload"
 
 
 def _actor(actor: Any) -> Actor:
@@ -1101,27 +1224,22 @@ def _actor(actor: Any) -> Actor:
     return actor
 
 
-def _id(id: Any) -> str:
-    if not isinstance(id, str) or not id or len(id) > 200 or not _encodable(id):
-        raise InvalidPayload("id", "must be a non-empty UTF-8 string of at most 200 characters")
-    return id
+def _id(id: Any, field: str = "id") -> str:
+    return identifier(id, field)
 
 
 def _key(key: Any) -> str | None:
-    if key is None:
-        return None
-    if not isinstance(key, str) or not key or len(key) > 200 or not _encodable(key):
-        raise InvalidPayload("idempotency_key", "must be a non-empty string of at most 200 characters")
-    return key
+    return None if key is None else identifier(key, "idempotency_key")
 
 
-def _encodable(text: str) -> bool:
-    """False for text UTF-8 cannot carry (a lone surrogate, as json.loads makes of "\ud800")."""
+def _outside_key(*parts: str) -> str:
+    """An idempotency key built from a provider's ids (its event id), which may hold what a
+    key may not (spaces, anything past 200 characters): then their digest stands in."""
+    key = ":".join(parts)
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        return identifier(key, "idempotency_key")
+    except InvalidPayload:
+        return f"{parts[0]}:sha256:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
 def _roles(roles: frozenset[str]) -> str:

@@ -30,14 +30,35 @@ class InvalidTransition(LifecycleError):
         )
 
 
-class GuardFailed(LifecycleError):
-    """A rule of the domain refused the trigger."""
+def _where(kind: str, id: str, state: str) -> str:
+    """``order o-1 is paid: `` when the refusal knows where it happened, else nothing."""
+    return f"{kind} {id} is {state}: " if kind and state else ""
 
-    def __init__(self, rule: str, message: str, *, trigger: str = "", state: str = ""):
+
+def _instead(role: str, allowed: tuple[str, ...] | None) -> str:
+    """``; allowed for buyer: request_cancel`` when what the actor may fire is known."""
+    if allowed is None:
+        return ""
+    return f"; allowed for {role or 'them'}: {', '.join(allowed) or 'none'}"
+
+
+class GuardFailed(LifecycleError):
+    """A rule of the domain refused the trigger.
+
+    ``kind``, ``id`` and ``state`` say where, when known; ``allowed`` is what the actor (of
+    ``role``) may fire there, None when not known (a refusal while creating an aggregate).
+    """
+
+    def __init__(self, rule: str, message: str, *, trigger: str = "", state: str = "",
+                 kind: str = "", id: str = "", role: str = "",
+                 allowed: Iterable[str] | None = None):
         self.rule, self.trigger, self.state = rule, trigger, state
+        self.kind, self.id, self.role = kind, id, role
         self.message = message
+        self.allowed = tuple(sorted(allowed)) if allowed is not None else None
         what = f"{trigger} refused" if trigger else "refused"
-        super().__init__(f"{what} by rule {rule}: {message}")
+        super().__init__(f"{_where(kind, id, state)}{what} by rule {rule}: {message}"
+                         f"{_instead(role, self.allowed)}")
 
 
 class CaptureRefused(GuardFailed):
@@ -57,11 +78,20 @@ class CaptureRefused(GuardFailed):
 
 
 class Forbidden(LifecycleError):
-    """The actor's role may not fire this trigger, or the aggregate is not theirs."""
+    """The actor's role may not fire this trigger, or the aggregate is not theirs.
 
-    def __init__(self, role: str, actor_id: str, trigger: str, reason: str):
+    ``kind``, ``id``, ``state`` and ``allowed`` (what the actor may fire there) are given for
+    a role refusal; a refusal because the aggregate is not theirs names none of them, so that
+    nobody learns the state of what is not theirs.
+    """
+
+    def __init__(self, role: str, actor_id: str, trigger: str, reason: str, *, kind: str = "",
+                 id: str = "", state: str = "", allowed: Iterable[str] | None = None):
         self.role, self.actor_id, self.trigger, self.reason = role, actor_id, trigger, reason
-        super().__init__(f"{role} {actor_id} may not {trigger}: {reason}")
+        self.kind, self.id, self.state = kind, id, state
+        self.allowed = tuple(sorted(allowed)) if allowed is not None else None
+        super().__init__(f"{_where(kind, id, state)}{role} {actor_id} may not {trigger}: {reason}"
+                         f"{_instead(role, self.allowed)}")
 
 
 class Conflict(LifecycleError):

@@ -201,7 +201,9 @@ class PaymentGateway(Protocol):
     def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
         """Verify the callback's HMAC-SHA256 signature, then parse it.
 
-        A missing, malformed or wrong signature raises `SignatureInvalid` before the body is read.
+        A missing, malformed or wrong signature raises `SignatureInvalid` before the body is read;
+        a body that cannot be read, an `AdapterError`. The engine hands over the body as bytes
+        and the headers with lower-case names (`webhooks.delivery`).
         """
         ...
 
@@ -240,6 +242,8 @@ class Carrier(Protocol):
     def parse_push(self, body: bytes, headers: Mapping[str, str]) -> list[TrackingEvent]:
         """Verify a pushed update's HMAC-SHA256 signature, then parse its events.
 
-        A missing, malformed or wrong signature raises `SignatureInvalid` before the body is read.
+        A missing, malformed or wrong signature raises `SignatureInvalid` before the body is read;
+        a body that cannot be read, an `AdapterError`. The engine hands over the body as bytes
+        and the headers with lower-case names (`webhooks.delivery`).
         """
         ...

@@ -39,7 +39,7 @@ from lifecycle.adapters.waybills import (
     tnt_number,
     ups_number,
 )
-from lifecycle.adapters.webhooks import DeliveryRates, Mailbox, SignedMessage, verify
+from lifecycle.adapters.webhooks import DeliveryRates, Mailbox, SignedMessage, delivery, verify
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload
 
@@ -163,7 +163,9 @@ class SandboxGateway:
         return self._call("charge_fee", key, seller_id, amount)
 
     def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
-        """Verify the signature, then parse. A replay parses to the same event (same event id)."""
+        """Verify the signature, then parse. A replay parses to the same event (same event id).
+        Body and headers may come in any form `webhooks.delivery` reads."""
+        body, headers = delivery(body, headers, adapter=self._name, operation="parse_callback")
         verify(self._secret, body, headers, adapter=self._name, operation="parse_callback")
         try:
             data = json.loads(body)
@@ -176,7 +178,7 @@ class SandboxGateway:
                 currency=str(data["currency"]),
                 reason=data.get("reason"),
             )
-        except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError,
+        except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError,
                 InvalidPayload) as exc:
             raise AdapterError(self._name, "parse_callback", f"malformed callback: {exc}") from None
 
@@ -482,13 +484,16 @@ class SandboxCarrier:
         return shipment.due(self._events(shipment), self._clock.now())
 
     def parse_push(self, body: bytes, headers: Mapping[str, str]) -> list[TrackingEvent]:
-        """Verify the signature, then parse the pushed events."""
+        """Verify the signature, then parse the pushed events. Body and headers may come in
+        any form `webhooks.delivery` reads."""
+        body, headers = delivery(body, headers, adapter=self._name, operation="parse_push")
         verify(self._secret, body, headers, adapter=self._name, operation="parse_push")
         try:
             pushed = json.loads(body)["events"]
             if not isinstance(pushed, list):
-                raise TypeError("events is not a list")
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                raise TypeError(f"events must be a list, got {type(pushed).__name__}")
+        # RecursionError: json.loads gives up on deep nesting, which a signed body may still be.
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise AdapterError(self._name, "parse_push", f"malformed push: {exc}") from None
         events, rejected = [], []
         for n, item in enumerate(pushed):

@@ -8,7 +8,7 @@ serial; the sandbox carriers issue their waybills with them.
 |---------------|------------------------------------------|----------------------------------------|
 | `ups`         | ``1Z`` + 15 letters/digits + check digit | UPS mod 10, odd/even weights 1/2       |
 | `postal`      | UPU S10: 2 letters, 8 digits, check, ISO country | mod 11, weights 8 6 4 2 3 5 9 7 |
-| `dhl`         | DHL Express: 10 digits                   | first nine mod 7                       |
+| `dhl`         | DHL Express: 10 or 11 digits             | the digits before the last, mod 7      |
 | `fedex`       | FedEx Express: 12 digits                 | weights 1 3 7 from the right, mod 11   |
 | `tnt`         | 9 digits                                 | S10's mod 11 over the first eight      |
 | `air_freight` | IATA air waybill: 3-digit airline + 8    | serial's first seven mod 7             |
@@ -117,10 +117,15 @@ def validate_s10(number: str, carrier: str = "postal") -> None:
 
 
 def validate_dhl_express(number: str, carrier: str = "dhl") -> None:
-    """DHL Express: ten digits, the last equal to the first nine mod 7."""
-    _length(carrier, number, "a DHL Express waybill", 10)
+    """DHL Express: ten or eleven digits, the last equal to the number the others form, mod 7.
+
+    DHL issues both lengths (``3318810025``, ``73891051146``); the check is the same.
+    """
+    if len(number) not in (10, 11):
+        reason = f"wrong length: a DHL Express waybill has 10 or 11 digits, got {len(number)}"
+        raise InvalidWaybill(carrier, number, "length", reason)
     _digits(carrier, number, number, "a DHL Express waybill")
-    _check(carrier, number, mod7_check_digit(number[:9]), number[9])
+    _check(carrier, number, mod7_check_digit(number[:-1]), number[-1])
 
 
 def validate_fedex(number: str, carrier: str = "fedex") -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from lifecycle.adapters.errors import SignatureInvalid
+from lifecycle.adapters.errors import AdapterError, SignatureInvalid
 from lifecycle.adapters.faults import chance
 
 SIGNATURE_HEADER = "X-Lifecycle-Signature"
@@ -25,21 +26,76 @@ def signature(secret: bytes, body: bytes) -> str:
     return _SCHEME + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # HTTP header names are case-insensitive; frameworks hand them over in any case.
-    wanted = name.lower()
-    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+def delivery(body: Any, headers: Any, *, adapter: str, operation: str) -> tuple[bytes, dict[str, str]]:
+    """A delivery as a web framework hands it over, in the one form adapters read: the body as
+    bytes, the headers as a dict from lower-case name to text.
+
+    Accepted: a body of bytes (or bytearray, memoryview) or str (encoded UTF-8); headers as a
+    mapping or as an iterable of (name, value) pairs (ASGI's ``[(b"name", b"value")]``), names
+    and values str or bytes (bytes read as ISO-8859-1, as HTTP sends them). Names are
+    case-insensitive; a name given twice has its values joined with ", " (RFC 9110 §5.3), so
+    a second signature cannot hide behind the first. Anything else is an `AdapterError`.
+    """
+    return _body(body, adapter, operation), _headers(headers, adapter, operation)
 
 
-def verify(secret: bytes, body: bytes, headers: Mapping[str, str], *, adapter: str, operation: str) -> None:
-    """Return if ``headers`` carry a valid signature of ``body``; else raise `SignatureInvalid`."""
-    given = _header(headers, SIGNATURE_HEADER)
+def _body(body: Any, adapter: str, operation: str) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    if isinstance(body, str):
+        try:
+            return body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise AdapterError(adapter, operation, "malformed delivery: the body is not text "
+                                                   "UTF-8 can carry") from None
+    raise AdapterError(adapter, operation, "malformed delivery: the body must be bytes or str, "
+                                           f"got {type(body).__name__}")
+
+
+def _headers(headers: Any, adapter: str, operation: str) -> dict[str, str]:
+    pairs: Iterable[Any]
+    if isinstance(headers, Mapping):
+        pairs = headers.items()
+    elif isinstance(headers, str | bytes | bytearray) or not isinstance(headers, Iterable):
+        raise AdapterError(adapter, operation, "malformed delivery: the headers must be a mapping "
+                                               f"or (name, value) pairs, got {type(headers).__name__}")
+    else:
+        pairs = headers
+    found: dict[str, str] = {}
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise AdapterError(adapter, operation, "malformed delivery: a header is not a "
+                                                   f"(name, value) pair: {pair!r:.60}")
+        name, value = (_text(part, adapter, operation) for part in pair)
+        name = name.lower()
+        found[name] = f"{found[name]}, {value}" if name in found else value
+    return found
+
+
+def _text(part: Any, adapter: str, operation: str) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, bytes | bytearray):
+        return part.decode("latin-1")
+    raise AdapterError(adapter, operation, "malformed delivery: header names and values must be "
+                                           f"str or bytes, got {type(part).__name__}")
+
+
+def verify(secret: bytes, body: Any, headers: Any, *, adapter: str, operation: str) -> None:
+    """Return if ``headers`` carry a valid signature of ``body``; else raise `SignatureInvalid`
+    (or `AdapterError` for a delivery in no form `delivery` reads)."""
+    body, found = delivery(body, headers, adapter=adapter, operation=operation)
+    given = found.get(SIGNATURE_HEADER.lower())
     if given is None:
         raise SignatureInvalid(adapter, operation, f"unsigned: no {SIGNATURE_HEADER} header")
     if not given.startswith(_SCHEME):
         raise SignatureInvalid(adapter, operation, f"malformed signature: expected {_SCHEME}<hex>")
     # compare_digest: the time taken must not reveal how much of a forged signature was right.
-    if not hmac.compare_digest(given.encode(), signature(secret, body).encode()):
+    # surrogatepass: a header value made up in Python may hold what no HTTP request can.
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               signature(secret, body).encode()):
         raise SignatureInvalid(adapter, operation, "signature does not match the body")
 
 

@@ -129,7 +129,7 @@ def report(aggregate: Aggregate, as_json: bool, also: str = "") -> None:
     if as_json:
         output.echo_json(output.aggregate_json(aggregate))
     else:
-        click.echo(output.moved(aggregate) + also)
+        output.echo(output.moved(aggregate) + also)
 
 
 def fire(engine: Engine, kind: str, id: str, trigger: str, actor: Actor, payload: Mapping[str, Any],

@@ -70,7 +70,7 @@ def quote(weight: str, dims: str, origin: str, destination: str, names: tuple[st
                            "currency": q.currency, "transit_days": q.transit_days,
                            "chargeable_weight_kg": str(q.chargeable_weight)} for q in found])
         return
-    click.echo(output.table(
+    output.echo(output.table(
         ["carrier", "service", "price", "currency", "days", "chargeable kg"],
         ([q.carrier, q.service, q.price, q.currency, q.transit_days, q.chargeable_weight]
          for q in found),
@@ -87,4 +87,4 @@ def validate(carrier: str, number: str) -> None:
         Adapters.configure(SystemClock()).carrier(carrier).validate_waybill(waybill)
     except LifecycleError as error:
         raise Refused(error) from None
-    click.echo(f"{carrier} waybill {waybill} is valid")
+    output.echo(f"{carrier} waybill {waybill} is valid")

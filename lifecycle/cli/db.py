@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from lifecycle.cli import output
 from lifecycle.cli.session import Noun, Session, pass_session
 
 
@@ -24,4 +25,4 @@ def upgrade(session: Session) -> None:
         before, after = to_newest(database)
     finally:
         database.dispose()
-    click.echo(f"schema at {after} (was {before or 'empty'})")
+    output.echo(f"schema at {after} (was {before or 'empty'})")

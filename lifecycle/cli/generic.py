@@ -36,7 +36,7 @@ def create(session: Session, kind: str, actor: str, payload: str | None, id: str
     if as_json:
         output.echo_json(output.aggregate_json(created))
     else:
-        click.echo(output.moved(created))
+        output.echo(output.moved(created))
 
 
 @click.command()
@@ -57,7 +57,7 @@ def fire(session: Session, kind: str, id: str, trigger: str, actor: str, payload
     if as_json:
         output.echo_json(output.aggregate_json(moved))
     else:
-        click.echo(output.moved(moved))
+        output.echo(output.moved(moved))
 
 
 @click.command()
@@ -74,7 +74,7 @@ def show(session: Session, kind: str, id: str, actor: str | None, as_json: bool)
     if as_json:
         output.echo_json(output.aggregate_json(aggregate, allowed))
     else:
-        click.echo(output.describe(aggregate, allowed))
+        output.echo(output.describe(aggregate, allowed))
 
 
 @click.command()
@@ -88,7 +88,7 @@ def history(session: Session, kind: str, id: str, as_json: bool) -> None:
     if as_json:
         output.echo_json([output.history_json(e) for e in entries])
     else:
-        click.echo(output.history_table(entries))
+        output.echo(output.history_table(entries))
 
 
 @click.command("list")
@@ -105,7 +105,7 @@ def list_(session: Session, kind: str, state: str | None, limit: int, after: str
     if as_json:
         output.echo_json([output.aggregate_json(a) for a in found])
         return
-    click.echo(output.table(["id", "state", "version"], ([a.id, a.state, a.version] for a in found)))
+    output.echo(output.table(["id", "state", "version"], ([a.id, a.state, a.version] for a in found)))
 
 
 @click.command()
@@ -119,12 +119,12 @@ def check(session: Session, as_json: bool) -> None:
             {"kind": v.kind, "id": v.id, "rule": v.rule, "detail": v.detail} for v in violations
         ]})
     elif not violations:
-        click.echo("ok: every history replays to its state; every ledger invariant holds")
+        output.echo("ok: every history replays to its state; every ledger invariant holds")
     else:
         for violation in violations:
-            click.echo(str(violation))
+            output.echo(str(violation))
     if violations:
-        click.echo(f"error: {len(violations)} violation(s)", err=True)
+        output.echo(f"error: {len(violations)} violation(s)", err=True)
         raise SystemExit(1)
 
 

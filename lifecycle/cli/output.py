@@ -1,8 +1,16 @@
-"""What commands print: the JSON shapes documented in docs/cli.md, and aligned tables."""
+r"""What commands print: the JSON shapes documented in docs/cli.md, and aligned tables.
+
+Text from the data (a consignee's name, a reason, a note) may hold control characters that a
+terminal obeys rather than shows: ``\x1b[2J`` clears the screen, others rewrite the window's
+title or reorder the line. Every text line leaves through `echo`, which shows them escaped
+(``\x1b``); tables and ``key  value`` lines escape their cells first (a newline too), so that
+columns stay aligned and a value cannot forge a line. JSON output is escaped by json itself.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -11,6 +19,29 @@ from typing import Any
 import click
 
 from lifecycle import Aggregate, HistoryEntry, ScheduledDeadline, TrackingRecord
+
+# C0 and C1 controls and DEL, and the bidirectional marks, embeddings, overrides and isolates
+# (U+061C, U+200E-200F, U+202A-202E, U+2066-2069) that make a terminal show text out of order.
+_BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_UNSAFE_BUT_NEWLINE = re.compile(rf"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}]")
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control character shown as an escape, a newline too:
+    ``"a\x1b[2J"`` → ``a\\x1b[2J`` (ESC shown as the four characters ``\x1b``)."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """Print lines of text: its newlines are the CLI's own, any other control character is
+    shown escaped (see the module's docstring)."""
+    click.echo(_UNSAFE_BUT_NEWLINE.sub(_escape, text), err=err)
 
 
 def aggregate_json(aggregate: Aggregate, allowed: Sequence[str] | None = None) -> dict[str, Any]:
@@ -85,12 +116,13 @@ def echo_json(value: Any) -> None:
 
 def moved(aggregate: Aggregate) -> str:
     """The one line a write prints: ``order o-1 is paid (version 2)``."""
-    return f"{aggregate.kind} {aggregate.id} is {aggregate.state} (version {aggregate.version})"
+    return printable(f"{aggregate.kind} {aggregate.id} is {aggregate.state} (version {aggregate.version})")
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Aligned columns, the way operators read them."""
-    cells = [[str(h) for h in headers], *([("" if c is None else str(c)) for c in r] for r in rows)]
+    cells = [[printable(str(h)) for h in headers],
+             *([("" if c is None else printable(str(c))) for c in r] for r in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -99,7 +131,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def pairs(rows: Iterable[tuple[str, Any]], indent: str = "  ") -> list[str]:
     """``key  value`` lines with the keys aligned."""
-    listed = [(key, "-" if value is None or value == "" else str(value)) for key, value in rows]
+    listed = [(printable(key), "-" if value is None or value == "" else printable(str(value)))
+              for key, value in rows]
     width = max((len(key) for key, _ in listed), default=0)
     return [f"{indent}{key.ljust(width)}  {value}".rstrip() for key, value in listed]
 
@@ -116,12 +149,12 @@ def describe(aggregate: Aggregate, allowed: Sequence[str]) -> str:
         f"  version  {aggregate.version}",
         f"  allowed  {', '.join(allowed) or '-'}",
     ]
-    data = [f"  {key:<18} {short(value)}" for key, value in sorted(aggregate.data.items())]
-    return "\n".join([*head, "  data", *data])
+    data = [f"  {printable(key):<18} {short(value)}" for key, value in sorted(aggregate.data.items())]
+    return "\n".join([*(printable(line) for line in head), "  data", *data])
 
 
 def short(value: Any, width: int = 90) -> str:
-    text = json.dumps(value, default=str) if isinstance(value, Mapping | list) else str(value)
+    text = json.dumps(value, default=str) if isinstance(value, Mapping | list) else printable(str(value))
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

@@ -159,7 +159,7 @@ def show_command(view: View) -> click.Command:
         if as_json:
             output.echo_json(shown)
         else:
-            click.echo(show_text(view, shown))
+            output.echo(show_text(view, shown))
 
     show.help = (f"A {view.noun}'s state, who may fire what next, pending deadlines with the "
                  "time left, money and the latest history.")
@@ -223,9 +223,9 @@ def list_command(view: View) -> click.Command:
             return
         headers = ["id", "state", *(name for name, _ in view.columns)]
         rows = ([a.id, a.state, *(_cell(get(a.data)) for _, get in view.columns)] for a in found)
-        click.echo(output.table(headers, rows))
+        output.echo(output.table(headers, rows))
         if next_after is not None:
-            click.echo(f"(more: --after {next_after})")
+            output.echo(f"(more: --after {next_after})")
 
     params: list[click.Parameter] = [
         click.Option(["--state"], type=click.Choice(states), default=None,
@@ -269,7 +269,7 @@ def history_command(view: View) -> click.Command:
         if as_json:
             output.echo_json([output.history_json(e) for e in entries])
         else:
-            click.echo(output.history_table(entries))
+            output.echo(output.history_table(entries))
 
     history.help = f"Every committed transition of one {view.noun}, oldest first."
     return history

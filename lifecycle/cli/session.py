@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import lifecycle
 from lifecycle import Engine, LifecycleError
+from lifecycle.cli import output
 
 USAGE = 2
 
@@ -48,7 +49,7 @@ class OneLine(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        output.echo(f"error: {self.format_message()}", err=True)
 
 
 class Refused(OneLine):

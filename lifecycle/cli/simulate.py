@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from lifecycle.cli import output
 from lifecycle.cli.options import json_option
 from lifecycle.cli.session import OneLine, Session, pass_session
 
@@ -46,8 +47,8 @@ def simulate(session: Session, sellers: int, orders: int, days: int, seed: int, 
 
         report = run(url, sellers=sellers, orders=orders, days=days, seed=seed, faults=faults,
                      resume=resume, report_dir=report_dir, name=name, progress=progress)
-    click.echo(report.to_json() if as_json else report.render())
+    output.echo(report.to_json() if as_json else report.render())
     if report_dir is not None and not as_json:
-        click.echo(f"report written to {report_dir}/index.html")
+        output.echo(f"report written to {report_dir}/index.html")
     if not report.check.get("passed", True):
         raise OneLine(f"the ledger check found {report.check.get('violations')} violation(s)")

@@ -41,7 +41,7 @@ def run(session: Session, once: bool, interval: float, batch: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     worker = lifecycle.TimerWorker(session.engine, interval=interval, batch=batch)
     total = worker.run(stopping, once=once)
-    click.echo(f"fired {total} deadline{'s' if total != 1 else ''}")
+    output.echo(f"fired {total} deadline{'s' if total != 1 else ''}")
 
 
 @timers.command("list")
@@ -61,7 +61,7 @@ def list_(session: Session, due: bool, failed: bool, kind: str | None, id: str |
     if as_json:
         output.echo_json([output.deadline_json(d) for d in found])
         return
-    click.echo(output.table(
+    output.echo(output.table(
         ["kind", "id", "trigger", "status", "due_at", "left", "attempts", "last_error"],
         ([d.kind, d.aggregate_id, d.trigger, d.status, output.when(d.due_at),
           output.left(output.time_left(d, now)), d.attempts, d.last_error or ""] for d in found),

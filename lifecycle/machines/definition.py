@@ -159,8 +159,13 @@ class Guard:
 
     rule: str
     check: Check
-    message: str
+    message: str | Callable[[Context], str]
     uses_payload: bool = True
+
+    def explain(self, context: Context) -> str:
+        """The refusal in words; a callable message may name what the aggregate holds (the
+        carrier the buyer chose), which a fixed text cannot."""
+        return self.message(context) if callable(self.message) else self.message
 
 
 @dataclass(frozen=True, slots=True)

@@ -239,6 +239,22 @@ def _received_after_delivery(ctx: Context) -> bool:
     return ctx.payload.type != "received" or ctx.state in ("delivered", "completed")
 
 
+def _chosen_carrier(ctx: Context) -> str | None:
+    return (ctx.data.get("logistics") or {}).get("carrier")
+
+
+def _buyers_carrier(ctx: Context) -> bool:
+    """The buyer chose the logistics service when ordering (SPEC §4): the seller hands the
+    parcel to that carrier, not to one cheaper for the seller."""
+    chosen = _chosen_carrier(ctx)
+    return chosen is None or ctx.payload.carrier == chosen
+
+
+def _not_buyers_carrier(ctx: Context) -> str:
+    chosen = _chosen_carrier(ctx)
+    return f"the buyer chose {chosen}: hand the parcel to {chosen}, not {ctx.payload.carrier}"
+
+
 def _voucher(ctx: Context) -> Aggregate | None:
     return ctx.load("voucher", ctx.payload.coupon) if ctx.payload.coupon else None
 
@@ -301,6 +317,8 @@ CHECKLIST = Guard(
     _checklist_confirmed,
     "confirm quantity, model, specification and colour before shipping",
 )
+
+BUYERS_CARRIER = Guard("shipping.buyers_carrier", _buyers_carrier, _not_buyers_carrier)
 REFUND_WITHIN_PAID = Guard(
     "dispute.refund_within_paid",
     _refund_within_paid,
@@ -612,7 +630,8 @@ DEFINITION = MachineDefinition(
                    _pickup_lapsed),
         Transition("confirm_pickup", ("awaiting_pickup",), "shipped", SELLER | SYSTEM,
                    ConfirmPickup, (), _confirm_pickup),
-        Transition("ship_offline", ("paid",), "shipped", SELLER, ShipOffline, (CHECKLIST,),
+        Transition("ship_offline", ("paid",), "shipped", SELLER, ShipOffline,
+                   (CHECKLIST, BUYERS_CARRIER),
                    _ship_offline),
         Transition("tracking_in_transit", ("shipped",), "in_transit", SYSTEM | OPERATOR,
                    TrackingEvent, (), _track("in_transit")),

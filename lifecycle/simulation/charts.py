@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import os
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +20,26 @@ WIDTH, HEIGHT, PAD = 760, 300, 48
 def write_html(report: Report, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "index.html"
-    path.write_text(page(report), encoding="utf-8")
+    _replace(path, page(report))
     return path
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to a new file beside ``path``, then rename it onto ``path``.
+
+    Opening ``path`` itself would follow a symlink planted there and overwrite its target; a
+    rename replaces the link instead. The new name is created exclusively (``O_EXCL`` refuses an
+    existing name, link or not), and a reader never sees half a page.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def page(report: Report) -> str:

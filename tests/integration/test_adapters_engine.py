@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
 import lifecycle
+from lifecycle.adapters.ports import PaymentEvent
 from lifecycle.adapters.sandbox import SandboxCarrier, SandboxGateway
-from lifecycle.adapters.webhooks import SignedMessage
+from lifecycle.adapters.webhooks import SignedMessage, signature
 from tests.builders import (
     CHECKLIST,
     PICKUP,
@@ -135,14 +136,43 @@ def test_offline_shipping_refuses_a_waybill_with_a_wrong_check_digit(
     assert rows(engine) == before
 
 
-def test_offline_shipping_with_an_unknown_carrier_names_it(
+def test_offline_shipping_accepts_an_eleven_digit_dhl_waybill(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "paid")
+
+    shipped = engine.fire("order", order.id, "ship_offline", seller(),
+                          {"checklist": CHECKLIST, "carrier": "dhl", "waybill": "7389 1051 146"})
+
+    assert shipped.state == "shipped"
+    assert shipped.data["waybill"] == "73891051146"
+    assert engine.history("order", order.id)[-1].trigger == "ship_offline"
+
+
+def test_an_order_with_an_unknown_carrier_is_refused_naming_it(engine: lifecycle.Engine) -> None:
+    # The buyer's choice is checked when the order is placed: the seller ships with that one.
+    seller_in(engine, "active")
+    before = rows(engine)
+    logistics = {"carrier": "pigeon", "service": "express", "shipping_fee": "7.50",
+                 "delivery_days": 20}
+
     with pytest.raises(lifecycle.InvalidPayload) as unknown:
+        engine.create("order", buyer(), order_payload(logistics=logistics))
+
+    assert "pigeon" in str(unknown.value)
+    assert rows(engine) == before
+
+
+def test_offline_shipping_with_an_unknown_carrier_is_refused_naming_the_buyers(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "paid")
+    with pytest.raises(lifecycle.GuardFailed) as refused:
         engine.fire("order", order.id, "ship_offline", seller(),
                     {"checklist": CHECKLIST, "carrier": "pigeon", "waybill": "1234567891"})
-    assert "pigeon" in str(unknown.value)
+    assert refused.value.rule == "shipping.buyers_carrier"
+    assert "the buyer chose dhl" in str(refused.value)
+    assert "pigeon" in str(refused.value)
 
 
 def test_online_shipping_books_a_pickup_and_the_carriers_scans_move_the_order(
@@ -314,3 +344,139 @@ def test_payment_by_callback_as_system_needs_no_capture(
     assert paid.data["payment_ref"] == "pay_external_1"
     assert gateway.total("capture") == 0
     assert cast(str, paid.state) == "paid"
+
+
+# --- deliveries in any form frameworks use; anything else an AdapterError ----------------
+
+
+def asgi(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as an ASGI server hands them over: lower-case byte pairs."""
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+
+@pytest.mark.parametrize("form", ["bytes-mapping", "asgi-pairs", "str-pairs-upper-case"])
+def test_a_callback_with_bytes_or_paired_headers_and_a_str_body_pays_the_order(
+    engine: lifecycle.Engine, gateway: SandboxGateway, form: str
+) -> None:
+    order = unpaid(engine)
+    callback = callback_for_capture(gateway, order.id)
+    headers: Any = {
+        "bytes-mapping": {k.encode(): v.encode() for k, v in callback.headers.items()},
+        "asgi-pairs": asgi(callback.headers),
+        "str-pairs-upper-case": [(k.upper(), v) for k, v in callback.headers.items()],
+    }[form]
+
+    paid = engine.ingest_payment_callback("sandbox", callback.body.decode(), headers)
+
+    assert paid is not None
+    assert paid.state == "paid"
+    assert engine.history("order", order.id)[-1].actor == lifecycle.Actor("system", "sandbox")
+
+
+def test_a_push_with_asgi_headers_and_a_str_body_moves_the_order(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, dhl: SandboxCarrier
+) -> None:
+    order = shipped_offline(engine, clock, dhl)
+    clock.advance(timedelta(days=60))
+
+    for push in dhl.take_pushes():
+        engine.ingest_tracking("dhl", push.body.decode(), asgi(push.headers))
+
+    assert engine.get("order", order.id).state == "delivered"
+
+
+def deliver(engine: lifecycle.Engine, ingest: str, body: Any, headers: Any) -> Any:
+    """A gateway's callback to the sandbox gateway, or a carrier's push from dhl."""
+    if ingest == "callback":
+        return engine.ingest_payment_callback("sandbox", body, headers)
+    return engine.ingest_tracking("dhl", body, headers)
+
+
+BAD_DELIVERIES = [
+    pytest.param(None, {}, "body must be bytes or str", id="no-body"),
+    pytest.param(12, {}, "body must be bytes or str", id="int-body"),
+    pytest.param("\ud800", {}, "not text UTF-8 can carry", id="surrogate-body"),
+    pytest.param(b"{}", None, "headers must be a mapping", id="no-headers"),
+    pytest.param(b"{}", "x-lifecycle-signature: sha256=00", "headers must be a mapping", id="str"),
+    pytest.param(b"{}", [(b"x-lifecycle-signature",)], "not a (name, value) pair", id="single"),
+    pytest.param(b"{}", {"x-lifecycle-signature": 1}, "must be str or bytes", id="int-value"),
+]
+
+
+@pytest.mark.parametrize(("body", "headers", "says"), BAD_DELIVERIES)
+@pytest.mark.parametrize("ingest", ["callback", "push"])
+def test_a_delivery_in_no_readable_form_is_refused_and_writes_nothing(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, body: Any, headers: Any, says: str,
+    ingest: str,
+) -> None:
+    order = order_in(engine, clock, "awaiting_payment")
+    before = rows(engine)
+
+    with pytest.raises(lifecycle.AdapterError) as refused:
+        deliver(engine, ingest, body, headers)
+
+    assert says in str(refused.value)
+    assert refused.value.operation == ("parse_callback" if ingest == "callback" else "parse_push")
+    assert rows(engine) == before
+    assert engine.get("order", order.id) == order
+
+
+@pytest.mark.parametrize("ingest", ["callback", "push"])
+def test_a_signed_100000_deep_delivery_is_an_adapter_error(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, ingest: str
+) -> None:
+    order_in(engine, clock, "awaiting_payment")
+    body = b"[" * 100_000 + b"]" * 100_000
+    headers = {"X-Lifecycle-Signature": signature(SECRET, body)}
+    before = rows(engine)
+
+    with pytest.raises(lifecycle.AdapterError, match="malformed"):
+        deliver(engine, ingest, body, headers)
+
+    assert rows(engine) == before
+
+
+def test_a_pushed_scan_with_a_nul_is_refused_before_its_waybill_is_looked_up(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, dhl: SandboxCarrier
+) -> None:
+    order = shipped_offline(engine, clock, dhl)
+    event = {"event_id": "e-1", "waybill": order.data["waybill"] + "\x00", "status": "in_transit",
+             "at": clock.now().isoformat()}
+    body = json.dumps({"carrier": "dhl", "events": [event]}).encode()
+    before = rows(engine)
+
+    with pytest.raises(lifecycle.AdapterError, match="event #1: waybill holds a NUL"):
+        engine.ingest_tracking("dhl", body, {"X-Lifecycle-Signature": signature(SECRET, body)})
+
+    assert rows(engine) == before
+
+
+class BrittleGateway(SandboxGateway):
+    """An outside gateway whose parser fails on a bad body with whatever it happens to raise."""
+
+    def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        raise ValueError("unexpected end of data")
+
+
+def test_an_outside_gateways_own_failure_on_a_callback_is_an_adapter_error(
+    db_url: str, clock: lifecycle.SimulatedClock
+) -> None:
+    with lifecycle.open(db_url, clock=clock, payments=BrittleGateway(secret=SECRET)) as engine:
+        order_in(engine, clock, "awaiting_payment")
+        before = rows(engine)
+
+        with pytest.raises(lifecycle.AdapterError) as refused:
+            engine.ingest_payment_callback("sandbox", b"{", {})
+
+        assert str(refused.value) == ("sandbox parse_callback failed: unreadable: ValueError: "
+                                      "unexpected end of data")
+        assert rows(engine) == before
+
+
+def test_tracking_from_a_carrier_named_by_no_string_is_an_invalid_payload(
+    engine: lifecycle.Engine
+) -> None:
+    with pytest.raises(lifecycle.InvalidPayload) as refused:
+        engine.ingest_tracking(["dhl"], b"{}", {})  # type: ignore[arg-type]
+
+    assert refused.value.field == "carrier"

@@ -32,7 +32,7 @@ from lifecycle.cli import seller as seller_cli
 from lifecycle.cli.actions import Field, roles_of
 from lifecycle.cli.options import resolve_actor
 from lifecycle.machines import DEFINITIONS
-from tests.builders import order_in, rows, seller_in
+from tests.builders import REGISTRATION, order_in, order_payload, rows, seller_in
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
@@ -126,7 +126,9 @@ def test_operator_session_onboards_sells_ships_and_settles_every_kind_of_dispute
     lc("order", "pay", "o-1", "--as", "system:gateway", "--key", "pay-cb-1", "--amount", TOTAL,
        says="order o-1 is paid (version 2)")
     lc("order", "ship-offline", "o-1", "--as", "buyer:ana", "--carrier", "dhl", "--waybill", dhl(1),
-       "--confirm", "all", expect=1, says="buyer ana may not ship_offline")
+       "--confirm", "all", expect=1,
+       says="order o-1 is paid: buyer ana may not ship_offline: only seller may ship_offline; "
+            "allowed for buyer: request_cancel")
     lc(*ship("o-1", 1), says="order o-1 is shipped (version 3)")
     lc("order", "track", "o-1", "--status", "delivered", "--as", "system:dhl", "--location", "Lisboa",
        says="order o-1 is delivered (version 4)")
@@ -517,10 +519,12 @@ BAD = [
                  ["payload", "object"], id="json-not-an-object"),
     # wrong role, not their own
     pytest.param(("order", "ship-offline", "{order}", "--as", "buyer:b-1", "--carrier", "dhl",
-                  "--waybill", dhl(9), "--confirm", "all"), 1, ["buyer b-1 may not ship_offline", "seller"],
-                 id="wrong-role"),
+                  "--waybill", dhl(9), "--confirm", "all"), 1,
+                 ["is paid: buyer b-1 may not ship_offline: only seller may ship_offline",
+                  "; allowed for buyer: request_cancel"], id="wrong-role"),
     pytest.param(("order", "cancel", "{order}", "--as", "seller:s-1", "--reason", "x"), 1,
-                 ["seller s-1 may not request_cancel", "buyer"], id="wrong-role-cancel"),
+                 ["is paid: seller s-1 may not request_cancel: only buyer may request_cancel",
+                  "; allowed for seller: book_pickup, ship_offline"], id="wrong-role-cancel"),
     pytest.param(("order", "ship-offline", "{order}", "--as", "s-2", "--carrier", "dhl",
                   "--waybill", dhl(9), "--confirm", "all"), 1, ["s-2", "not theirs"], id="not-their-order"),
     # wrong state
@@ -532,13 +536,21 @@ BAD = [
                  id="wrong-state-accept-cancel"),
     # a rule of the domain
     pytest.param(("order", "ship-offline", "{order}", "--as", "s-1", "--carrier", "dhl",
-                  "--waybill", dhl(9), "--confirm", "quantity"), 1, ["shipping.checklist"], id="guard"),
+                  "--waybill", dhl(9), "--confirm", "quantity"), 1,
+                 ["is paid: ship_offline refused by rule shipping.checklist",
+                  "; allowed for seller: book_pickup, ship_offline"], id="guard"),
     # unknown carrier, bad waybill
     pytest.param(placing(carrier="pigeon"), 2,
                  ["carrier", "pigeon"], id="unknown-carrier-on-place"),
     pytest.param(("order", "ship-offline", "{order}", "--as", "s-1", "--carrier", "pigeon",
-                  "--waybill", dhl(9), "--confirm", "all"), 2, ["carrier", "pigeon"],
+                  "--waybill", dhl(9), "--confirm", "all"), 1,
+                 ["shipping.buyers_carrier", "the buyer chose dhl", "pigeon"],
                  id="unknown-carrier-on-ship"),
+    pytest.param(("order", "ship-offline", "{order}", "--as", "s-1", "--carrier", "ups",
+                  "--waybill", "1Z999AA10123456784", "--confirm", "all"), 1,
+                 ["is paid: ship_offline refused by rule shipping.buyers_carrier",
+                  "the buyer chose dhl: hand the parcel to dhl, not ups"],
+                 id="another-carrier-than-the-buyers"),
     pytest.param(("order", "ship-offline", "{order}", "--as", "s-1", "--carrier", "dhl",
                   "--waybill", "1234567890", "--confirm", "all"), 1, ["waybill", "check digit"],
                  id="bad-waybill"),
@@ -558,7 +570,8 @@ BAD = [
     pytest.param(("order", "place", "--as", "b-1", "--seller", "s-1"), 2, ["--currency"],
                  id="missing-place-options"),
     pytest.param(placing(line=None), 2, ["--line"], id="missing-lines"),
-    pytest.param(("order", "track", "{order}"), 1, ["tracking.waybill", "no waybill yet"],
+    pytest.param(("order", "track", "{order}"), 1, ["is paid: track refused by rule tracking.waybill",
+                                                    "no waybill yet"],
                  id="poll-before-shipping"),
     pytest.param(("order", "track", "{order}", "--status", "exception"), 2, ["--kind"], id="missing-kind"),
     pytest.param(("order", "cancel", "{order}", "--as", "b-1"), 2, ["--reason"], id="missing-reason"),
@@ -750,4 +763,69 @@ def test_track_options_without_status_are_a_usage_error(
     line = assert_one_line_error(invoke(db_url, "order", "track", order.id, "--kind", "lost"), 2)
 
     assert "--kind goes with --status" in line
+    assert rows(engine) == before
+
+
+# --- text from the data is shown, never obeyed by the terminal ---------------------------
+
+HOSTILE_NAME = "Ana\x1b[2J\x1b]0;pwned\x07\u202eSilva\x9b31m\nforged line"
+
+
+def on_a_terminal(db_url: str, *args: str) -> Result:
+    """Invoke as on a terminal: click strips some escape sequences only when output is not one."""
+    return CliRunner().invoke(cli, ["--db", db_url, *args], color=True)
+
+
+def test_order_show_escapes_control_characters_from_the_data(
+    db_url: str, engine: lifecycle.Engine
+) -> None:
+    seller_in(engine, "active")
+    consignee = {"name": HOSTILE_NAME, "address": "Rua A 1\rLisboa", "country": "PT"}
+    order = engine.create("order", lifecycle.Actor("buyer", "b-1"), order_payload(consignee=consignee))
+
+    result = on_a_terminal(db_url, "order", "show", order.id)
+    assert result.exit_code == 0, result.output
+    shown = result.stdout
+
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]", shown), shown
+    details = next(line for line in shown.splitlines() if line.strip().startswith("consignee"))
+    assert details.split(None, 1)[1] == (
+        "Ana\\x1b[2J\\x1b]0;pwned\\x07\\u202eSilva\\x9b31m\\x0aforged line, Rua A 1\\x0dLisboa (PT)")
+    assert "forged line" not in shown.replace(details, "")  # the data's newline made no line
+
+
+@pytest.mark.parametrize("args", [
+    ("seller", "list"),
+    ("seller", "show", "s-9"),
+    ("show", "seller", "s-9"),
+    ("show", "order", "{order}"),
+])
+def test_tables_and_generic_views_escape_control_characters_from_the_data(
+    db_url: str, engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, args: tuple[str, ...]
+) -> None:
+    order = order_in(engine, clock, "paid")
+    engine.fire("order", order.id, "request_cancel", lifecycle.Actor("buyer", "b-1"),
+                {"reason": "changed\x1b[2J my mind\x1b]0;pwned\x07"})
+    engine.create("seller", lifecycle.Actor("seller", "s-9"),
+                  {**REGISTRATION, "company_name": "Acme\x1b]0;pwned\x07\u202e Co\x1b[1A"})
+
+    result = on_a_terminal(db_url, *(arg.replace("{order}", order.id) for arg in args))
+
+    assert result.exit_code == 0, result.output
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]", result.stdout), result.stdout
+    assert "\\x1b]0;pwned\\x07" in result.stdout
+
+
+def test_an_error_line_escapes_control_characters_from_the_input(
+    db_url: str, engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "awaiting_payment")
+    before = rows(engine)
+
+    result = on_a_terminal(db_url, "fire", "order", order.id, "pay", "--as", "buyer:b-1",
+                           "--payload", json.dumps({"\x1b[2Jnote": "x"}))
+
+    line = assert_one_line_error(result, 2)
+    assert "\x1b" not in result.stderr
+    assert "\\x1b[2Jnote" in line
     assert rows(engine) == before

@@ -690,6 +690,18 @@ def test_roles_not_listed_on_the_transition_are_forbidden(
 
     assert refusals == [("Forbidden", actor.role, actor.id, trigger, True) for actor in actors]
     assert_nothing_written(engine, counts, before)
+    # SPEC §8: the refusal names the state and what that actor may fire there instead (an
+    # actor who cannot own the aggregate, a buyer on a seller account, learns neither).
+    for actor in (a for a in actors if DEFINITIONS[kind].owns(a, before.id, before.data)):
+        with pytest.raises(lifecycle.Forbidden) as refused:
+            engine.fire(kind, before.id, trigger, actor, how.payload(arrow))
+        offered = tuple(sorted(engine.allowed(kind, before.id, actor)))
+        assert (refused.value.kind, refused.value.id, refused.value.state, refused.value.allowed) == (
+            kind, before.id, before.state, offered)
+        message = str(refused.value)
+        assert message.startswith(f"{kind} {before.id} is {before.state}: {actor.role} {actor.id} "
+                                  f"may not {trigger}: only ")
+        assert message.endswith(f"; allowed for {actor.role}: {', '.join(offered) or 'none'}")
 
 
 @pytest.mark.parametrize(("kind", "source", "trigger"), list(_step_cases(_other_owners)))

@@ -143,7 +143,59 @@ def test_taken_domain_refusal_names_the_trigger_and_current_state(engine: Engine
         "seller", "s-2", "complete_profile", seller("s-2"), profile("acme")), second)
 
     assert (refused.trigger, refused.state) == ("complete_profile", "fee_paid")
-    assert "complete_profile" in str(refused)
+    assert str(refused).startswith("seller s-2 is fee_paid: complete_profile refused by rule "
+                                   "store_domain.unique: store_domain 'acme' is taken; allowed for "
+                                   "seller: ")
+    assert refused.allowed is not None
+    assert "complete_profile" in refused.allowed
+
+
+def test_a_guard_refusal_names_the_state_and_what_the_actor_may_fire(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "paid")
+    payload = {**SHIPMENT, "checklist": {**CHECKLIST, "colour": False}}
+
+    refused = refused_by(engine, "shipping.checklist", lambda: engine.fire(
+        "order", order.id, "ship_offline", seller(), payload), order)
+
+    assert (refused.kind, refused.id, refused.state, refused.role) == ("order", order.id, "paid", "seller")
+    assert refused.allowed == ("book_pickup", "ship_offline")
+    assert str(refused) == (
+        f"order {order.id} is paid: ship_offline refused by rule shipping.checklist: confirm "
+        "quantity, model, specification and colour before shipping; allowed for seller: "
+        "book_pickup, ship_offline")
+
+
+def test_a_role_refusal_names_the_state_and_what_the_actor_may_fire(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "paid")
+    before = rows(engine)
+
+    with pytest.raises(lifecycle.Forbidden) as refused:
+        engine.fire("order", order.id, "ship_offline", buyer(), SHIPMENT)
+
+    error = refused.value
+    assert (error.role, error.actor_id, error.trigger) == ("buyer", "b-1", "ship_offline")
+    assert (error.kind, error.id, error.state, error.allowed) == ("order", order.id, "paid",
+                                                                  ("request_cancel",))
+    assert str(error) == (f"order {order.id} is paid: buyer b-1 may not ship_offline: only seller "
+                          "may ship_offline; allowed for buyer: request_cancel")
+    assert rows(engine) == before
+
+
+def test_a_refusal_because_it_is_not_theirs_does_not_tell_the_state(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "paid")
+
+    with pytest.raises(lifecycle.Forbidden) as refused:
+        engine.fire("order", order.id, "ship_offline", seller("s-2"), SHIPMENT)
+
+    assert (refused.value.state, refused.value.allowed) == ("", None)
+    assert str(refused.value) == f"seller s-2 may not ship_offline: order {order.id} is not theirs"
+    assert "paid" not in str(refused.value)
 
 
 # --- placing and paying -------------------------------------------------------------------
@@ -200,6 +252,32 @@ def test_shipping_without_the_full_checklist_is_refused(
 
     refused_by(engine, "shipping.checklist",
                lambda: engine.fire("order", order.id, trigger, seller(), payload), order)
+
+
+@pytest.mark.parametrize("carrier", ["ups", "fedex"])
+def test_shipping_offline_with_another_carrier_than_the_buyers_is_refused_naming_it(
+    engine: Engine, clock: SimulatedClock, carrier: str
+) -> None:
+    order = order_in(engine, clock, "paid")  # the buyer chose dhl
+    valid = {"ups": "1Z999AA10123456784", "fedex": "986578788855"}[carrier]
+
+    refused = refused_by(engine, "shipping.buyers_carrier", lambda: engine.fire(
+        "order", order.id, "ship_offline", seller(),
+        {**SHIPMENT, "carrier": carrier, "waybill": valid}), order)
+
+    assert refused.state == "paid"
+    assert refused.trigger == "ship_offline"
+    assert refused.message == f"the buyer chose dhl: hand the parcel to dhl, not {carrier}"
+
+
+def test_shipping_offline_with_the_buyers_carrier_passes_the_rule(
+    engine: Engine, clock: SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "paid")
+
+    shipped = engine.fire("order", order.id, "ship_offline", seller(), SHIPMENT)
+
+    assert (shipped.state, shipped.data["carrier"]) == ("shipped", order.data["logistics"]["carrier"])
 
 
 # --- opening a dispute (order side) -------------------------------------------------------

@@ -30,6 +30,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 import lifecycle
 from lifecycle import Actor, LifecycleError
@@ -37,6 +38,7 @@ from lifecycle.adapter_calls import SANDBOX_SECRET
 from lifecycle.adapters.ports import Money
 from lifecycle.adapters.webhooks import SIGNATURE_HEADER, signature
 from lifecycle.cli import cli
+from lifecycle.store.tables import metadata
 from tests.builders import (
     buyer,
     migrated_template,
@@ -292,7 +294,8 @@ def test_actor_construction_answers_or_refuses(role: Any, id: Any, text: str) ->
             continue
         assert actor.role in ("buyer", "seller", "operator", "system")
         assert isinstance(actor.id, str)
-        assert actor.id.strip()
+        assert actor.id.isprintable()
+        assert " " not in actor.id
         assert len(actor.id) <= 100
         actor.id.encode("utf-8")
 
@@ -625,3 +628,132 @@ def test_a_signed_deeply_nested_callback_is_refused(fuzzed: tuple[lifecycle.Engi
     body = nested_json(5000, "list").encode()
     headers = {SIGNATURE_HEADER: signature(SANDBOX_SECRET, body)}
     answers_or_refuses(engine, lambda: engine.ingest_payment_callback("sandbox", body, headers))
+
+
+# --- NUL, whitespace and invisible characters (issue 13), on SQLite and PostgreSQL ----------
+#
+# PostgreSQL refuses NUL in text and JSON with a DataError; SQLite stores it. Both must refuse
+# it as an InvalidPayload naming the field, before anything is written. Ids, actor ids and
+# idempotency keys refuse any whitespace, control or invisible character besides.
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def shop(request: pytest.FixtureRequest, clock: lifecycle.SimulatedClock
+         ) -> Iterator[tuple[lifecycle.Engine, lifecycle.Aggregate]]:
+    """An engine on either database, with an active seller s-1 and a paid order of b-1.
+
+    The PostgreSQL database is shared by the session: its rows go at the end, so that the
+    paid order's ship deadline is not left for a later test's timer worker to fire.
+    """
+    engine: lifecycle.Engine = request.getfixturevalue(
+        "engine" if request.param == "sqlite" else "pg_engine")
+    yield engine, order_in(engine, clock, "paid")
+    if request.param == "postgresql":
+        with engine.database.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)}"))
+
+
+def refused_as_invalid(engine: lifecycle.Engine, field: str, call: Callable[[], Any]) -> str:
+    """``call`` raises InvalidPayload naming ``field`` and writes nothing; its message."""
+    before = rows(engine)
+    with pytest.raises(lifecycle.InvalidPayload) as refused:
+        call()
+    assert refused.value.field == field, str(refused.value)
+    assert rows(engine) == before
+    return str(refused.value)
+
+
+NUL_PAYLOADS = [
+    pytest.param({"consignee": {"name": "Ana\x00", "address": "Rua A 1", "country": "PT"}},
+                 "consignee.name", id="nested-value"),
+    pytest.param({"lines": [{"sku": "toy-robot", "quantity": 1, "unit_price": "1.00",
+                             "colour": "r\x00ed"}]}, "lines.0.colour", id="value-in-a-list"),
+    pytest.param({"consignee": {"name": "Ana", "address": "Rua A 1", "country": "PT",
+                                "no\x00te": "x"}}, "consignee", id="nested-key"),
+    pytest.param({"seller": "s-1\x00"}, "seller", id="top-level-value"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), NUL_PAYLOADS)
+def test_a_nul_anywhere_in_a_payload_is_refused_naming_the_field(
+    shop: tuple[lifecycle.Engine, lifecycle.Aggregate], change: dict[str, Any], field: str
+) -> None:
+    engine, _ = shop
+
+    message = refused_as_invalid(engine, field, lambda: engine.create(
+        "order", buyer(), order_payload(**change)))
+
+    assert "NUL" in message
+
+
+def test_a_nul_in_a_triggers_payload_is_refused_and_the_order_stays(
+    shop: tuple[lifecycle.Engine, lifecycle.Aggregate]
+) -> None:
+    engine, order = shop
+
+    refused_as_invalid(engine, "reason", lambda: engine.fire(
+        "order", order.id, "request_cancel", buyer(), {"reason": "changed my mind\x00"}))
+
+    assert engine.get("order", order.id) == order
+
+
+BAD_IDS = ["o-1\x00", "o 1", " o-1", "o-1\n", "o\t1", "o\u00a01", "o\u200b1", "o\u2028", "\ufeffo-1",
+           "o\u202e1", "o\x7f"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_every_entry_taking_an_id_refuses_one_with_nul_whitespace_or_invisible_characters(
+    shop: tuple[lifecycle.Engine, lifecycle.Aggregate], bad: str
+) -> None:
+    engine, _ = shop
+    calls: dict[str, tuple[str, Callable[[], Any]]] = {
+        "get": ("id", lambda: engine.get("order", bad)),
+        "history": ("id", lambda: engine.history("order", bad)),
+        "replay": ("id", lambda: engine.replay("order", bad)),
+        "allowed": ("id", lambda: engine.allowed("order", bad, buyer())),
+        "balances": ("id", lambda: engine.balances("order", bad)),
+        "postings": ("id", lambda: engine.postings("order", bad)),
+        "deadlines": ("id", lambda: engine.deadlines(kind="order", id=bad)),
+        "track": ("id", lambda: engine.track(bad)),
+        "find": ("after_id", lambda: engine.find("order", after_id=bad)),
+        "fire": ("id", lambda: engine.fire("order", bad, "pay", buyer(), {})),
+        "create": ("id", lambda: engine.create("order", buyer(), order_payload(), id=bad)),
+        "key": ("idempotency_key", lambda: engine.create("order", buyer(), order_payload(),
+                                                         idempotency_key=f"k-{bad}")),
+    }
+    for name, (field, call) in calls.items():
+        message = refused_as_invalid(engine, field, call)
+        assert "whitespace, control or invisible characters" in message, (name, message)
+
+
+def test_a_list_by_a_state_name_with_a_nul_is_refused(
+    shop: tuple[lifecycle.Engine, lifecycle.Aggregate]
+) -> None:
+    engine, _ = shop
+
+    refused_as_invalid(engine, "state", lambda: engine.find("order", state="paid\x00"))
+
+
+@pytest.mark.parametrize("bad", [*BAD_IDS, "b-1 ", "ana silva"])
+def test_an_actor_id_with_nul_whitespace_or_invisible_characters_is_refused(bad: str) -> None:
+    with pytest.raises(lifecycle.InvalidPayload) as refused:
+        Actor("buyer", bad)
+
+    assert refused.value.field == "actor.id"
+    assert "whitespace, control or invisible characters" in str(refused.value)
+
+
+def test_an_actor_role_with_a_nul_is_refused() -> None:
+    with pytest.raises(lifecycle.InvalidPayload) as refused:
+        Actor("buyer\x00", "b-1")
+
+    assert refused.value.field == "actor.role"
+
+
+@pytest.mark.parametrize("fine", ["o-1", "voucher:c-1:b-1", "Ω-ç-漢字", "a" * 200, "o_1.2~x"])
+def test_ids_of_visible_characters_pass(shop: tuple[lifecycle.Engine, lifecycle.Aggregate],
+                                        fine: str) -> None:
+    engine, _ = shop
+
+    with pytest.raises(lifecycle.NotFound):
+        engine.get("order", fine)

@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 import structlog
+from click.testing import CliRunner
 
 import lifecycle
 from lifecycle import simulation
+from lifecycle.cli import cli
 from lifecycle.machines import DEFINITIONS
 from lifecycle.simulation import Behaviour, Config, Faults, Report, queries, record, world
 from lifecycle.simulation import report as report_module
@@ -180,6 +182,40 @@ def test_the_report_renders_as_tables_json_and_an_offline_page(
     assert "<script" not in page
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing to fetch
     assert len(report.timeline) >= 90
+
+
+def test_the_page_replaces_a_symlink_in_the_report_dir_instead_of_writing_through_it(
+        small: tuple[Report, str], tmp_path: Path) -> None:
+    report, _ = small
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    directory = tmp_path / "report"
+    directory.mkdir()
+    (directory / "index.html").symlink_to(victim)
+
+    written = report.write_html(directory)
+
+    assert victim.read_text() == "keep me"
+    assert not written.is_symlink()
+    assert written.read_text().startswith("<!doctype html>")
+    assert sorted(p.name for p in directory.iterdir()) == ["index.html"]  # no temporary left
+
+
+def test_simulate_with_a_report_dir_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    directory = tmp_path / "report"
+    directory.mkdir()
+    (directory / "index.html").symlink_to(victim)
+
+    result = CliRunner().invoke(cli, ["--db", url(tmp_path), "simulate", "--sellers", "2",
+                                      "--orders", "5", "--days", "3", "--report-dir",
+                                      str(directory)])
+
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "keep me"
+    assert not (directory / "index.html").is_symlink()
+    assert "<svg" in (directory / "index.html").read_text()
 
 
 def test_two_runs_with_one_seed_give_the_same_report(tmp_path: Path) -> None:

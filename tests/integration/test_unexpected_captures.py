@@ -155,3 +155,19 @@ def test_paying_in_another_currency_is_refused_naming_the_field(
         engine.fire("order", order.id, "pay", buyer(), {"amount": ORDER_TOTAL, "currency": "EUR"})
 
     assert rows(engine) == before
+
+
+def test_a_gateway_event_id_a_key_could_not_hold_still_pays_once(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
+) -> None:
+    order = order_in(engine, clock, "awaiting_payment")
+    body, headers = callback(order.id, event_id="evt 1 from a gateway that uses spaces")
+
+    paid = engine.ingest_payment_callback("sandbox", body, headers)
+    before = rows(engine)
+    again = engine.ingest_payment_callback("sandbox", body, headers)
+
+    assert paid is not None
+    assert again is not None
+    assert (paid.state, again.version) == ("paid", paid.version)
+    assert rows(engine) == before

@@ -242,6 +242,9 @@ def valid_payload(kind: str, trigger: str, data: dict[str, Any]) -> Strategy:
         cents(data.get("amount_paid") or 0) - cents(data.get("refunded") or 0))
     waybill = st.sampled_from(WAYBILLS).map(lambda cw: {"carrier": cw[0], "waybill": cw[1]})
     checklist = st.sampled_from((CHECKLIST, CHECKLIST, CHECKLIST, {**CHECKLIST, "colour": False}))
+    # Mostly a valid waybill of the carrier the buyer chose: any other carrier is refused.
+    chosen = (data.get("logistics") or {}).get("carrier")
+    own_waybill = next((cw for cw in WAYBILLS if cw[0] == chosen), WAYBILLS[0])
     claim_type = "received" if data.get("delivered_at") else "not_received"
     found: dict[tuple[str, str], Strategy] = {
         ("seller", "submit_documents"): st.just(DOCUMENTS) | st.just({**DOCUMENTS, "branded": True}),
@@ -261,7 +264,7 @@ def valid_payload(kind: str, trigger: str, data: dict[str, Any]) -> Strategy:
         ("order", "book_pickup"): st.fixed_dictionaries({"checklist": checklist,
                                                          "parcel": st.just(PARCEL)}),
         ("order", "confirm_pickup"): st.just({}),
-        ("order", "ship_offline"): st.tuples(checklist, st.just(WAYBILLS[0]) | st.sampled_from(
+        ("order", "ship_offline"): st.tuples(checklist, st.just(own_waybill) | st.sampled_from(
             WAYBILLS)).map(lambda p: {"checklist": p[0], "carrier": p[1][0], "waybill": p[1][1]}),
         ("order", "tracking_in_transit"): st.just({}) | st.just({"location": "Leipzig hub"}),
         ("order", "tracking_delivered"): st.just({}) | st.just({"event_id": "scan-1"}),

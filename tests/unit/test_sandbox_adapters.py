@@ -6,10 +6,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from lifecycle.adapters.errors import AdapterError, InvalidWaybill, PaymentDeclined, SignatureInvalid
+from lifecycle.adapters.errors import (
+    AdapterError,
+    EventsRejected,
+    InvalidWaybill,
+    PaymentDeclined,
+    SignatureInvalid,
+)
 from lifecycle.adapters.faults import FaultRates
 from lifecycle.adapters.ports import Money, Parcel, Quote
 from lifecycle.adapters.sandbox import SANDBOX_CARRIERS, SandboxCarrier, SandboxGateway
@@ -260,6 +267,123 @@ def test_a_signed_but_malformed_callback_is_an_adapter_error(gateway: SandboxGat
 
     with pytest.raises(AdapterError, match="malformed callback"):
         gateway.parse_callback(body, {SIGNATURE_HEADER: signature(SECRET, body)})
+
+
+def header_forms(headers: dict[str, str]) -> dict[str, Any]:
+    """The same headers in the forms web frameworks hand them over."""
+    return {
+        "str-mapping": headers,
+        "bytes-mapping": {k.encode(): v.encode() for k, v in headers.items()},
+        "asgi-pairs": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "str-pairs": [(k.upper(), v) for k, v in headers.items()],
+        "generator": ((k, v) for k, v in headers.items()),
+    }
+
+
+@pytest.mark.parametrize("form", ["str-mapping", "bytes-mapping", "asgi-pairs", "str-pairs",
+                                  "generator"])
+@pytest.mark.parametrize("as_text", [False, True])
+def test_a_callback_is_read_from_any_header_form_and_a_str_body(
+    gateway: SandboxGateway, form: str, as_text: bool
+) -> None:
+    ref = gateway.capture("o-1", usd("25.00"), "pay-o-1")
+    [message] = gateway.take_callbacks()
+    body = message.body.decode() if as_text else message.body
+
+    event = gateway.parse_callback(body, header_forms(dict(message.headers))[form])
+
+    assert (event.kind, event.order_id, event.payment_ref) == ("captured", "o-1", ref)
+
+
+@pytest.mark.parametrize("form", ["str-mapping", "bytes-mapping", "asgi-pairs", "str-pairs"])
+def test_a_push_is_read_from_any_header_form_and_a_str_body(clock: SimulatedClock, form: str) -> None:
+    dhl = carrier("dhl", clock)
+    dhl.register_shipment("3318810025", origin="CN", destination="PT")
+    clock.advance(timedelta(days=30))
+    pushes = dhl.take_pushes()
+
+    events = [event for push in pushes
+              for event in dhl.parse_push(push.body.decode(), header_forms(dict(push.headers))[form])]
+
+    assert events
+    assert {event.waybill for event in events} == {"3318810025"}
+
+
+BAD_DELIVERIES = [
+    pytest.param(42, {}, "the body must be bytes or str, got int", id="int-body"),
+    pytest.param(None, {}, "the body must be bytes or str, got NoneType", id="no-body"),
+    pytest.param({"events": []}, {}, "the body must be bytes or str, got dict", id="dict-body"),
+    pytest.param("\ud800", {}, "the body is not text UTF-8 can carry", id="surrogate-body"),
+    pytest.param(b"{}", None, "the headers must be a mapping or (name, value) pairs, got NoneType",
+                 id="no-headers"),
+    pytest.param(b"{}", "X-Lifecycle-Signature: sha256=00", "got str", id="str-headers"),
+    pytest.param(b"{}", b"raw", "got bytes", id="bytes-headers"),
+    pytest.param(b"{}", 7, "got int", id="int-headers"),
+    pytest.param(b"{}", [("a", "b", "c")], "a header is not a (name, value) pair", id="triple"),
+    pytest.param(b"{}", ["ab"], "a header is not a (name, value) pair", id="not-a-pair"),
+    pytest.param(b"{}", {"x-lifecycle-signature": 5}, "must be str or bytes, got int", id="int-value"),
+    pytest.param(b"{}", {None: "x"}, "must be str or bytes, got NoneType", id="none-name"),
+]
+
+
+@pytest.mark.parametrize(("body", "headers", "says"), BAD_DELIVERIES)
+def test_a_delivery_in_no_readable_form_is_an_adapter_error(
+    gateway: SandboxGateway, clock: SimulatedClock, body: Any, headers: Any, says: str
+) -> None:
+    parsers = {"parse_callback": gateway.parse_callback, "parse_push": carrier("dhl", clock).parse_push}
+    for operation, parse in parsers.items():
+        with pytest.raises(AdapterError) as refused:
+            parse(body, headers)
+        assert refused.value.operation == operation
+        assert type(refused.value) is AdapterError
+        assert "malformed delivery: " in str(refused.value)
+        assert says in str(refused.value)
+
+
+def test_a_repeated_signature_header_is_not_read_as_its_first(gateway: SandboxGateway) -> None:
+    gateway.capture("o-1", usd("25.00"), "pay-o-1")
+    [message] = gateway.take_callbacks()
+    genuine = message.headers[SIGNATURE_HEADER]
+    forged = signature(b"someone-else", message.body)
+
+    with pytest.raises(SignatureInvalid):
+        gateway.parse_callback(message.body, [(SIGNATURE_HEADER, genuine), (SIGNATURE_HEADER, forged)])
+
+
+@pytest.mark.parametrize("nesting", ["[", '{"events": '])
+def test_a_signed_100000_deep_push_is_an_adapter_error(clock: SimulatedClock, nesting: str) -> None:
+    body = (nesting * 100_000).encode()
+
+    with pytest.raises(AdapterError, match="malformed push"):
+        carrier("dhl", clock).parse_push(body, {SIGNATURE_HEADER: signature(SECRET, body)})
+
+
+def test_a_signed_100000_deep_callback_is_an_adapter_error(gateway: SandboxGateway) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    with pytest.raises(AdapterError, match="malformed callback"):
+        gateway.parse_callback(body, {SIGNATURE_HEADER: signature(SECRET, body)})
+
+
+@pytest.mark.parametrize("events", ['"not a list"', "{}", "null"])
+def test_a_signed_push_whose_events_are_not_events_is_an_adapter_error(
+    clock: SimulatedClock, events: str
+) -> None:
+    body = f'{{"events": {events}}}'.encode()
+
+    with pytest.raises(AdapterError, match="malformed push"):
+        carrier("dhl", clock).parse_push(body, {SIGNATURE_HEADER: signature(SECRET, body)})
+
+
+@pytest.mark.parametrize("events", ["[1]", '[["a"]]'])
+def test_a_signed_push_of_items_that_are_not_events_rejects_each_one(
+    clock: SimulatedClock, events: str
+) -> None:
+    body = f'{{"events": {events}}}'.encode()
+
+    with pytest.raises(EventsRejected, match="1 of 1 events rejected") as refused:
+        carrier("dhl", clock).parse_push(body, {SIGNATURE_HEADER: signature(SECRET, body)})
+    assert refused.value.events == []
 
 
 def test_a_late_callback_arrives_after_a_later_one(gateway: SandboxGateway) -> None:

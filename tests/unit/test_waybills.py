@@ -45,6 +45,8 @@ VALID = [
     ("dhl", "3821724944"),
     ("dhl", "3318810036"),
     ("dhl", "3318810014"),
+    ("dhl", "73891051146"),  # 11 digits: 7389105114 mod 7 = 6
+    ("dhl", "10000000006"),  # 11 digits: 1000000000 mod 7 = 6
     ("fedex", "986578788855"),
     ("fedex", "477179081230"),
     ("fedex", "799531274483"),
@@ -77,7 +79,11 @@ INVALID = [
     ("dhl", "3318810010", "check_digit", "bad check digit: expected 4, got 0"),
     ("dhl", "3318810034", "check_digit", "bad check digit: expected 6, got 4"),
     ("dhl", "3318810205", "check_digit", "bad check digit: expected 2, got 5"),  # 0↔2
-    ("dhl", "331881002", "length", "wrong length: a DHL Express waybill has 10 characters, got 9"),
+    ("dhl", "73891051145", "check_digit", "bad check digit: expected 6, got 5"),  # 11 digits
+    ("dhl", "78391051146", "check_digit", "bad check digit: expected 1, got 6"),  # 3↔8, 11 digits
+    ("dhl", "331881002", "length", "wrong length: a DHL Express waybill has 10 or 11 digits, got 9"),
+    ("dhl", "738910511460", "length", "wrong length: a DHL Express waybill has 10 or 11 digits, got 12"),
+    ("dhl", "7389105114A", "characters", "bad characters: a DHL Express waybill must be digits"),
     ("dhl", "33188100A5", "characters", "bad characters: a DHL Express waybill must be digits"),
     # FedEx Express
     ("fedex", "996578788855", "check_digit", "bad check digit: expected 6, got 5"),
