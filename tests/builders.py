@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import itertools
 import shutil
+import sys
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine as Database
 from sqlalchemy import select
 
@@ -443,3 +445,14 @@ def rows(engine: lifecycle.Engine) -> dict[str, int]:
     database: Database = engine.database
     with database.connect() as conn:
         return count_rows(conn)
+
+
+def console_script() -> str:
+    """The installed ``lifecycle`` command, beside this interpreter or on the PATH."""
+    beside = Path(sys.executable).with_name("lifecycle")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("lifecycle")
+    if found is None:
+        pytest.skip("the lifecycle console script is not installed (pip install -e .)")
+    return found

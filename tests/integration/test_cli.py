@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from tests.builders import (
     ORDER_TOTAL,
     REGISTRATION,
     buyer,
+    console_script,
     order_in,
     order_payload,
     profile,
@@ -345,16 +344,6 @@ def test_terminal_state_refusal_says_nothing_is_allowed(
 
 
 # --- the installed console script -----------------------------------------------------------
-
-
-def console_script() -> str:
-    beside = Path(sys.executable).with_name("lifecycle")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("lifecycle")
-    if found is None:
-        pytest.skip("the lifecycle console script is not installed (pip install -e .)")
-    return found
 
 
 def test_installed_console_script_onboards_a_seller_and_takes_a_paid_order(tmp_path: Path) -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +30,7 @@ from lifecycle.cli import seller as seller_cli
 from lifecycle.cli.actions import Field, roles_of
 from lifecycle.cli.options import resolve_actor
 from lifecycle.machines import DEFINITIONS
-from tests.builders import REGISTRATION, order_in, order_payload, rows, seller_in
+from tests.builders import REGISTRATION, console_script, order_in, order_payload, rows, seller_in
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
@@ -67,16 +65,6 @@ def ship(order_id: str, serial: int, seller: str = "acme") -> tuple[str, ...]:
 
 
 # --- the scripted operator session, through the installed console script ------------------
-
-
-def console_script() -> str:
-    beside = Path(sys.executable).with_name("lifecycle")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("lifecycle")
-    if found is None:
-        pytest.skip("the lifecycle console script is not installed (pip install -e .)")
-    return found
 
 
 class Terminal:

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import IO, Any
 
 import pytest
@@ -23,7 +20,7 @@ from structlog.testing import capture_logs
 
 import lifecycle
 from lifecycle.store import deadlines as deadline_store
-from tests.builders import buyer, order_in, order_payload, seller_in
+from tests.builders import buyer, console_script, order_in, order_payload, seller_in
 from tests.outages import connected, database_down, named_url, new_name
 
 # --- in process, on SQLite: the engine's own errors through the worker's loop -----------------
@@ -77,16 +74,6 @@ def test_the_worker_rides_out_a_lost_database_and_fires_what_is_due(
 
 
 # --- the installed command on PostgreSQL, through outages made by the test ---------------------
-
-
-def console_script() -> str:
-    beside = Path(sys.executable).with_name("lifecycle")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("lifecycle")
-    if found is None:
-        pytest.skip("the lifecycle console script is not installed (pip install -e .)")
-    return found
 
 
 class Lines:
