@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lifecycle import Actor
+from lifecycle import Actor, Engine
 from lifecycle.cli import output
 from lifecycle.cli.options import (
     as_option,
@@ -114,18 +114,33 @@ def list_(session: Session, kind: str, state: str | None, limit: int, after: str
 def check(session: Session, as_json: bool) -> None:
     """Verify the whole database: histories replay, ledger invariants hold. Exit 1 on any violation."""
     violations = session.engine.check()
+    captures = _unexpected_captures(session.engine)
     if as_json:
         output.echo_json({"ok": not violations, "violations": [
             {"kind": v.kind, "id": v.id, "rule": v.rule, "detail": v.detail} for v in violations
-        ]})
+        ], "unexpected_captures": captures})
     elif not violations:
         output.echo("ok: every history replays to its state; every ledger invariant holds")
     else:
         for violation in violations:
             output.echo(str(violation))
+    if not as_json and any(captures.values()):
+        output.echo(f"unexpected captures (kept and refunded, never paid an order): "
+                    f"{captures['refunded']} refunded, {captures['refund_pending']} refund pending")
     if violations:
         output.echo(f"error: {len(violations)} violation(s)", err=True)
         raise SystemExit(1)
+
+
+def _unexpected_captures(engine: Engine) -> dict[str, int]:
+    """How many captures no order could take are refunded, and how many still wait."""
+    counts = {}
+    for state in ("refunded", "refund_pending"):
+        counts[state], after = 0, None
+        while page := engine.find("unexpected_capture", state=state, limit=1000, after_id=after):
+            counts[state] += len(page)
+            after = page[-1].id
+    return counts
 
 
 COMMANDS = (create, fire, show, history, list_, check)

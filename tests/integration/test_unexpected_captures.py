@@ -8,10 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 import lifecycle
 from lifecycle.adapter_calls import SANDBOX_SECRET
 from lifecycle.adapters.webhooks import SIGNATURE_HEADER, signature
+from lifecycle.cli import cli
 from tests.builders import ORDER_TOTAL, buyer, order_in, rows
 
 
@@ -171,3 +173,19 @@ def test_a_gateway_event_id_a_key_could_not_hold_still_pays_once(
     assert again is not None
     assert (paid.state, again.version) == ("paid", paid.version)
     assert rows(engine) == before
+
+
+def test_lifecycle_check_shows_the_unexpected_captures(
+    engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, db_url: str
+) -> None:
+    order = order_in(engine, clock, "cancelled")
+    with pytest.raises(lifecycle.CaptureRefused):
+        engine.ingest_payment_callback("sandbox", *callback(order.id))
+
+    shown = CliRunner().invoke(cli, ["--db", db_url, "check"])
+    as_json = CliRunner().invoke(cli, ["--db", db_url, "check", "--json"])
+
+    assert shown.exit_code == 0, shown.output
+    assert "unexpected captures (kept and refunded, never paid an order): 1 refunded, 0 refund " \
+        "pending" in shown.output
+    assert json.loads(as_json.output)["unexpected_captures"] == {"refunded": 1, "refund_pending": 0}
