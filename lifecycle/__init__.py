@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
+from types import MappingProxyType
 
 from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters
@@ -42,7 +43,10 @@ from lifecycle.errors import (
     UnknownKind,
     UnknownPolicyValues,
 )
-from lifecycle.machines.definition import Aggregate
+from lifecycle.machines import ALIASES, DEFINITIONS
+from lifecycle.machines.coupon import voucher_id
+from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
+from lifecycle.machines.order import trigger_for_scan
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
@@ -55,6 +59,20 @@ except PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0"
 
 DEFAULT_URL = "sqlite:///lifecycle.db"
+
+
+def definitions() -> Mapping[str, MachineDefinition]:
+    """Every machine the engine runs, by kind: the same definitions `Engine.definition` returns,
+    for code that needs them without a database (diagrams, help texts)."""
+    return MappingProxyType(DEFINITIONS)
+
+
+def definition(kind: str) -> MachineDefinition:
+    """One machine by kind or alias (``"onboarding"`` is ``"seller"``); `UnknownKind` if none."""
+    found = DEFINITIONS.get(ALIASES.get(kind, kind)) if isinstance(kind, str) else None
+    if found is None:
+        raise UnknownKind(repr(kind) if not isinstance(kind, str) else kind, DEFINITIONS)
+    return found
 
 
 def open(
@@ -132,6 +150,7 @@ __all__ = [
     "InvalidTransition",
     "InvalidWaybill",
     "LifecycleError",
+    "MachineDefinition",
     "NotFound",
     "PaymentDeclined",
     "PaymentGateway",
@@ -146,11 +165,16 @@ __all__ = [
     "SystemClock",
     "TimerWorker",
     "TrackingRecord",
+    "Transition",
     "Unavailable",
     "UnknownKind",
     "UnknownPolicyValues",
     "Violation",
     "__version__",
+    "definition",
+    "definitions",
     "open",
+    "trigger_for_scan",
+    "voucher_id",
 ]
 

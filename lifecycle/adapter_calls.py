@@ -17,6 +17,7 @@ from lifecycle.adapters.ports import Carrier, Money, Parcel, PaymentGateway, Tra
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload, LifecycleError
 from lifecycle.machines.definition import Call
+from lifecycle.machines.order import RECORDED_SCAN_STATES, trigger_for_scan
 
 # Not a secret: the sandbox adapters sign their callbacks with it unless told otherwise.
 SANDBOX_SECRET = b"lifecycle-sandbox-secret"
@@ -111,26 +112,10 @@ def _carrier(carrier: Carrier, call: Call, key: str) -> Any:
     raise InvalidPayload("call", f"carriers do not {call.operation}")
 
 
-# What a carrier's scan does to an order in each state; anything else is recorded as it came.
-_MOVES = {
-    ("awaiting_pickup", "in_transit"): "confirm_pickup",
-    ("awaiting_pickup", "out_for_delivery"): "confirm_pickup",
-    ("shipped", "in_transit"): "tracking_in_transit",
-    ("shipped", "out_for_delivery"): "tracking_in_transit",
-    ("shipped", "delivered"): "tracking_delivered",
-    ("in_transit", "delivered"): "tracking_delivered",
-    ("shipped", "exception"): "tracking_exception",
-    ("in_transit", "exception"): "tracking_exception",
-    ("shipped", "returned_to_sender"): "tracking_exception",
-    ("in_transit", "returned_to_sender"): "tracking_exception",
-}
-_RECORDED_IN = ("shipped", "in_transit", "delivered", "completed", "in_dispute")
-
-
 def tracking_trigger(state: str, event: TrackingEvent) -> tuple[str | None, dict[str, Any]]:
     """The order trigger for ``event`` in ``state``, and its payload. Events never move an order
     backwards: a late in_transit after delivery is only recorded."""
-    trigger = _MOVES.get((state, event.status))
+    trigger = trigger_for_scan(state, event.status)
     common: dict[str, Any] = {"event_id": event.event_id, "reported_at": event.at.isoformat()}
     if event.location:
         common["location"] = event.location
@@ -143,6 +128,6 @@ def tracking_trigger(state: str, event: TrackingEvent) -> tuple[str | None, dict
         return trigger, {**common, "kind": kind}
     if trigger is not None:
         return trigger, common
-    if state in _RECORDED_IN:
+    if state in RECORDED_SCAN_STATES:
         return "record_tracking", {**common, "status": event.status}
     return None, {}

@@ -599,6 +599,30 @@ _BACK = tuple(
     for state in DISPUTABLE
 )
 
+# What a carrier's scan does to an order in each state: the trigger it fires. A scan of any other
+# status in a state after shipping is recorded as it came (``record_tracking``).
+SCAN_MOVES: Mapping[tuple[str, str], str] = {
+    ("awaiting_pickup", "in_transit"): "confirm_pickup",
+    ("awaiting_pickup", "out_for_delivery"): "confirm_pickup",
+    ("shipped", "in_transit"): "tracking_in_transit",
+    ("shipped", "out_for_delivery"): "tracking_in_transit",
+    ("shipped", "delivered"): "tracking_delivered",
+    ("in_transit", "delivered"): "tracking_delivered",
+    ("shipped", "exception"): "tracking_exception",
+    ("in_transit", "exception"): "tracking_exception",
+    ("shipped", "returned_to_sender"): "tracking_exception",
+    ("in_transit", "returned_to_sender"): "tracking_exception",
+}
+RECORDED_SCAN_STATES = ("shipped", "in_transit", "delivered", "completed", "in_dispute")
+
+
+def trigger_for_scan(state: str, status: str) -> str | None:
+    """The order trigger a carrier scan of ``status`` fires in ``state``; None when the scan
+    moves nothing (it is recorded, or ignored before shipping). Scans never move an order
+    backwards: a late in_transit after delivery is only recorded."""
+    return SCAN_MOVES.get((state, status))
+
+
 DEFINITION = MachineDefinition(
     "order",
     states=STATES,
