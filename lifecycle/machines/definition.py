@@ -270,6 +270,11 @@ class MachineDefinition:
         """The triggers a caller may fire from ``state`` (internal ones left out)."""
         return tuple(t for (s, t), step in self.steps.items() if s == state and not step.internal)
 
+    def roles_of(self, trigger: str) -> frozenset[str]:
+        """The roles that may fire ``trigger`` from some state (none: the kind has no such
+        trigger). What help texts and ``--as`` defaults are built from."""
+        return frozenset().union(*(t.roles for t in self.transitions if t.trigger == trigger))
+
     def owns(self, actor: Actor, id: str, data: Mapping[str, Any]) -> bool:
         """Operators and system act on anything; buyers and sellers on what is theirs, or on
         anything of a kind that is public to their role."""
