@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from lifecycle import voucher_id
 from lifecycle.cli.actions import (
     NOTE,
     Action,
@@ -23,7 +24,6 @@ from lifecycle.cli.actions import (
 )
 from lifecycle.cli.reading import View, field, reading_commands
 from lifecycle.cli.session import Noun, Session, pass_session
-from lifecycle.machines.coupon import voucher_id
 
 
 def _value(data: Mapping[str, Any]) -> str | None:

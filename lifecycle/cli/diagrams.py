@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from lifecycle.machines import DEFINITIONS
-from lifecycle.machines.definition import MachineDefinition, Transition
+import lifecycle
+from lifecycle import MachineDefinition, Transition
 
 #: the name a person uses for each machine, and its kind
 MACHINES = {"onboarding": "seller", "order": "order", "dispute": "dispute", "coupon": "coupon",
@@ -92,7 +92,7 @@ def _graph(definition: MachineDefinition, title: str,
 
 def mermaid(name: str) -> str:
     """A Mermaid ``stateDiagram-v2`` of the machine ``name`` (onboarding, order, …)."""
-    definition = DEFINITIONS[kind_of(name)]
+    definition = lifecycle.definition(kind_of(name))
     source: str = _graph(definition, name, "mermaid").source
     lines: list[str] = []
     for n, line in enumerate(source.splitlines()):
@@ -113,7 +113,7 @@ def mermaid(name: str) -> str:
 
 def dot(name: str) -> str:
     """The machine ``name`` as Graphviz DOT text (render it with any Graphviz)."""
-    definition = DEFINITIONS[kind_of(name)]
+    definition = lifecycle.definition(kind_of(name))
     graph = _graph(definition, name, "graphviz")
     if not hasattr(graph, "node"):
         raise RuntimeError("DOT output needs the graphviz package (pip install graphviz)")

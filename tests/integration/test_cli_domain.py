@@ -27,9 +27,8 @@ from lifecycle.cli import coupon as coupon_cli
 from lifecycle.cli import dispute as dispute_cli
 from lifecycle.cli import order as order_cli
 from lifecycle.cli import seller as seller_cli
-from lifecycle.cli.actions import Field, roles_of
+from lifecycle.cli.actions import Field
 from lifecycle.cli.options import resolve_actor
-from lifecycle.machines import DEFINITIONS
 from tests.builders import REGISTRATION, console_script, order_in, order_payload, rows, seller_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -451,7 +450,7 @@ def test_as_takes_role_colon_id_or_a_bare_id_for_the_implied_role(
 ) -> None:
     monkeypatch.setenv("USER", "li")
 
-    actor = resolve_actor(text, roles_of(kind, trigger), what=trigger)
+    actor = resolve_actor(text, lifecycle.definition(kind).roles_of(trigger), what=trigger)
 
     assert (actor.role, actor.id) == expected
 
@@ -682,7 +681,7 @@ def test_every_option_sets_a_field_of_its_triggers_payload() -> None:
     checked = 0
     for module in NOUN_MODULES:
         for action in module.ACTIONS:
-            model = next(t.payload for t in DEFINITIONS[action.kind].transitions
+            model = next(t.payload for t in lifecycle.definition(action.kind).transitions
                          if t.trigger == action.trigger)
             for spec in action.fields:
                 assert model is not None
@@ -696,7 +695,7 @@ def test_every_option_sets_a_field_of_its_triggers_payload() -> None:
         ("order", "open_dispute", dispute_cli.OPEN_FIELDS), ("coupon", "create", coupon_cli.CREATE_FIELDS),
     ]
     for kind, trigger, fields in extra:
-        model = next(t.payload for t in DEFINITIONS[kind].transitions if t.trigger == trigger)
+        model = next(t.payload for t in lifecycle.definition(kind).transitions if t.trigger == trigger)
         assert model is not None
         for spec in fields:
             assert spec.path.split(".")[0] in model.model_fields, (trigger, spec.option)
