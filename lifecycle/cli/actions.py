@@ -16,8 +16,9 @@ import click
 
 import lifecycle
 from lifecycle import Actor, Aggregate, Engine
-from lifecycle.cli import output
+from lifecycle.cli import output, payloads
 from lifecycle.cli.options import (
+    OWNER_ROLES,
     has,
     parse_payload,
     put,
@@ -26,7 +27,8 @@ from lifecycle.cli.options import (
 )
 from lifecycle.cli.session import BadUsage, Session, pass_session
 
-CHECKS = ("quantity", "model", "specification", "colour")
+#: what a seller confirms before handing a parcel over: the fields of the shipping checklist
+CHECKS = tuple(payloads.fields("order", "ship_offline", "checklist"))
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def checklist(items: tuple[str, ...]) -> dict[str, bool]:
 
 CONFIRM = Field(
     "--confirm", "checklist",
-    "What the seller checked before handing over: quantity, model, specification, colour or "
+    f"What the seller checked before handing over: {', '.join(CHECKS)} or "
     "all (repeat the option). All four are needed to ship.",
     type=click.Choice([*CHECKS, "all"]), multiple=True, required=True, convert=checklist,
     metavar="ITEM",
@@ -137,7 +139,7 @@ def common_params(kind: str, trigger: str, *, self_acting: bool = False,
                   create: bool = False) -> list[click.Parameter]:
     """``--as --payload --key [--expect-version] --json``, with help that says who may act."""
     roles = lifecycle.definition(kind).roles_of(trigger)
-    implied = [role for role in ("buyer", "seller") if role in roles]
+    implied = [role for role in OWNER_ROLES if role in roles]
     bare = ("a bare ID is the " + implied[0] if len(implied) == 1 else
             "a bare ID is an operator" if not implied else "say which role")
     default = ("Default: operator:$USER." if "operator" in roles else

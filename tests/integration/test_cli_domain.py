@@ -753,6 +753,52 @@ def test_track_options_without_status_are_a_usage_error(
     assert rows(engine) == before
 
 
+def test_a_status_recorded_by_hand_fires_what_the_carriers_scan_fires_for_an_operator() -> None:
+    """One table of which scan moves an order (the order machine's): by hand, the CLI fires the
+    trigger a carrier's scan of the same status fires, wherever an operator may fire it."""
+    order = lifecycle.definition("order")
+
+    assert order_cli.TRACKING == {"in_transit": "tracking_in_transit",
+                                  "delivered": "tracking_delivered",
+                                  "exception": "tracking_exception"}
+    for state in order.states:
+        for status, trigger in order_cli.TRACKING.items():
+            scanned = lifecycle.trigger_for_scan(state, status)
+            if scanned is not None and "operator" in order.roles_of(scanned):
+                assert scanned == trigger, (state, status)
+
+
+def test_cancel_fires_the_buyers_cancelling_trigger_the_state_allows() -> None:
+    chosen = {state: order_cli.cancelling(state) for state in lifecycle.definition("order").states}
+
+    assert chosen.pop("awaiting_payment") == "cancel"
+    assert set(chosen.values()) == {"request_cancel"}  # allowed from paid; refused elsewhere
+
+
+@pytest.mark.parametrize(("state", "args", "named"), [
+    pytest.param("awaiting_pickup", ("track", "{order}", "--status", "in_transit", "--as", "system:dhl"),
+                 "is awaiting_pickup: cannot tracking_in_transit", id="scan-before-pickup-is-no-pickup"),
+    pytest.param("delivered", ("track", "{order}", "--status", "in_transit"),
+                 "is delivered: cannot tracking_in_transit", id="in-transit-after-delivery"),
+    pytest.param("shipped", ("cancel", "{order}", "--as", "b-1", "--reason", "late"),
+                 "is shipped: cannot request_cancel", id="cancel-after-shipping"),
+    pytest.param("cancel_requested", ("cancel", "{order}", "--as", "b-1"),
+                 "is cancel_requested: cannot request_cancel", id="cancel-twice"),
+])
+def test_track_and_cancel_in_a_state_without_their_trigger_are_refused_naming_it(
+    db_url: str, engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str,
+    args: tuple[str, ...], named: str,
+) -> None:
+    order = order_in(engine, clock, state)
+    before = rows(engine)
+
+    line = assert_one_line_error(
+        invoke(db_url, "order", *(arg.replace("{order}", order.id) for arg in args)), 1)
+
+    assert named in line
+    assert rows(engine) == before
+
+
 # --- text from the data is shown, never obeyed by the terminal ---------------------------
 
 HOSTILE_NAME = "Ana\x1b[2J\x1b]0;pwned\x07\u202eSilva\x9b31m\nforged line"
