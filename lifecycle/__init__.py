@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 
-from lifecycle.actor import Actor
+from lifecycle.actor import ROLES, Actor
 from lifecycle.adapter_calls import Adapters
 from lifecycle.adapters.errors import (
     AdapterError,
@@ -43,6 +43,7 @@ from lifecycle.errors import (
     UnknownKind,
     UnknownPolicyValues,
 )
+from lifecycle.logs import configure as configure_logs
 from lifecycle.machines import ALIASES, DEFINITIONS
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
@@ -128,8 +129,35 @@ def open(
     return engine
 
 
+# --- for front ends that work without an engine: the CLI's `db`, `carriers` and logging ------
+
+
+def upgrade_schema(url: str) -> tuple[str | None, str]:
+    """Create or upgrade the schema of the database at ``url`` to this version's newest
+    migration (what ``lifecycle db upgrade`` does; `open` upgrades a SQLite file by itself).
+    Returns the revision before (None for an empty database) and the revision after.
+    Raises `Unavailable` when the database cannot be reached."""
+    from lifecycle.store.database import connect
+    from lifecycle.store.database import upgrade as to_newest
+
+    database = connect(url)
+    try:
+        return to_newest(database)
+    finally:
+        database.dispose()
+
+
+def carrier(name: str) -> Carrier:
+    """The carrier ``name`` built as `open` builds it on first use, without a database: a
+    built-in sandbox carrier on the system clock with the default seed, any other from its
+    ``lifecycle.carriers`` entry point. For quotes and waybill checks outside a transition;
+    `UnknownAdapter` names the carriers installed (`lifecycle.adapters.carrier_names`)."""
+    return Adapters.configure(SystemClock()).carrier(name)
+
+
 __all__ = [
     "DEFAULT_URL",
+    "ROLES",
     "Actor",
     "AdapterError",
     "Aggregate",
@@ -171,10 +199,13 @@ __all__ = [
     "UnknownPolicyValues",
     "Violation",
     "__version__",
+    "carrier",
+    "configure_logs",
     "definition",
     "definitions",
     "open",
     "trigger_for_scan",
+    "upgrade_schema",
     "voucher_id",
 ]
 

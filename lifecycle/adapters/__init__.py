@@ -25,6 +25,8 @@ from lifecycle.adapters.ports import (
     Quote,
     TrackingEvent,
 )
+from lifecycle.adapters.registry import carrier_names
+from lifecycle.adapters.waybills import normalise_waybill
 
 __all__ = [
     "AdapterError",
@@ -40,4 +42,6 @@ __all__ = [
     "SignatureInvalid",
     "TrackingEvent",
     "UnknownAdapter",
+    "carrier_names",
+    "normalise_waybill",
 ]

@@ -14,9 +14,11 @@ from typing import Any
 
 import click
 
+import lifecycle
 from lifecycle import Actor, Aggregate, Engine
-from lifecycle.cli import output
+from lifecycle.cli import output, payloads
 from lifecycle.cli.options import (
+    OWNER_ROLES,
     has,
     parse_payload,
     put,
@@ -24,9 +26,9 @@ from lifecycle.cli.options import (
     who_may,
 )
 from lifecycle.cli.session import BadUsage, Session, pass_session
-from lifecycle.machines import DEFINITIONS
 
-CHECKS = ("quantity", "model", "specification", "colour")
+#: what a seller confirms before handing a parcel over: the fields of the shipping checklist
+CHECKS = tuple(payloads.fields("order", "ship_offline", "checklist"))
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def checklist(items: tuple[str, ...]) -> dict[str, bool]:
 
 CONFIRM = Field(
     "--confirm", "checklist",
-    "What the seller checked before handing over: quantity, model, specification, colour or "
+    f"What the seller checked before handing over: {', '.join(CHECKS)} or "
     "all (repeat the option). All four are needed to ship.",
     type=click.Choice([*CHECKS, "all"]), multiple=True, required=True, convert=checklist,
     metavar="ITEM",
@@ -95,11 +97,6 @@ class Action:
     help: str
     fields: tuple[Field, ...] = ()
     self_acting: bool = False  # the aggregate's id is the acting seller's (seller commands)
-
-
-def roles_of(kind: str, trigger: str) -> frozenset[str]:
-    """Who may fire ``trigger`` on a ``kind``, from the running definition."""
-    return frozenset().union(*(t.roles for t in DEFINITIONS[kind].transitions if t.trigger == trigger))
 
 
 def build_payload(fields: tuple[Field, ...], payload_text: str | None,
@@ -122,7 +119,7 @@ def actor_for(kind: str, trigger: str, text: str | None, id: str | None = None,
               self_acting: bool = False) -> Actor:
     what = f"{kind} {trigger}"
     own = Actor("seller", id) if self_acting and id else None
-    return resolve_actor(text, roles_of(kind, trigger), what=what, own=own)
+    return resolve_actor(text, lifecycle.definition(kind).roles_of(trigger), what=what, own=own)
 
 
 def report(aggregate: Aggregate, as_json: bool, also: str = "") -> None:
@@ -141,8 +138,8 @@ def fire(engine: Engine, kind: str, id: str, trigger: str, actor: Actor, payload
 def common_params(kind: str, trigger: str, *, self_acting: bool = False,
                   create: bool = False) -> list[click.Parameter]:
     """``--as --payload --key [--expect-version] --json``, with help that says who may act."""
-    roles = roles_of(kind, trigger)
-    implied = [role for role in ("buyer", "seller") if role in roles]
+    roles = lifecycle.definition(kind).roles_of(trigger)
+    implied = [role for role in OWNER_ROLES if role in roles]
     bare = ("a bare ID is the " + implied[0] if len(implied) == 1 else
             "a bare ID is an operator" if not implied else "say which role")
     default = ("Default: operator:$USER." if "operator" in roles else
@@ -181,7 +178,7 @@ def action_command(action: Action) -> click.Command:
         *(spec.param() for spec in action.fields),
         *common_params(action.kind, action.trigger, self_acting=action.self_acting),
     ]
-    roles = who_may(roles_of(action.kind, action.trigger))
+    roles = who_may(lifecycle.definition(action.kind).roles_of(action.trigger))
     return click.Command(
         action.verb, params=params, callback=pass_session(run),
         help=f"{action.help}\n\nFires {action.trigger} on the {noun} ID ({roles}).",

@@ -7,11 +7,9 @@ from decimal import Decimal, InvalidOperation
 
 import click
 
-from lifecycle import LifecycleError, SystemClock
-from lifecycle.adapter_calls import Adapters
-from lifecycle.adapters.ports import Parcel, Quote
-from lifecycle.adapters.registry import carrier_names
-from lifecycle.adapters.waybills import normalise_waybill
+import lifecycle
+from lifecycle import LifecycleError
+from lifecycle.adapters import Parcel, Quote, carrier_names, normalise_waybill
 from lifecycle.cli import output
 from lifecycle.cli.options import json_option
 from lifecycle.cli.session import BadUsage, Noun, Refused
@@ -56,11 +54,10 @@ def quote(weight: str, dims: str, origin: str, destination: str, names: tuple[st
     """Every service that takes the parcel to its destination, with price and transit days.
     Chargeable weight is the larger of the actual and the volumetric (LxWxH / 5000)."""
     parcel = _parcel(weight, dims)
-    adapters = Adapters.configure(SystemClock())
     found: list[Quote] = []
     try:
         for name in names or carrier_names():
-            found += adapters.carrier(name).quote(parcel, origin.upper(), destination.upper())
+            found += lifecycle.carrier(name).quote(parcel, origin.upper(), destination.upper())
     except LifecycleError as error:
         raise Refused(error) from None
     found.sort(key=(lambda q: (q.price, q.transit_days)) if by == "price"
@@ -84,7 +81,7 @@ def validate(carrier: str, number: str) -> None:
     """Check a waybill number as CARRIER would: format and check digit. Exit 1 if invalid."""
     waybill = normalise_waybill(number)
     try:
-        Adapters.configure(SystemClock()).carrier(carrier).validate_waybill(waybill)
+        lifecycle.carrier(carrier).validate_waybill(waybill)
     except LifecycleError as error:
         raise Refused(error) from None
     output.echo(f"{carrier} waybill {waybill} is valid")

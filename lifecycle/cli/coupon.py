@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+import lifecycle
+from lifecycle import voucher_id
 from lifecycle.cli.actions import (
     NOTE,
     Action,
@@ -23,7 +25,6 @@ from lifecycle.cli.actions import (
 )
 from lifecycle.cli.reading import View, field, reading_commands
 from lifecycle.cli.session import Noun, Session, pass_session
-from lifecycle.machines.coupon import voucher_id
 
 
 def _value(data: Mapping[str, Any]) -> str | None:
@@ -65,20 +66,26 @@ VIEW = View(
     figures=("denomination", "threshold"),
 )
 
+DEFAULTS = lifecycle.Policy()  # the policy's defaults, as the help states the limits
+_MINIMUM = "; ".join(f"{amount} {currency}"
+                     for currency, amount in DEFAULTS.coupon_min_denomination.items())
+
 CREATE_FIELDS = (
-    Field("--title", "title", "At most 60 characters.", required=True),
+    Field("--title", "title", f"At most {DEFAULTS.coupon_title_max} characters.", required=True),
     Field("--currency", "currency", "ISO 4217 currency (USD).", required=True),
-    Field("--denomination", "denomination", "The amount off (at least 5 USD).", required=True,
-          metavar="AMOUNT"),
+    Field("--denomination", "denomination", f"The amount off (at least {_MINIMUM}).",
+          required=True, metavar="AMOUNT"),
     Field("--threshold", "threshold", "The goods subtotal an order must reach (none: any).",
           metavar="AMOUNT"),
     Field("--starts-at", "starts_at", "Start of validity, ISO with a zone (2026-12-01T00:00Z).",
           required=True, metavar="TIME"),
-    Field("--ends-at", "ends_at", "End of validity (at most 62 days after the start).",
+    Field("--ends-at", "ends_at",
+          f"End of validity (at most {DEFAULTS.coupon_max_validity.days} days after the start).",
           required=True, metavar="TIME"),
-    Field("--copies", "copies", "Copies issued (at most 10,000).", type=click.IntRange(min=1),
-          required=True),
-    Field("--product", "products", "A SKU it applies to (repeat, at most 50; default: all).",
+    Field("--copies", "copies", f"Copies issued (at most {DEFAULTS.coupon_max_copies:,}).",
+          type=click.IntRange(min=1), required=True),
+    Field("--product", "products",
+          f"A SKU it applies to (repeat, at most {DEFAULTS.coupon_max_products}; default: all).",
           multiple=True, metavar="SKU"),
 )
 COPIES = Field("--copies", "copies", "The new number of copies.", type=click.IntRange(min=1),

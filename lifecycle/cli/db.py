@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+import lifecycle
 from lifecycle.cli import output
 from lifecycle.cli.session import Noun, Session, pass_session
 
@@ -17,12 +18,5 @@ def db() -> None:
 @pass_session
 def upgrade(session: Session) -> None:
     """Create or upgrade the schema to this version's newest migration."""
-    from lifecycle.store.database import connect
-    from lifecycle.store.database import upgrade as to_newest
-
-    database = connect(session.url)
-    try:
-        before, after = to_newest(database)
-    finally:
-        database.dispose()
+    before, after = lifecycle.upgrade_schema(session.url)
     output.echo(f"schema at {after} (was {before or 'empty'})")

@@ -15,14 +15,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from lifecycle.machines import DEFINITIONS
-from lifecycle.machines.definition import MachineDefinition, Transition
+import lifecycle
+from lifecycle import MachineDefinition, Transition
 
-#: the name a person uses for each machine, and its kind
-MACHINES = {"onboarding": "seller", "order": "order", "dispute": "dispute", "coupon": "coupon",
-            "voucher": "voucher"}
+#: the machines drawn in docs/diagrams and the README, by the name a person uses for each
+TITLES = {
+    "onboarding": "Seller onboarding (SPEC §3), kind `seller`",
+    "order": "Order (SPEC §4), kind `order`",
+    "dispute": "Dispute (SPEC §5), kind `dispute`",
+    "coupon": "Merchant coupon (SPEC §6), kind `coupon`",
+    "voucher": "Buyer's voucher, one claimed copy of a coupon (SPEC §4), kind `voucher`",
+}
+#: each machine's name, and its kind (``lifecycle.definition`` knows the names that differ)
+MACHINES = {name: lifecycle.definition(name).kind for name in TITLES}
+#: what ``lifecycle graph`` accepts: each name, and each kind named otherwise (seller)
+CHOICES = (*MACHINES, *(kind for kind in MACHINES.values() if kind not in MACHINES))
 FORMATS = ("mermaid", "dot")
-ROLE_ORDER = ("buyer", "seller", "operator", "system")
+ROLE_ORDER = lifecycle.ROLES
 
 START = "__start__"  # the DOT node the creating arrow comes from
 
@@ -33,6 +42,11 @@ class _Dummy:
 
 def kind_of(name: str) -> str:
     return MACHINES.get(name, name)
+
+
+def name_of(choice: str) -> str:
+    """The machine's name for one of `CHOICES`: ``seller`` is drawn as ``onboarding``."""
+    return choice if choice in MACHINES else next(n for n, k in MACHINES.items() if k == choice)
 
 
 def label(definition: MachineDefinition, transition: Transition) -> str:
@@ -92,7 +106,7 @@ def _graph(definition: MachineDefinition, title: str,
 
 def mermaid(name: str) -> str:
     """A Mermaid ``stateDiagram-v2`` of the machine ``name`` (onboarding, order, …)."""
-    definition = DEFINITIONS[kind_of(name)]
+    definition = lifecycle.definition(kind_of(name))
     source: str = _graph(definition, name, "mermaid").source
     lines: list[str] = []
     for n, line in enumerate(source.splitlines()):
@@ -113,7 +127,7 @@ def mermaid(name: str) -> str:
 
 def dot(name: str) -> str:
     """The machine ``name`` as Graphviz DOT text (render it with any Graphviz)."""
-    definition = DEFINITIONS[kind_of(name)]
+    definition = lifecycle.definition(kind_of(name))
     graph = _graph(definition, name, "graphviz")
     if not hasattr(graph, "node"):
         raise RuntimeError("DOT output needs the graphviz package (pip install graphviz)")
@@ -138,13 +152,6 @@ LEGEND = (
     "`follow-up` triggers are fired only by another aggregate's transition in the same "
     "database transaction; `[*]` marks where an aggregate starts and which states end it."
 )
-TITLES = {
-    "onboarding": "Seller onboarding (SPEC §3), kind `seller`",
-    "order": "Order (SPEC §4), kind `order`",
-    "dispute": "Dispute (SPEC §5), kind `dispute`",
-    "coupon": "Merchant coupon (SPEC §6), kind `coupon`",
-    "voucher": "Buyer's voucher, one claimed copy of a coupon (SPEC §4), kind `voucher`",
-}
 
 
 def page(name: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from lifecycle.cli import payloads
 from lifecycle.cli.actions import (
     NOTE,
     Action,
@@ -19,6 +20,7 @@ from lifecycle.cli.actions import (
     fire,
     report,
 )
+from lifecycle.cli.options import either
 from lifecycle.cli.output import moved
 from lifecycle.cli.reading import View, field, reading_commands
 from lifecycle.cli.session import Noun, Session, pass_session
@@ -76,7 +78,7 @@ VIEW = View(
 
 OPEN_FIELDS = (
     Field("--type", "type", "not_received, or received (after delivery).",
-          type=click.Choice(["not_received", "received"]), required=True),
+          type=click.Choice(payloads.choices("order", "open_dispute", "type")), required=True),
     Field("--reason", "reason",
           "not_received: invalid_tracking, wrong_address, still_in_transit, customs_detention, "
           "returned_to_sender; received: not_as_described, quality, damage, short_shipment, "
@@ -112,6 +114,7 @@ def open_command() -> click.Command:
     )
 
 
+DECISIONS = payloads.choices("dispute", "arbitrate", "decision")
 ACTIONS = (
     Action("accept", "dispute", "accept_claim",
            "The seller accepts the buyer's claim: refunded (after the goods come back, if the "
@@ -130,8 +133,8 @@ ACTIONS = (
            "Ask the platform to arbitrate (the seller at once, the buyer from the 4th day).",
            (NOTE,)),
     Action("arbitrate", "dispute", "arbitrate", "An operator decides the dispute.",
-           (Field("--decision", "decision", "refund, no_refund or return_and_refund.",
-                  type=click.Choice(["refund", "no_refund", "return_and_refund"]), required=True),
+           (Field("--decision", "decision", f"{either(DECISIONS)}.",
+                  type=click.Choice(DECISIONS), required=True),
             Field("--refund-amount", "refund_amount", "The refund (not with no_refund).",
                   metavar="AMOUNT"),
             NOTE)),

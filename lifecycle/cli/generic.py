@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+import lifecycle
 from lifecycle import Actor, Engine
 from lifecycle.cli import output
 from lifecycle.cli.options import (
@@ -135,7 +136,7 @@ def check(session: Session, as_json: bool) -> None:
 def _unexpected_captures(engine: Engine) -> dict[str, int]:
     """How many captures no order could take are refunded, and how many still wait."""
     counts = {}
-    for state in ("refunded", "refund_pending"):
+    for state in lifecycle.definition("unexpected_capture").states:
         counts[state], after = 0, None
         while page := engine.find("unexpected_capture", state=state, limit=1000, after_id=after):
             counts[state] += len(page)

@@ -8,7 +8,7 @@ from lifecycle.cli import diagrams
 
 
 @click.command()
-@click.argument("name", type=click.Choice([*diagrams.MACHINES, "seller"]), metavar="MACHINE")
+@click.argument("name", type=click.Choice(diagrams.CHOICES), metavar="MACHINE")
 @click.option("--format", "fmt", type=click.Choice(diagrams.FORMATS), default="mermaid",
               show_default=True, help="Mermaid stateDiagram-v2, or Graphviz DOT.")
 def graph(name: str, fmt: str) -> None:
@@ -17,4 +17,4 @@ def graph(name: str, fmt: str) -> None:
     Arrows read "trigger (who may fire it) [condition]". No database and no Graphviz program
     are needed; render DOT with any Graphviz (dot -Tsvg), Mermaid in Markdown.
     """
-    click.echo(diagrams.render("onboarding" if name == "seller" else name, fmt), nl=False)
+    click.echo(diagrams.render(diagrams.name_of(name), fmt), nl=False)

@@ -26,8 +26,10 @@ from lifecycle.cli.session import BadUsage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ROLE_ORDER = ("buyer", "seller", "operator", "system")
-OWNER_ROLES = ("buyer", "seller")
+ROLE_ORDER = lifecycle.ROLES
+#: the roles that own aggregates (buyers and sellers), as opposed to operators and the system
+OWNER_ROLES = tuple(role for role in lifecycle.ROLES
+                    if any(role in d.owners for d in lifecycle.definitions().values()))
 
 
 def user() -> str:
@@ -62,6 +64,12 @@ def who_may(roles: Iterable[str]) -> str:
     """``"buyer or system"``: the roles in a stable order."""
     present = set(roles)
     return " or ".join(role for role in ROLE_ORDER if role in present)
+
+
+def either(names: Iterable[str]) -> str:
+    """``"a, b or c"``: the choices a help text lists."""
+    *first, last = names
+    return f"{', '.join(first)} or {last}" if first else last
 
 
 def operator_actor(text: str | None) -> Actor:

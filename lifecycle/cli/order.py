@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
 
+import lifecycle
+from lifecycle.cli import payloads
 from lifecycle.cli.actions import (
     CONFIRM,
     NOTE,
@@ -20,7 +22,7 @@ from lifecycle.cli.actions import (
     fire,
     report,
 )
-from lifecycle.cli.options import put
+from lifecycle.cli.options import either, put, who_may
 from lifecycle.cli.reading import View, field, reading_commands
 from lifecycle.cli.session import BadUsage, Noun, Session, pass_session
 
@@ -88,6 +90,9 @@ VIEW = View(
     tracked=True,
 )
 
+ORDER = lifecycle.definition("order")
+DEFAULTS = lifecycle.Policy()  # the policy's defaults, as the help states the limits
+
 PLACE_FIELDS = (
     Field("--seller", "seller", "The seller's id (an active store).", required=True),
     Field("--currency", "currency", "ISO 4217 currency of every amount (USD).", required=True),
@@ -101,8 +106,8 @@ PLACE_FIELDS = (
     Field("--shipping-fee", "logistics.shipping_fee", "The logistics fee (7.50).", required=True,
           metavar="AMOUNT"),
     Field("--delivery-days", "logistics.delivery_days",
-          "The delivery time promised with the service, in days (1 to 60).", type=int,
-          required=True),
+          "The delivery time promised with the service, in days "
+          f"(1 to {DEFAULTS.delivery_window_max.days}).", type=int, required=True),
     Field("--sample", "sample", "A sample order (no coupon applies).", flag=True),
     Field("--coupon", "coupon", "A voucher the buyer claimed (COUPON:BUYER).", metavar="VOUCHER"),
 )
@@ -160,11 +165,26 @@ def place_command() -> click.Command:
     )
 
 
-TRACKING = {"in_transit": "tracking_in_transit", "delivered": "tracking_delivered",
-            "exception": "tracking_exception"}
+#: the carrier statuses `track --status` records by hand
+BY_HAND = ("in_transit", "delivered", "exception")
+
+
+def recorded_by_hand(status: str) -> str:
+    """The trigger an event of ``status`` recorded by hand fires: the one a carrier's scan of
+    that status fires (`lifecycle.trigger_for_scan`) that an operator may fire. (The same scan
+    before shipping confirms the pickup, which is the seller's or the carrier's to do.)"""
+    fired = {lifecycle.trigger_for_scan(state, status) for state in ORDER.states}
+    found = sorted(t for t in fired if t is not None and "operator" in ORDER.roles_of(t))
+    if len(found) != 1:
+        raise lifecycle.DefinitionError(f"order: a {status} scan by hand fires {found or 'nothing'}, "
+                                        "not one trigger")
+    return found[0]
+
+
+TRACKING = {status: recorded_by_hand(status) for status in BY_HAND}
 TRACK_FIELDS = (
     Field("--kind", "kind", "With --status exception: what happened.",
-          type=click.Choice(["lost", "customs_hold", "returned_to_sender", "delay", "other"])),
+          type=click.Choice(payloads.choices("order", TRACKING["exception"], "kind"))),
     Field("--event-id", "event_id", "The carrier's id for the event."),
     Field("--location", "location", "Where the parcel is."),
     Field("--detail", "detail", "What the carrier said."),
@@ -193,7 +213,7 @@ def track_command() -> click.Command:
             raise BadUsage("missing option --kind: an exception says what happened")
         if status != "exception" and values.get("kind") is not None:
             raise BadUsage("--kind goes with --status exception only")
-        trigger = TRACKING[status]
+        trigger = TRACKING[status]  # in a state without it, refused with what is allowed
         body = build_payload(TRACK_FIELDS, payload, values)
         who = actor_for("order", trigger, actor)
         report(fire(session.engine, "order", id, trigger, who, body, key, expect_version), as_json)
@@ -202,19 +222,33 @@ def track_command() -> click.Command:
         "track",
         params=[click.Argument(["id"], metavar="ID"),
                 click.Option(["--status"], type=click.Choice(list(TRACKING)), default=None,
-                             help="Record this event by hand: in_transit, delivered or exception. "
+                             help=f"Record this event by hand: {either(TRACKING)}. "
                                   "Without it, poll the carrier."),
                 *(f.param() for f in TRACK_FIELDS),
-                *common_params("order", "tracking_delivered")],
+                *common_params("order", TRACKING["delivered"])],
         callback=pass_session(run),
         help="Track the order ID. Without --status, poll its carrier for the waybill's events "
              "and apply those not yet seen (as system:CARRIER). With --status, record one event "
              "by hand: in_transit moves a shipped order, delivered delivers it, an exception "
              "(lost, customs hold, returned to sender, delay) is recorded and the state kept."
-             "\n\nFires tracking_in_transit, tracking_delivered or tracking_exception "
-             "(operator or system).",
+             f"\n\nFires {either(TRACKING.values())} ({who_may(_roles(TRACKING.values()))}).",
         short_help="Poll the carrier, or record a tracking event",
     )
+
+
+def _roles(triggers: Iterable[str]) -> frozenset[str]:
+    return frozenset().union(*(ORDER.roles_of(trigger) for trigger in triggers))
+
+
+#: the buyer's ways to cancel an order: at once before payment, by asking after it
+CANCELLING = ("cancel", "request_cancel")
+
+
+def cancelling(state: str) -> str:
+    """The one of `CANCELLING` the order definition allows from ``state``. Where it allows
+    neither, the request, whose refusal names the state and what it allows."""
+    allowed = ORDER.external_triggers_from(state)
+    return next((trigger for trigger in CANCELLING if trigger in allowed), CANCELLING[-1])
 
 
 def cancel_command() -> click.Command:
@@ -229,13 +263,15 @@ def cancel_command() -> click.Command:
             version = expect_version
         else:
             current = engine.get("order", id)
-            trigger = "cancel" if current.state == "awaiting_payment" else "request_cancel"
+            trigger = cancelling(current.state)
             # The trigger was chosen for this version; a change since then is a conflict.
             version = expect_version or current.version
-            if trigger == "request_cancel" and current.state == "paid" and not reason and not payload:
+            needs_reason = (ORDER.step(current.state, trigger) is not None
+                            and payloads.takes("order", trigger, "reason", required=True))
+            if needs_reason and not reason and not payload:
                 raise BadUsage("missing option --reason: a buyer's request to cancel a paid "
                                "order says why")
-        reason_field = "reason" if trigger == "request_cancel" else "note"
+        reason_field = "reason" if payloads.takes("order", trigger, "reason") else "note"
         body = build_payload((Field("--reason", reason_field, ""),), payload, {"reason": reason})
         who = actor_for("order", trigger, actor)
         report(fire(engine, "order", id, trigger, who, body, key, version), as_json)

@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
+import lifecycle
 from lifecycle import Actor, Aggregate, Engine
 from lifecycle.cli import output
 from lifecycle.cli.options import MOMENT, OWNER_ROLES, as_option, json_option, operator_actor
 from lifecycle.cli.session import Session, pass_session
-from lifecycle.machines import DEFINITIONS
 
 Getter = Callable[[Mapping[str, Any]], Any]
 
@@ -203,7 +203,7 @@ def _created_between(view: View, since: datetime | None,
 
 
 def list_command(view: View) -> click.Command:
-    states = DEFINITIONS[view.kind].states
+    states = lifecycle.definition(view.kind).states
 
     def run(session: Session, state: str | None, since: datetime | None, until: datetime | None,
             limit: int, after: str | None, as_json: bool, **wanted: str | None) -> None:

@@ -41,9 +41,7 @@ Reference and --json shapes: docs/cli.md.
 @click.pass_context
 def cli(ctx: click.Context, db: str, log_level: str) -> None:
     """lifecycle: seller onboarding, orders, disputes and coupons as persisted state machines."""
-    from lifecycle.logs import configure
-
-    configure(log_level)
+    lifecycle.configure_logs(log_level)
     session = Session(db)
     ctx.obj = session
     ctx.call_on_close(session.close)

@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+import lifecycle
+from lifecycle.cli import payloads
 from lifecycle.cli.actions import (
     NOTE,
     Action,
@@ -16,6 +18,7 @@ from lifecycle.cli.actions import (
     common_params,
     report,
 )
+from lifecycle.cli.options import either
 from lifecycle.cli.reading import View, field, reading_commands
 from lifecycle.cli.session import Noun, Session, pass_session
 
@@ -55,7 +58,7 @@ REGISTER_FIELDS = (
     Field("--company-name", "company_name", "The company's registered name.", required=True),
     Field("--entity-type", "entity_type",
           "company, or self_employed (refused: only companies may open a store).",
-          type=click.Choice(["company", "self_employed"]), required=True),
+          type=click.Choice(payloads.choices("seller", "register", "entity_type")), required=True),
     Field("--country", "country", "Country of registration, ISO 3166 alpha-2 (CN).",
           required=True),
     Field("--registration-number", "registration_number", "The company registration number.",
@@ -76,6 +79,8 @@ DOCUMENT_FIELDS = (
     Field("--payment-method", "payment_method", "The payment method to bind.", required=True),
 )
 REASON = Field("--reason", "reason", "Why.", required=True)
+PLANS = payloads.choices("seller", "pay_fee", "sales_plan")
+DEFAULTS = lifecycle.Policy()  # the policy's defaults, as the help states the limits
 
 ACTIONS = (
     Action("submit-documents", "seller", "submit_documents",
@@ -88,8 +93,8 @@ ACTIONS = (
            DOCUMENT_FIELDS, self_acting=True),
     Action("pay-fee", "seller", "pay_fee",
            "Choose a sales plan and business category; pay that category's annual fee.",
-           (Field("--sales-plan", "sales_plan", "basic, standard or premium.",
-                  type=click.Choice(["basic", "standard", "premium"]), required=True),
+           (Field("--sales-plan", "sales_plan", f"{either(PLANS)}.",
+                  type=click.Choice(PLANS), required=True),
             Field("--category", "category", "The business category.", required=True),
             Field("--payment-ref", "payment_ref", "The payment's reference.")),
            self_acting=True),
@@ -99,7 +104,9 @@ ACTIONS = (
             Field("--domain", "domain", "The store's second-level domain (unique).",
                   required=True),
             Field("--handling-time-days", "handling_time_days",
-                  "Days the seller takes to ship a paid order (3 to 10; default 7).",
+                  "Days the seller takes to ship a paid order "
+                  f"({DEFAULTS.handling_time_min.days} to {DEFAULTS.handling_time_max.days}; "
+                  f"default {DEFAULTS.handling_time.days}).",
                   type=int)),
            self_acting=True),
     Action("suspend", "seller", "suspend", "Suspend the store for a violation.", (REASON,)),

@@ -35,7 +35,7 @@ def simulate(session: Session, sellers: int, orders: int, days: int, seed: int, 
     """Sellers onboard, buyers order, parcels travel, disputes open and end, funds are released:
     every step through the real machines, persistence and sandbox adapters. Exit 1 when the
     ledger check of the finished run fails."""
-    from lifecycle.simulation import simulate as run
+    from lifecycle.simulation import simulate as run  # loaded only when a simulation runs
 
     url = db or session.url
     show_progress = not as_json and sys.stderr.isatty()

@@ -343,6 +343,21 @@ def test_terminal_state_refusal_says_nothing_is_allowed(
     assert "none (terminal state)" in line
 
 
+# --- db --------------------------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_schema_then_finds_it_at_the_newest(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/fresh.db"
+
+    first = run(url, "db", "upgrade")
+    before, after = lifecycle.upgrade_schema(url)
+
+    assert first.exit_code == 0, first.output
+    assert before == after
+    assert first.stdout == f"schema at {after} (was empty)\n"
+    assert run(url, "db", "upgrade").stdout == f"schema at {after} (was {after})\n"
+
+
 # --- the installed console script -----------------------------------------------------------
 
 

@@ -27,9 +27,8 @@ from lifecycle.cli import coupon as coupon_cli
 from lifecycle.cli import dispute as dispute_cli
 from lifecycle.cli import order as order_cli
 from lifecycle.cli import seller as seller_cli
-from lifecycle.cli.actions import Field, roles_of
+from lifecycle.cli.actions import Field
 from lifecycle.cli.options import resolve_actor
-from lifecycle.machines import DEFINITIONS
 from tests.builders import REGISTRATION, console_script, order_in, order_payload, rows, seller_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -451,7 +450,7 @@ def test_as_takes_role_colon_id_or_a_bare_id_for_the_implied_role(
 ) -> None:
     monkeypatch.setenv("USER", "li")
 
-    actor = resolve_actor(text, roles_of(kind, trigger), what=trigger)
+    actor = resolve_actor(text, lifecycle.definition(kind).roles_of(trigger), what=trigger)
 
     assert (actor.role, actor.id) == expected
 
@@ -682,7 +681,7 @@ def test_every_option_sets_a_field_of_its_triggers_payload() -> None:
     checked = 0
     for module in NOUN_MODULES:
         for action in module.ACTIONS:
-            model = next(t.payload for t in DEFINITIONS[action.kind].transitions
+            model = next(t.payload for t in lifecycle.definition(action.kind).transitions
                          if t.trigger == action.trigger)
             for spec in action.fields:
                 assert model is not None
@@ -696,7 +695,7 @@ def test_every_option_sets_a_field_of_its_triggers_payload() -> None:
         ("order", "open_dispute", dispute_cli.OPEN_FIELDS), ("coupon", "create", coupon_cli.CREATE_FIELDS),
     ]
     for kind, trigger, fields in extra:
-        model = next(t.payload for t in DEFINITIONS[kind].transitions if t.trigger == trigger)
+        model = next(t.payload for t in lifecycle.definition(kind).transitions if t.trigger == trigger)
         assert model is not None
         for spec in fields:
             assert spec.path.split(".")[0] in model.model_fields, (trigger, spec.option)
@@ -751,6 +750,52 @@ def test_track_options_without_status_are_a_usage_error(
     line = assert_one_line_error(invoke(db_url, "order", "track", order.id, "--kind", "lost"), 2)
 
     assert "--kind goes with --status" in line
+    assert rows(engine) == before
+
+
+def test_a_status_recorded_by_hand_fires_what_the_carriers_scan_fires_for_an_operator() -> None:
+    """One table of which scan moves an order (the order machine's): by hand, the CLI fires the
+    trigger a carrier's scan of the same status fires, wherever an operator may fire it."""
+    order = lifecycle.definition("order")
+
+    assert order_cli.TRACKING == {"in_transit": "tracking_in_transit",
+                                  "delivered": "tracking_delivered",
+                                  "exception": "tracking_exception"}
+    for state in order.states:
+        for status, trigger in order_cli.TRACKING.items():
+            scanned = lifecycle.trigger_for_scan(state, status)
+            if scanned is not None and "operator" in order.roles_of(scanned):
+                assert scanned == trigger, (state, status)
+
+
+def test_cancel_fires_the_buyers_cancelling_trigger_the_state_allows() -> None:
+    chosen = {state: order_cli.cancelling(state) for state in lifecycle.definition("order").states}
+
+    assert chosen.pop("awaiting_payment") == "cancel"
+    assert set(chosen.values()) == {"request_cancel"}  # allowed from paid; refused elsewhere
+
+
+@pytest.mark.parametrize(("state", "args", "named"), [
+    pytest.param("awaiting_pickup", ("track", "{order}", "--status", "in_transit", "--as", "system:dhl"),
+                 "is awaiting_pickup: cannot tracking_in_transit", id="scan-before-pickup-is-no-pickup"),
+    pytest.param("delivered", ("track", "{order}", "--status", "in_transit"),
+                 "is delivered: cannot tracking_in_transit", id="in-transit-after-delivery"),
+    pytest.param("shipped", ("cancel", "{order}", "--as", "b-1", "--reason", "late"),
+                 "is shipped: cannot request_cancel", id="cancel-after-shipping"),
+    pytest.param("cancel_requested", ("cancel", "{order}", "--as", "b-1"),
+                 "is cancel_requested: cannot request_cancel", id="cancel-twice"),
+])
+def test_track_and_cancel_in_a_state_without_their_trigger_are_refused_naming_it(
+    db_url: str, engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str,
+    args: tuple[str, ...], named: str,
+) -> None:
+    order = order_in(engine, clock, state)
+    before = rows(engine)
+
+    line = assert_one_line_error(
+        invoke(db_url, "order", *(arg.replace("{order}", order.id) for arg in args)), 1)
+
+    assert named in line
     assert rows(engine) == before
 
 
