@@ -16,6 +16,7 @@ from lifecycle.adapters.errors import (
     SignatureInvalid,
     UnknownAdapter,
 )
+from lifecycle.adapters.faults import FaultRates
 from lifecycle.adapters.ports import (
     Carrier,
     Money,
@@ -25,11 +26,28 @@ from lifecycle.adapters.ports import (
     Quote,
     TrackingEvent,
 )
+from lifecycle.adapters.sandbox import SANDBOX_CARRIERS, SandboxCarrier, SandboxGateway
+from lifecycle.adapters.timelines import TrackingRates
+from lifecycle.adapters.waybills import (
+    air_waybill_number,
+    bill_of_lading_number,
+    dhl_express_number,
+    fedex_number,
+    s10_number,
+    tnt_number,
+    ups_number,
+)
+from lifecycle.adapters.webhooks import DeliveryRates
 
+# The sandboxes with their fault, tracking and delivery settings, and the waybill numbers their
+# validators accept, are public too: simulations and tests drive the engine through them.
 __all__ = [
+    "SANDBOX_CARRIERS",
     "AdapterError",
     "Carrier",
+    "DeliveryRates",
     "DuplicateAdapter",
+    "FaultRates",
     "InvalidWaybill",
     "Money",
     "Parcel",
@@ -37,7 +55,17 @@ __all__ = [
     "PaymentEvent",
     "PaymentGateway",
     "Quote",
+    "SandboxCarrier",
+    "SandboxGateway",
     "SignatureInvalid",
     "TrackingEvent",
+    "TrackingRates",
     "UnknownAdapter",
+    "air_waybill_number",
+    "bill_of_lading_number",
+    "dhl_express_number",
+    "fedex_number",
+    "s10_number",
+    "tnt_number",
+    "ups_number",
 ]
