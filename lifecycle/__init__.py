@@ -47,10 +47,11 @@ from lifecycle.logs import configure as configure_logs
 from lifecycle.machines import ALIASES, DEFINITIONS
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
-from lifecycle.machines.order import trigger_for_scan
+from lifecycle.machines.order import NOT_RECEIVED_REASONS, RECEIVED_REASONS, trigger_for_scan
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
+from lifecycle.store.reports import LedgerSum, ParkedDeadline, StateCount
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
 from lifecycle.worker import Backoff, TimerWorker
 
@@ -157,6 +158,8 @@ def carrier(name: str) -> Carrier:
 
 __all__ = [
     "DEFAULT_URL",
+    "NOT_RECEIVED_REASONS",
+    "RECEIVED_REASONS",
     "ROLES",
     "Actor",
     "AdapterError",
@@ -177,9 +180,11 @@ __all__ = [
     "InvalidPayload",
     "InvalidTransition",
     "InvalidWaybill",
+    "LedgerSum",
     "LifecycleError",
     "MachineDefinition",
     "NotFound",
+    "ParkedDeadline",
     "PaymentDeclined",
     "PaymentGateway",
     "Policy",
@@ -190,6 +195,7 @@ __all__ = [
     "SchemaOutdated",
     "SignatureInvalid",
     "SimulatedClock",
+    "StateCount",
     "SystemClock",
     "TimerWorker",
     "TrackingRecord",

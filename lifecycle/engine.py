@@ -16,7 +16,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,7 +69,7 @@ from lifecycle.machines.definition import (
 )
 from lifecycle.machines.payloads import dump
 from lifecycle.policy import Policy, PolicyVersion
-from lifecycle.store import audit, retention
+from lifecycle.store import audit, reports, retention
 from lifecycle.store import deadlines as deadline_store
 from lifecycle.store import ledger as ledger_store
 from lifecycle.store import policies as policy_store
@@ -78,6 +78,7 @@ from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.failures import database_errors, is_contention, unavailable
 from lifecycle.store.hot import cursor
+from lifecycle.store.reports import LedgerSum, ParkedDeadline, StateCount
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
 
 log = structlog.get_logger("lifecycle")
@@ -613,6 +614,67 @@ class Engine:
             except IdempotencyMismatch:
                 continue  # the same scan arrived twice while the order moved in between
         return applied
+
+    # --- bulk reads for reports ---
+    # One statement each over a whole table, for the aggregates whose id starts with ``prefix``
+    # ("" for all): what a report needs without a query per aggregate. Read-only, outside any
+    # trigger; the statements are in `lifecycle.store.reports`.
+
+    def state_counts(self, kinds: Iterable[str], *, prefix: str = "") -> list[StateCount]:
+        """(kind, state, aggregates, transitions) for every state of ``kinds`` that holds any:
+        how many aggregates are in it and their versions summed (one per history row)."""
+        kinds = [self.definition(kind).kind for kind in kinds]
+        with self._reading() as conn:
+            return reports.state_counts(conn, kinds, prefix)
+
+    def field_values(self, kind: str, *, prefix: str = "", text: Sequence[str] = (),
+                     integer: Sequence[str] = ()) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(state, the named fields of its data) of each aggregate of ``kind``, streamed: the
+        ``text`` fields as strings, the ``integer`` ones as ints; a field the data lacks (or
+        holds as null) is left out, as ``name in data`` would say. Iterate to the end (or
+        close the iterator) to give its connection back."""
+        kind = self.definition(kind).kind
+        with self._reading() as conn:
+            yield from reports.fields(conn, kind, prefix, text, integer)
+
+    def counts_by_field(self, kind: str, field: str, *,
+                        prefix: str = "") -> list[tuple[str | None, str, int]]:
+        """(the data's ``field`` as a string, state, how many) of the aggregates of ``kind``:
+        disputes by type and state with ``field="type"``."""
+        kind = self.definition(kind).kind
+        with self._reading() as conn:
+            return reports.counts_by_field(conn, kind, field, prefix)
+
+    def history_steps(self, kind: str, states: Iterable[str], *, prefix: str = "",
+                      label: str = "type", detail: str = "decision",
+                      ) -> Iterator[tuple[str | None, list[tuple[str, str | None]]]]:
+        """For each aggregate of ``kind`` now in one of ``states``: (its data's ``label``, its
+        history as (trigger, the payload's ``detail``), creation first), in id order, streamed
+        in one pass over the history table. Iterate to the end (or close the iterator) to give
+        its connection back."""
+        kind = self.definition(kind).kind
+        with self._reading() as conn:
+            yield from reports.history_steps(conn, kind, list(states), prefix, label, detail)
+
+    def ledger_sums(self, kinds: Iterable[str], *, prefix: str = "") -> list[LedgerSum]:
+        """The ledger entries of aggregates of ``kinds`` summed by (kind, posting, account,
+        currency, amount above zero), as `LedgerSum` amounts in the currency (not minor units)."""
+        kinds = [self.definition(kind).kind for kind in kinds]
+        with self._reading() as conn:
+            return reports.ledger_sums(conn, kinds, prefix)
+
+    def parked_deadlines(self, *, prefix: str = "") -> list[ParkedDeadline]:
+        """(kind, aggregate id, trigger) of every deadline parked as failed, by due time: what
+        ``deadlines(failed=True)`` lists, for every aggregate with the prefix and no limit."""
+        with self._reading() as conn:
+            return reports.parked(conn, prefix)
+
+    def first_deadlines(self, n: int) -> list[tuple[str, datetime]]:
+        """(status, due time) of the first ``n`` deadlines by (due time, id), every status, as
+        ``deadlines(limit=n)`` lists them, but read through the ``(status, due_at)`` index
+        instead of sorting the whole table: what a driver asks before skipping idle time."""
+        with self._reading() as conn:
+            return reports.first_deadlines(conn, n)
 
     def subscribe(self, pattern: str, fn: Subscriber) -> None:
         """Call ``fn(event)`` after commit for each event whose name matches ``pattern``

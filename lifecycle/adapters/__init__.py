@@ -16,6 +16,7 @@ from lifecycle.adapters.errors import (
     SignatureInvalid,
     UnknownAdapter,
 )
+from lifecycle.adapters.faults import FaultRates
 from lifecycle.adapters.ports import (
     Carrier,
     Money,
@@ -26,12 +27,29 @@ from lifecycle.adapters.ports import (
     TrackingEvent,
 )
 from lifecycle.adapters.registry import carrier_names
-from lifecycle.adapters.waybills import normalise_waybill
+from lifecycle.adapters.sandbox import SANDBOX_CARRIERS, SandboxCarrier, SandboxGateway
+from lifecycle.adapters.timelines import TrackingRates
+from lifecycle.adapters.waybills import (
+    air_waybill_number,
+    bill_of_lading_number,
+    dhl_express_number,
+    fedex_number,
+    normalise_waybill,
+    s10_number,
+    tnt_number,
+    ups_number,
+)
+from lifecycle.adapters.webhooks import DeliveryRates
 
+# The sandboxes with their fault, tracking and delivery settings, and the waybill numbers their
+# validators accept, are public too: simulations and tests drive the engine through them.
 __all__ = [
+    "SANDBOX_CARRIERS",
     "AdapterError",
     "Carrier",
+    "DeliveryRates",
     "DuplicateAdapter",
+    "FaultRates",
     "InvalidWaybill",
     "Money",
     "Parcel",
@@ -39,9 +57,19 @@ __all__ = [
     "PaymentEvent",
     "PaymentGateway",
     "Quote",
+    "SandboxCarrier",
+    "SandboxGateway",
     "SignatureInvalid",
     "TrackingEvent",
+    "TrackingRates",
     "UnknownAdapter",
+    "air_waybill_number",
+    "bill_of_lading_number",
     "carrier_names",
+    "dhl_express_number",
+    "fedex_number",
     "normalise_waybill",
+    "s10_number",
+    "tnt_number",
+    "ups_number",
 ]

@@ -24,14 +24,21 @@ from datetime import timedelta
 
 import lifecycle
 from lifecycle import AlreadyExists, Clock, Engine, NotFound, SimulatedClock
-from lifecycle.adapters.faults import FaultRates
-from lifecycle.adapters.sandbox import SANDBOX_CARRIERS, SandboxCarrier, SandboxGateway
-from lifecycle.adapters.timelines import TrackingRates
-from lifecycle.adapters.webhooks import DeliveryRates
+from lifecycle.adapters import (
+    SANDBOX_CARRIERS,
+    DeliveryRates,
+    FaultRates,
+    SandboxCarrier,
+    SandboxGateway,
+    TrackingRates,
+)
 from lifecycle.simulation import record
 from lifecycle.simulation.config import Behaviour, Config, Faults
-from lifecycle.simulation.market import Market, Progress
-from lifecycle.simulation.report import Report, survey
+from lifecycle.simulation.driver import Driver
+from lifecycle.simulation.market import Market
+from lifecycle.simulation.readback import survey
+from lifecycle.simulation.report import Report
+from lifecycle.simulation.vocabulary import Progress
 from lifecycle.simulation.world import rng
 
 # Not a secret: the sandboxes sign their callbacks and pushes with it, the engine checks them.
@@ -96,9 +103,9 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
         try:
             if finished:
                 return survey(market, "finished")
-            market.rebuild()
-            status = market.run()
-            return survey(market, status)
+            driver = Driver(market)
+            driver.rebuild()
+            return survey(market, driver.run())
         finally:
             market.close()
     if stored is not None:
@@ -113,7 +120,7 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
     market = Market(engine, config, progress_record, on_progress=progress,
                     stop_after_orders=stop_after_orders)
     try:
-        return survey(market, market.run())
+        return survey(market, Driver(market).run())
     finally:
         market.close()
 

@@ -7,17 +7,16 @@ import os
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from lifecycle.simulation.report import Report
+from lifecycle.simulation.report_data import ReportData
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
            "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b")
 WIDTH, HEIGHT, PAD = 760, 300, 48
 
 
-def write_html(report: Report, directory: Path) -> Path:
+def write_html(report: ReportData, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "index.html"
     _replace(path, page(report))
@@ -42,7 +41,7 @@ def _replace(path: Path, text: str) -> None:
         raise
 
 
-def page(report: Report) -> str:
+def page(report: ReportData) -> str:
     e = html.escape
     config = report.config
     title = f"Simulation {report.name}: seed {config['seed']}, {config['orders']:,} orders"

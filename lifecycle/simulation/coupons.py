@@ -5,16 +5,18 @@ claim copies (vouchers) to use on an order, or claim and never use them; coupons
 from __future__ import annotations
 
 import bisect
+import random
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import lifecycle
 from lifecycle import Actor, Aggregate, HistoryEntry, NotFound
-from lifecycle.simulation.market import Act, Create, Decision, Event, Turn
+from lifecycle.simulation.vocabulary import Act, Create, Decision, Event, Marketplace, Turn
 from lifecycle.simulation.world import SellerPlan, rng, spread
 
-if TYPE_CHECKING:
-    from lifecycle.simulation.market import Market
+Reaction = Callable[[str, int, int, datetime], None]  # (id, seq, the coupon's index, at)
+Payload = Callable[[Aggregate, random.Random], Mapping[str, Any]]  # (coupon, the turn's draws)
 
 
 def seller_of(coupon: str) -> str:
@@ -26,30 +28,44 @@ def number_of_coupon(coupon: str) -> int:
 
 
 class CouponActors:
+    """The stores' coupons, and the buyers who claim copies of them."""
+
     kind = "coupon"
 
-    def __init__(self, market: Market):
+    def __init__(self, market: Marketplace):
         self.market = market
         self.active: dict[str, list[str]] = {}  # store → its active coupons, sorted
+        self._after: dict[str, Reaction] = {
+            "create": self._created, "activate": self._activated, "deactivate": self._deactivated,
+            "lower": self._lowered, "expire": self._expired,
+        }
+        # A turn's purpose is the trigger it fires, with what it sends; the turn makes sense
+        # only while the machine defines the trigger from the coupon's state.
+        self._payloads: dict[str, Payload] = {
+            "activate": _nothing, "raise": self._raised, "deactivate": _nothing,
+            "lower": self._lowered_to,
+        }
 
     def _index(self, coupon: str) -> int:
         return self.market.sellers.plan(seller_of(coupon)).n * 16 + number_of_coupon(coupon)
 
-    def create(self, plan: SellerPlan, id: str) -> Create:
+    def terms(self, plan: SellerPlan, id: str) -> Create:
+        policy = self.market.policy
         r = rng(self.market.seed, "coupon", id)
         now = self.market.now()
         denomination = r.choice((5, 10, 15, 20, 30))
         threshold = None if r.random() < 0.25 else denomination * r.choice((3, 4, 5, 8))
         products: Any = "all"
         if r.random() < 0.3:
-            chosen = r.sample(plan.catalogue, r.randint(1, min(len(plan.catalogue), 50)))
+            chosen = r.sample(plan.catalogue,
+                              r.randint(1, min(len(plan.catalogue), policy.coupon_max_products)))
             products = sorted(p.sku for p in chosen)
         terms: dict[str, Any] = {
             "title": f"{denomination} USD off" + (f" orders over {threshold}" if threshold else ""),
             "currency": "USD",
             "denomination": str(denomination),
             "starts_at": now.isoformat(),
-            "ends_at": (now + timedelta(days=r.randint(20, 62))).isoformat(),
+            "ends_at": (now + timedelta(days=r.randint(20, policy.coupon_max_validity.days))).isoformat(),
             "copies": r.randint(20, 500),
             "products": products,
         }
@@ -62,20 +78,33 @@ class CouponActors:
     def on_event(self, event: Event, at: datetime) -> None:
         id, trigger, seq = event["id"], event["trigger"], event["seq"]
         self._track_active(id, event["source"], event["dest"])
-        m, b, n = self.market, self.market.behaviour, self._index(id)
-        if trigger == "create" and spread(m.seed, 5, n) >= b.coupon_left_in_draft:
+        react = self._after.get(trigger)
+        if react is not None:
+            react(id, seq, self._index(id), at)
+
+    def _created(self, id: str, seq: int, n: int, at: datetime) -> None:
+        m = self.market
+        if spread(m.seed, 5, n) >= m.behaviour.coupon_left_in_draft:
             m.later("coupon", id, "activate", seq, 1, 24, at)
-        elif trigger == "activate" and seq == 2:
-            if spread(m.seed, 7, n) < b.coupon_raised:
-                m.later("coupon", id, "raise", seq, 72, 240, at)
-            if spread(m.seed, 6, n) < b.coupon_deactivated:
-                m.later("coupon", id, "deactivate", seq, 48, 360, at)
-        elif trigger == "deactivate":
-            m.later("coupon", id, "lower", seq, 2, 48, at)
-        elif trigger == "lower" and rng(m.seed, "reactivate", id).random() < 0.7:
-            m.later("coupon", id, "activate", seq, 2, 48, at)
-        elif trigger == "expire":
-            m.sellers.next_coupon(seller_of(id), number_of_coupon(id), at)
+
+    def _activated(self, id: str, seq: int, n: int, at: datetime) -> None:
+        m, b = self.market, self.market.behaviour
+        if seq != 2:
+            return  # a reactivation: the store has made its changes
+        if spread(m.seed, 7, n) < b.coupon_raised:
+            m.later("coupon", id, "raise", seq, 72, 240, at)
+        if spread(m.seed, 6, n) < b.coupon_deactivated:
+            m.later("coupon", id, "deactivate", seq, 48, 360, at)
+
+    def _deactivated(self, id: str, seq: int, n: int, at: datetime) -> None:
+        self.market.later("coupon", id, "lower", seq, 2, 48, at)
+
+    def _lowered(self, id: str, seq: int, n: int, at: datetime) -> None:
+        if rng(self.market.seed, "reactivate", id).random() < 0.7:
+            self.market.later("coupon", id, "activate", seq, 2, 48, at)
+
+    def _expired(self, id: str, seq: int, n: int, at: datetime) -> None:
+        self.market.sellers.next_coupon(seller_of(id), number_of_coupon(id), at)
 
     def _track_active(self, id: str, source: str | None, dest: str) -> None:
         if source == dest:
@@ -97,21 +126,20 @@ class CouponActors:
     # --- deciding -----------------------------------------------------------------------
 
     def decide(self, aggregate: Aggregate | None, turn: Turn) -> Decision:
-        if aggregate is None:
+        payload = self._payloads.get(turn.purpose)
+        if aggregate is None or payload is None or \
+                not self.market.allows("coupon", aggregate.state, turn.purpose):
             return None
-        purpose, state, data = turn[3], aggregate.state, aggregate.data
-        store = Actor("seller", data["seller"])
-        r = rng(self.market.seed, "coupon", aggregate.id, purpose, aggregate.version)
-        if purpose == "activate" and state in ("draft", "deactivated"):
-            return Act("activate", store)
-        if purpose == "raise" and state == "active":
-            return Act("raise", store, {"copies": min(10_000, data["copies"] + r.randint(50, 500))})
-        if purpose == "deactivate" and state == "active":
-            return Act("deactivate", store)
-        if purpose == "lower" and state == "deactivated":
-            copies = max(data["claimed"], 1, data["copies"] - r.randint(5, 100))
-            return Act("lower", store, {"copies": copies})
-        return None
+        r = rng(self.market.seed, "coupon", aggregate.id, turn.purpose, aggregate.version)
+        return Act(turn.purpose, Actor("seller", aggregate.data["seller"]), payload(aggregate, r))
+
+    def _raised(self, coupon: Aggregate, r: random.Random) -> Mapping[str, Any]:
+        copies = coupon.data["copies"] + r.randint(50, 500)
+        return {"copies": min(self.market.policy.coupon_max_copies, copies)}
+
+    def _lowered_to(self, coupon: Aggregate, r: random.Random) -> Mapping[str, Any]:
+        data = coupon.data
+        return {"copies": max(data["claimed"], 1, data["copies"] - r.randint(5, 100))}
 
     # --- buyers ---------------------------------------------------------------------------
 
@@ -123,13 +151,13 @@ class CouponActors:
             return None
         m = self.market
         coupon_id = coupons[rng(m.seed, "which-coupon", n).randrange(len(coupons))]
-        coupon = m.engine.get("coupon", coupon_id)
+        coupon = m.get("coupon", coupon_id)
         if not (datetime.fromisoformat(coupon.data["starts_at"]) <= m.now()
                 < datetime.fromisoformat(coupon.data["ends_at"]) - timedelta(hours=1)):
             return None
-        voucher_id = f"{coupon_id}:{buyer}"
+        voucher_id = lifecycle.voucher_id(coupon_id, buyer)
         try:
-            voucher = m.engine.get("voucher", voucher_id)
+            voucher = m.get("voucher", voucher_id)
         except NotFound:
             if m.fire_now("coupon", coupon_id, "claim", Actor("buyer", buyer)) is None:
                 return None
@@ -138,10 +166,5 @@ class CouponActors:
         return (voucher_id, dict(coupon.data)) if voucher.state == "available" else None
 
 
-def eligible(terms: dict[str, Any], sku: str) -> bool:
-    products = terms["products"]
-    return products == "all" or sku in products
-
-
-def threshold(terms: dict[str, Any]) -> Decimal:
-    return Decimal(terms.get("threshold") or 0)
+def _nothing(coupon: Aggregate, r: random.Random) -> Mapping[str, Any]:
+    return {}

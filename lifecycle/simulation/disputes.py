@@ -9,68 +9,104 @@ returns asked for by claims, offers and arbitrations, shipped back or not."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
+import lifecycle
 from lifecycle import Actor, Aggregate, HistoryEntry
-from lifecycle.adapters.waybills import s10_number
-from lifecycle.simulation.market import Act, Decision, Event, Later, Turn
+from lifecycle.adapters import s10_number
+from lifecycle.simulation.vocabulary import Act, Decision, Event, Later, Marketplace, Turn
 from lifecycle.simulation.world import OrderPlan, buyer, number_of, rng, share_of
-
-if TYPE_CHECKING:
-    from lifecycle.simulation.market import Market
 
 OFFER_PATHS = ("offer_accepted", "offer_rejected_escalated", "offer_rejected_recountered",
                "offer_ignored", "seller_escalates")
 BUYER_ANSWERS = ("offer_accepted", "offer_rejected_escalated", "offer_rejected_recountered")
 
-
-def order_of(dispute: str) -> str:
-    return dispute.rsplit("-d", 1)[0]
+Reaction = Callable[[str, Event, OrderPlan, datetime], None]  # (id, event, the order's plan, at)
+Turning = Callable[[Aggregate, str], Decision]  # (dispute, the turn's purpose)
 
 
 class DisputeActors:
+    """Both sides of each dispute, and the operators who arbitrate."""
+
     kind = "dispute"
 
-    def __init__(self, market: Market):
+    def __init__(self, market: Marketplace):
         self.market = market
+        self._terminal = lifecycle.definition("dispute").terminal
+        self._orders: dict[str, str] = {}  # open dispute → its order
+        self._after: dict[str, Reaction] = {
+            "open": self._opened, "counter_offer": self._offered, "reject_offer": self._rejected,
+        }
+        self._entering: dict[str, Reaction] = {
+            "under_arbitration": self._escalated, "awaiting_return": self._return_asked,
+            "return_in_transit": self._return_shipped,
+        }
+        # Who acts in each state, and how.
+        self._in: dict[str, Turning] = {
+            "awaiting_seller": self._answer_claim, "negotiating": self._negotiate,
+            "under_arbitration": self._arbitrate, "awaiting_return": self._ship_return,
+            "return_in_transit": self._receive_return,
+        }
+
+    def order_of(self, dispute: str) -> str:
+        """The order a dispute is about."""
+        known = self._orders.get(dispute)
+        return known if known is not None else str(self.market.get("dispute", dispute).data["order"])
 
     def plan(self, id: str) -> OrderPlan:
-        return self.market.orders.plan(order_of(id))
+        return self.market.orders.plan(self.order_of(id))
 
     # --- reacting -------------------------------------------------------------------------
 
     def on_event(self, event: Event, at: datetime) -> None:
-        id, trigger, source, dest, seq = (event["id"], event["trigger"], event["source"],
-                                          event["dest"], event["seq"])
-        path, m = self.plan(id).dispute_path, self.market
+        id, trigger, dest = event["id"], event["trigger"], event["dest"]
         if trigger == "open":
-            if path == "accept_claim" or path in OFFER_PATHS:
-                m.later("dispute", id, "seller", seq, 6, 96, at)
-            elif path == "withdraws":
-                m.later("dispute", id, "buyer", seq, 2, 72, at)
-        elif trigger == "counter_offer":
-            if path == "seller_escalates":
-                m.later("dispute", id, "seller", seq, 24, 96, at)
-            elif path in BUYER_ANSWERS:
-                m.later("dispute", id, "buyer", seq, 4, 72, at)
-        elif trigger == "reject_offer":
-            if path == "offer_rejected_escalated":
-                m.later("dispute", id, "buyer", seq, 2, 24, at)
-            elif path == "offer_rejected_recountered":
-                m.later("dispute", id, "seller", seq, 4, 72, at)
-        elif dest == "under_arbitration" and source != dest:
-            m.later("dispute", id, "operator", seq, 12, 72, at)
-        elif dest == "awaiting_return" and self.plan(id).ships_return:
-            m.later("dispute", id, "buyer", seq, 12, 168, at)
-        elif dest == "return_in_transit":
-            m.later("dispute", id, "seller", seq, 72, 240, at)
+            self._orders[id] = event["payload"]["order"]
+        react = self._after.get(trigger) or self._entering.get(dest)
+        if react is not None:
+            react(id, event, self.plan(id), at)
+        if dest in self._terminal:
+            self._orders.pop(id, None)
+
+    def _opened(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        path, seq = plan.dispute_path, event["seq"]
+        if path == "accept_claim" or path in OFFER_PATHS:
+            self.market.later("dispute", id, "seller", seq, 6, 96, at)
+        elif path == "withdraws":
+            self.market.later("dispute", id, "buyer", seq, 2, 72, at)
+
+    def _offered(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        path, seq = plan.dispute_path, event["seq"]
+        if path == "seller_escalates":
+            self.market.later("dispute", id, "seller", seq, 24, 96, at)
+        elif path in BUYER_ANSWERS:
+            self.market.later("dispute", id, "buyer", seq, 4, 72, at)
+
+    def _rejected(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        path, seq = plan.dispute_path, event["seq"]
+        if path == "offer_rejected_escalated":
+            self.market.later("dispute", id, "buyer", seq, 2, 24, at)
+        elif path == "offer_rejected_recountered":
+            self.market.later("dispute", id, "seller", seq, 4, 72, at)
+
+    def _escalated(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        if event["source"] != event["dest"]:
+            self.market.later("dispute", id, "operator", event["seq"], 12, 72, at)
+
+    def _return_asked(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        if plan.ships_return:
+            self.market.later("dispute", id, "buyer", event["seq"], 12, 168, at)
+
+    def _return_shipped(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        self.market.later("dispute", id, "seller", event["seq"], 72, 240, at)
 
     def resume(self, aggregate: Aggregate, history: list[HistoryEntry]) -> None:
+        self._orders[aggregate.id] = aggregate.data["order"]
         last = history[-1]
         event = {"id": aggregate.id, "trigger": last.trigger, "source": last.source,
-                 "dest": last.dest, "seq": last.seq}
+                 "dest": last.dest, "seq": last.seq, "payload": last.payload}
         self.on_event(event, last.at)
 
     # --- deciding -------------------------------------------------------------------------
@@ -78,25 +114,13 @@ class DisputeActors:
     def decide(self, aggregate: Aggregate | None, turn: Turn) -> Decision:
         if aggregate is None:
             return None
-        purpose, state = turn[3], aggregate.state
-        if state == "awaiting_seller" and purpose == "settle":  # the timer's refund kept failing
-            return Act("accept_claim", Actor("seller", aggregate.data["seller"]))
-        if state == "awaiting_seller":
-            return self._answer_claim(aggregate, purpose)
-        if state == "negotiating":
-            return self._negotiate(aggregate, purpose)
-        if state == "under_arbitration" and purpose == "operator":
-            return self._arbitrate(aggregate)
-        if state == "awaiting_return" and purpose == "buyer":
-            return self._ship_return(aggregate)
-        if state == "return_in_transit" and purpose == "seller":
-            by_operator = rng(self.market.seed, "return-received", aggregate.id).random() < 0.2
-            actor = self.market.operator if by_operator else Actor("seller", aggregate.data["seller"])
-            return Act("confirm_return_received", actor, {"note": "goods back in the warehouse"})
-        return None
+        act = self._in.get(aggregate.state)
+        return act(aggregate, turn.purpose) if act is not None else None
 
     def _answer_claim(self, dispute: Aggregate, purpose: str) -> Decision:
         data, path = dispute.data, self.plan(dispute.id).dispute_path
+        if purpose == "settle":  # the timer's refund kept failing
+            return Act("accept_claim", Actor("seller", data["seller"]))
         if purpose == "buyer" and path == "withdraws":
             return Act("withdraw", Actor("buyer", data["buyer"]), {"note": "the parcel turned up"})
         if purpose != "seller":
@@ -104,7 +128,6 @@ class DisputeActors:
         if path == "accept_claim":
             return Act("accept_claim", Actor("seller", data["seller"]))
         return self._offer(dispute, first=True)
-
     def _offer(self, dispute: Aggregate, *, first: bool) -> Act:
         data, plan = dispute.data, self.plan(dispute.id)
         r = rng(self.market.seed, "offer", dispute.id, dispute.version)
@@ -134,7 +157,7 @@ class DisputeActors:
         if path == "offer_rejected_escalated":
             if not rejected:
                 return Act("reject_offer", shopper, {"note": "not enough"})
-            allowed = datetime.fromisoformat(data["opened_at"]) + self.market.engine.policy.escalate_from
+            allowed = datetime.fromisoformat(data["opened_at"]) + self.market.policy.escalate_from
             if self.market.now() < allowed:
                 return Later(allowed + timedelta(hours=1))
             return Act("escalate", shopper, {"note": "asking the platform to decide"})
@@ -144,7 +167,9 @@ class DisputeActors:
             return Act("accept_offer", shopper)
         return None
 
-    def _arbitrate(self, dispute: Aggregate) -> Act:
+    def _arbitrate(self, dispute: Aggregate, purpose: str) -> Decision:
+        if purpose != "operator":
+            return None
         data, plan = dispute.data, self.plan(dispute.id)
         requested = Decimal(data["refund_amount"])
         r = rng(self.market.seed, "arbitration", dispute.id)
@@ -158,9 +183,18 @@ class DisputeActors:
         decision["note"] = "decided on the evidence"
         return Act("arbitrate", self.market.operator, decision)
 
-    def _ship_return(self, dispute: Aggregate) -> Act:
+    def _ship_return(self, dispute: Aggregate, purpose: str) -> Decision:
+        if purpose != "buyer":
+            return None
         m = self.market
         who = buyer(m.seed, m.name, number_of(dispute.data["buyer"]))
-        waybill = s10_number("RZ", number_of(order_of(dispute.id)) % 10**8, who.country)
+        waybill = s10_number("RZ", number_of(dispute.data["order"]) % 10**8, who.country)
         return Act("ship_return", Actor("buyer", dispute.data["buyer"]),
                    {"carrier": "postal", "waybill": waybill})
+
+    def _receive_return(self, dispute: Aggregate, purpose: str) -> Decision:
+        if purpose != "seller":
+            return None
+        by_operator = rng(self.market.seed, "return-received", dispute.id).random() < 0.2
+        actor = self.market.operator if by_operator else Actor("seller", dispute.data["seller"])
+        return Act("confirm_return_received", actor, {"note": "goods back in the warehouse"})

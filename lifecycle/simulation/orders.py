@@ -1,88 +1,35 @@
 """Buyers and sellers around an order (SPEC §4): placing it (with the carrier and service the
 quotes make best, sometimes with a coupon), paying (in the checkout or on the gateway's page),
-cancelling, shipping online or offline, confirming receipt, and opening disputes."""
+cancelling, shipping online or offline, confirming receipt, and opening disputes.
+
+Which state allows what is read from the order machine (`lifecycle.definition`), not restated:
+a turn makes sense while the machine defines its trigger from the order's state."""
 
 from __future__ import annotations
 
-import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import lifecycle
 from lifecycle import Actor, Aggregate, HistoryEntry
-from lifecycle.adapters import Parcel
-from lifecycle.adapters.sandbox import SANDBOX_CARRIERS
-from lifecycle.adapters.waybills import (
-    air_waybill_number,
-    bill_of_lading_number,
-    dhl_express_number,
-    fedex_number,
-    s10_number,
-    tnt_number,
-    ups_number,
-)
-from lifecycle.simulation.coupons import eligible, threshold
-from lifecycle.simulation.market import (
-    DECLINE_RETRIES,
-    ORDER_TERMINAL,
-    Act,
-    Create,
-    Decision,
-    Event,
-    Later,
-    Turn,
-)
-from lifecycle.simulation.world import (
-    Line,
-    OrderPlan,
-    SellerPlan,
-    basket,
-    buyer,
-    goods_total,
-    number_of,
-    order_id,
-    order_plan,
-    parcel,
-    rng,
-    share_of,
-)
+from lifecycle.adapters import SANDBOX_CARRIERS, Parcel
+from lifecycle.simulation.baskets import Line, basket, parcel, reach_threshold
+from lifecycle.simulation.shipping import CHECKLIST, choose, mistyped, offline_waybill
+from lifecycle.simulation.vocabulary import Act, Create, Decision, Event, Later, Marketplace, Turn
+from lifecycle.simulation.world import OrderPlan, buyer, number_of, order_id, order_plan, rng, share_of
 
-if TYPE_CHECKING:
-    from lifecycle.simulation.market import Market
+ORDER = lifecycle.definition("order")
+# How a seller hands a parcel over: the seller's triggers into "shipped" (book_pickup's
+# confirm_pickup, ship_offline).
+SHIPPED_BY = frozenset(t.trigger for t in ORDER.transitions
+                       if t.dest == "shipped" and "seller" in t.roles)
+RECEIVED = ("delivered", "completed")  # a buyer complains about goods only once they arrived
 
-CHECKLIST = {"quantity": True, "model": True, "specification": True, "colour": True}
-DISPUTABLE = ("shipped", "in_transit", "delivered", "completed")
-SHIPPED_BY = ("confirm_pickup", "ship_offline")
-RECEIVED_REASONS = ("not_as_described", "quality", "damage", "short_shipment", "counterfeit")
-MAX_QUANTITY = 20
-
-
-def offline_waybill(carrier: str, n: int, origin: str) -> str:
-    """A number the carrier's validator accepts, from a range the sandbox never issues."""
-    if carrier == "dhl":
-        return dhl_express_number(500_000_000 + n % 400_000_000)
-    if carrier == "ups":
-        return ups_number("SIMOFF", "SM", n % 10**7)
-    if carrier == "fedex":
-        return fedex_number(70_000_000_000 + n)
-    if carrier == "tnt":
-        return tnt_number(70_000_000 + n % 29_999_999)
-    if carrier == "postal":
-        return s10_number("LZ", n % 10**8, origin)
-    if carrier == "air_freight":
-        return air_waybill_number(991, n % 10**7)
-    return bill_of_lading_number("SIMU", n)
-
-
-def mistyped(carrier: str, waybill: str) -> str:
-    """The kind of slip a validator catches: a wrong check digit (or, for a bill of lading, a
-    digit in the shipping line's code)."""
-    if carrier == "sea_freight":
-        return "SIM0" + waybill[4:]
-    position = 10 if carrier == "postal" else len(waybill) - 1
-    digit = (int(waybill[position]) + 1) % 10
-    return waybill[:position] + str(digit) + waybill[position + 1:]
+Reaction = Callable[[str, Event, OrderPlan, datetime], None]  # (id, event, plan, at)
+Turning = Callable[[Aggregate, OrderPlan, Turn], Decision]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +42,37 @@ class Open:
 
 
 class OrderActors:
+    """The buyers and the sellers of the run's orders."""
+
     kind = "order"
 
-    def __init__(self, market: Market):
+    def __init__(self, market: Marketplace):
         self.market = market
         self.buyers = max(10, market.config.orders // 3)
         # Orders that have not ended, and only those: a long run must not grow with the
         # orders it has finished.
         self.open: dict[str, Open] = {}
+        # What a committed trigger calls for, then what entering a state does.
+        self._after: dict[str, Reaction] = {
+            "place": self._placed, "pay": self._paid, "reject_cancel": self._cancel_rejected,
+            "pickup_timeout": self._pickup_missed, "request_cancel": self._cancel_requested,
+            **dict.fromkeys(SHIPPED_BY, self._shipped),
+            "tracking_exception": self._exception, "tracking_delivered": self._delivered,
+            "close_dispute": self._dispute_closed,
+        }
+        self._entering: dict[str, Reaction] = {"completed": self._completed}
+        # Each turn's purpose: the trigger the order's state must allow (None: the turn sees
+        # for itself), and what is done then.
+        self._turns: dict[str, tuple[str | None, Turning]] = {
+            "pay": ("pay", self._pay), "cancel": ("cancel", self._cancel),
+            "request_cancel": ("request_cancel", self._request_cancel),
+            "answer_cancel": ("accept_cancel", self._answer_cancel),
+            "ship": ("ship_offline", self._ship), "ship_offline": ("ship_offline", self._ship),
+            "not_received": ("open_dispute", self._not_received),
+            "open_received": ("open_dispute", self._received),
+            "confirm": ("confirm_receipt", self._confirm), "release": ("release_funds", self._release),
+            "settle": (None, self._settle),
+        }
 
     def plan(self, id: str) -> OrderPlan:
         known = self.open.get(id)
@@ -131,6 +101,9 @@ class OrderActors:
                 adjusted = reach_threshold(lines, found[1], store)
                 if adjusted is not None:
                     lines, coupon = adjusted, found[0]
+        box = Parcel(**{k: Decimal(v) for k, v in parcel(lines).items()})
+        quotes = [q for name in SANDBOX_CARRIERS
+                  for q in m.carriers[name].quote(box, store.country, who.country)]
         payload: dict[str, Any] = {
             "seller": store.id,
             "lines": [{"sku": line.product.sku, "quantity": line.quantity,
@@ -138,7 +111,7 @@ class OrderActors:
             "currency": "USD",
             "consignee": {"name": who.name, "address": f"{n % 999 + 1} Market Street",
                           "country": who.country},
-            "logistics": self.logistics(store, who.country, lines, r),
+            "logistics": choose(quotes, r, m.policy.delivery_window_max.days),
         }
         if plan.sample:
             payload["sample"] = True
@@ -157,73 +130,76 @@ class OrderActors:
             if coupon is not None:
                 m.count("orders.with_coupon")
 
-    def logistics(self, store: SellerPlan, destination: str, lines: list[Line],
-                  r: random.Random) -> dict[str, Any]:
-        """What the buyer chooses among every carrier's quotes: most take the cheapest, some
-        the fastest, some the best value."""
-        box = Parcel(**{k: Decimal(v) for k, v in parcel(lines).items()})
-        quotes = [q for name in SANDBOX_CARRIERS
-                  for q in self.market.carriers[name].quote(box, store.country, destination)]
-        taste = r.random()
-        if taste < 0.6:
-            best = min(quotes, key=lambda q: (q.price, q.transit_days, q.carrier))
-        elif taste < 0.85:
-            best = min(quotes, key=lambda q: (q.transit_days, q.price, q.carrier))
-        else:
-            best = min(quotes, key=lambda q: (q.price * (q.transit_days + 3), q.carrier))
-        return {"carrier": best.carrier, "service": best.service, "shipping_fee": str(best.price),
-                "delivery_days": min(60, best.transit_days + r.randint(5, 12))}
-
     # --- reacting -------------------------------------------------------------------------
 
     def on_event(self, event: Event, at: datetime) -> None:
-        id, trigger, dest, seq = event["id"], event["trigger"], event["dest"], event["seq"]
-        plan, m = self.plan(id), self.market
-        fate = plan.fate
-        if dest in ORDER_TERMINAL:
+        id, dest = event["id"], event["dest"]
+        if dest in ORDER.terminal:
             self.open.pop(id, None)
-        elif trigger == "place":
-            if fate == "cancels_unpaid":
-                m.later("order", id, "cancel", seq, 0.5, 20, at)
-            elif fate != "never_pays":
-                m.later("order", id, "pay", seq, 0.1, 12, at)
-        elif trigger == "pay":
-            if fate == "cancels_paid":
-                m.later("order", id, "request_cancel", seq, 1, 20, at)
-            if fate != "ships_late":
-                handling = m.sellers.plan(self._store(id)).handling_days * 24
-                low, high = (48, 60) if fate == "cancels_paid" else (4, max(8, handling * 0.7))
-                m.later("order", id, "ship", seq, low, high, at)
-        elif trigger == "reject_cancel":
-            m.later("order", id, "ship", seq, 2, 24, at)
-        elif trigger == "pickup_timeout":
-            m.later("order", id, "ship_offline", seq, 1, 12, at)
-        elif trigger == "request_cancel" and plan.cancel_answer != "ignore":
-            m.later("order", id, "answer_cancel", seq, 1, 40, at)
-        elif trigger in SHIPPED_BY and fate == "disputes_not_received":
-            wait = m.engine.policy.not_received_after
-            m.later("order", id, "not_received", seq, 1, 72, at + wait)
-        elif trigger == "tracking_exception" and plan.disputes_lost:
-            kind = event["payload"].get("kind")
-            if kind == "returned_to_sender":
-                m.later("order", id, "not_received", seq, 1, 24, at)
-            elif kind == "lost":
-                m.later("order", id, "not_received", seq, 2, 48, at)
-        elif trigger == "tracking_delivered":
-            if fate == "disputes_received":
-                m.later("order", id, "open_received", seq, 2, 96, at)
-            elif fate in ("confirms", "disputes_after_completion"):
-                m.later("order", id, "confirm", seq, 1, 108, at)
-        elif trigger == "close_dispute" and dest == "delivered":
-            if rng(m.seed, "confirm-after-dispute", id).random() < 0.5:
-                m.later("order", id, "confirm", seq, 1, 72, at)
-        elif dest == "completed" and fate == "disputes_after_completion":
-            m.later("order", id, "open_received", seq, 12, 288, at)
+            return
+        plan = self.plan(id)
+        for react in (self._after.get(event["trigger"]), self._entering.get(dest)):
+            if react is not None:
+                react(id, event, plan, at)
+
+    def _placed(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        if plan.fate == "cancels_unpaid":
+            self.market.later("order", id, "cancel", event["seq"], 0.5, 20, at)
+        elif plan.fate != "never_pays":
+            self.market.later("order", id, "pay", event["seq"], 0.1, 12, at)
+
+    def _paid(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        m, fate, seq = self.market, plan.fate, event["seq"]
+        if fate == "cancels_paid":
+            m.later("order", id, "request_cancel", seq, 1, 20, at)
+        if fate != "ships_late":
+            handling = m.sellers.plan(self._store(id)).handling_days * 24
+            low, high = (48, 60) if fate == "cancels_paid" else (4, max(8, handling * 0.7))
+            m.later("order", id, "ship", seq, low, high, at)
+
+    def _cancel_rejected(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        self.market.later("order", id, "ship", event["seq"], 2, 24, at)
+
+    def _pickup_missed(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        self.market.later("order", id, "ship_offline", event["seq"], 1, 12, at)
+
+    def _cancel_requested(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        if plan.cancel_answer != "ignore":
+            self.market.later("order", id, "answer_cancel", event["seq"], 1, 40, at)
+
+    def _shipped(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        if plan.fate == "disputes_not_received":
+            wait = self.market.policy.not_received_after
+            self.market.later("order", id, "not_received", event["seq"], 1, 72, at + wait)
+
+    def _exception(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        if not plan.disputes_lost:
+            return
+        kind = event["payload"].get("kind")
+        if kind == "returned_to_sender":
+            self.market.later("order", id, "not_received", event["seq"], 1, 24, at)
+        elif kind == "lost":
+            self.market.later("order", id, "not_received", event["seq"], 2, 48, at)
+
+    def _delivered(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        if plan.fate == "disputes_received":
+            self.market.later("order", id, "open_received", event["seq"], 2, 96, at)
+        elif plan.fate in ("confirms", "disputes_after_completion"):
+            self.market.later("order", id, "confirm", event["seq"], 1, 108, at)
+
+    def _dispute_closed(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        if event["dest"] == "delivered" and \
+                rng(self.market.seed, "confirm-after-dispute", id).random() < 0.5:
+            self.market.later("order", id, "confirm", event["seq"], 1, 72, at)
+
+    def _completed(self, id: str, event: Event, plan: OrderPlan, at: datetime) -> None:
+        if plan.fate == "disputes_after_completion":
+            self.market.later("order", id, "open_received", event["seq"], 12, 288, at)
 
     def _store(self, id: str) -> str:
         known = self.open.get(id)
         if known is None:
-            store = str(self.market.engine.get("order", id).data["seller"])
+            store = str(self.market.get("order", id).data["seller"])
             known = self.open[id] = Open(store, self.plan(id))
         return known.store
 
@@ -234,7 +210,8 @@ class OrderActors:
             self._track_again(aggregate)
         replay = [e for e in history if e.trigger == "tracking_exception"]
         shipped = [e for e in history if e.trigger in SHIPPED_BY]
-        if shipped and aggregate.state in (*DISPUTABLE, "in_dispute"):
+        disputable = self.market.allows("order", aggregate.state, "open_dispute")
+        if shipped and (disputable or aggregate.state == "in_dispute"):
             replay.append(shipped[-1])
         replay.append(next(e for e in reversed(history) if e.source != e.dest))
         for entry in replay:
@@ -258,54 +235,66 @@ class OrderActors:
     # --- deciding -------------------------------------------------------------------------
 
     def decide(self, aggregate: Aggregate | None, turn: Turn) -> Decision:
-        if aggregate is None or aggregate.state in ORDER_TERMINAL:
+        if aggregate is None or aggregate.state in ORDER.terminal:
             return None  # a turn that came too late: nobody acts on an order that ended
-        _, _, id, purpose, tries = turn
-        m, state, data = self.market, aggregate.state, aggregate.data
-        plan = self.plan(id)
-        shopper, store = Actor("buyer", data["buyer"]), Actor("seller", data["seller"])
-        if purpose == "pay" and state == "awaiting_payment":
-            return self._pay(aggregate, plan, tries)
-        if purpose == "cancel" and state == "awaiting_payment":
-            return Act("cancel", shopper, {"note": "found it cheaper elsewhere"})
-        if purpose == "request_cancel" and state == "paid" and "cancel_requested_at" not in data:
-            return Act("request_cancel", shopper, {"reason": "ordered the wrong size"})
-        if purpose == "answer_cancel" and state == "cancel_requested":
-            return Act("accept_cancel" if plan.cancel_answer == "accept" else "reject_cancel", store)
-        if purpose in ("ship", "ship_offline") and state == "paid":
-            return self._ship(aggregate, plan, purpose == "ship" and plan.online, tries)
-        if purpose == "not_received" and state in DISPUTABLE and not data.get("dispute_count"):
-            return self._not_received(aggregate)
-        if purpose == "open_received" and state in ("delivered", "completed") \
-                and not data.get("dispute_count"):
-            return self._received(aggregate, plan)
-        if purpose == "confirm" and state in ("shipped", "in_transit", "delivered"):
-            return Act("confirm_receipt", shopper)
-        if purpose == "release" and state == "completed":
-            return Act("release_funds", m.operator, {"note": "payout retried by an operator"})
-        if purpose == "settle" and state == "paid":  # the seller never shipped, the refund stuck
-            return Act("request_cancel", shopper, {"reason": "the seller did not ship in time"})
-        if purpose == "settle" and state == "cancel_requested":
-            return Act("accept_cancel", store, {"note": "refund retried"})
-        return None
+        known = self._turns.get(turn.purpose)
+        if known is None:
+            return None
+        trigger, act = known
+        if trigger is not None and not self.market.allows("order", aggregate.state, trigger):
+            return None
+        return act(aggregate, self.plan(turn.id), turn)
 
-    def _pay(self, order: Aggregate, plan: OrderPlan, tries: int) -> Decision:
+    def _shopper(self, order: Aggregate) -> Actor:
+        return Actor("buyer", order.data["buyer"])
+
+    def _seller(self, order: Aggregate) -> Actor:
+        return Actor("seller", order.data["seller"])
+
+    def _pay(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
         m = self.market
 
         def again(_error: object = None) -> None:
-            if tries < DECLINE_RETRIES:
-                m.later("order", order.id, "pay", order.version, 1, 6, tries=tries + 1)
+            m.again(turn, order.version, 1, 6)
 
         if plan.hosted and m.gateway is not None:
-            if not m.checkout(order, tries):
+            if not m.checkout(order, turn.tries):
                 again()
             return None
-        return Act("pay", Actor("buyer", order.data["buyer"]), {}, failed=again)
+        return Act("pay", self._shopper(order), {}, failed=again)
 
-    def _ship(self, order: Aggregate, plan: OrderPlan, online: bool, tries: int) -> Decision:
+    def _cancel(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
+        return Act("cancel", self._shopper(order), {"note": "found it cheaper elsewhere"})
+
+    def _request_cancel(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
+        if "cancel_requested_at" in order.data:
+            return None  # asked once already, and refused
+        return Act("request_cancel", self._shopper(order), {"reason": "ordered the wrong size"})
+
+    def _answer_cancel(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
+        answer = "accept_cancel" if plan.cancel_answer == "accept" else "reject_cancel"
+        return Act(answer, self._seller(order))
+
+    def _confirm(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
+        return Act("confirm_receipt", self._shopper(order))
+
+    def _release(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
+        return Act("release_funds", self.market.operator, {"note": "payout retried by an operator"})
+
+    def _settle(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
+        """A parked refund, by hand: the buyer asks to cancel an order the seller never
+        shipped; the seller accepts a cancellation the timer could not carry out."""
+        if self.market.allows("order", order.state, "request_cancel"):
+            return Act("request_cancel", self._shopper(order),
+                       {"reason": "the seller did not ship in time"})
+        if self.market.allows("order", order.state, "accept_cancel"):
+            return Act("accept_cancel", self._seller(order), {"note": "refund retried"})
+        return None
+
+    def _ship(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
         m, data = self.market, order.data
-        store = Actor("seller", data["seller"])
-        if online and tries == 0:
+        store = self._seller(order)
+        if turn.purpose == "ship" and plan.online and turn.tries == 0:
             lines = self._lines(order)
 
             def offline_instead(_error: object) -> None:
@@ -319,12 +308,11 @@ class OrderActors:
         carrier = data["logistics"]["carrier"]
         origin = m.sellers.plan(data["seller"]).country
         waybill = offline_waybill(carrier, number_of(order.id), origin)
-        if plan.typo and tries == 0:
+        if plan.typo and turn.tries == 0:
             waybill = mistyped(carrier, waybill)
 
         def retype(_error: object) -> None:
-            if tries < 3:
-                m.later("order", order.id, "ship_offline", order.version, 0.2, 3, tries=tries + 1)
+            m.again(turn, order.version, 0.2, 3, purpose="ship_offline", limit=3)
 
         def hand_over(shipped: Aggregate) -> None:
             m.carriers[carrier].register_shipment(
@@ -339,10 +327,12 @@ class OrderActors:
         catalogue = {p.sku: p for p in self.market.sellers.plan(order.data["seller"]).catalogue}
         return [Line(catalogue[line["sku"]], line["quantity"]) for line in order.data["lines"]]
 
-    def _not_received(self, order: Aggregate) -> Decision:
+    def _not_received(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
         m, data = self.market, order.data
+        if data.get("dispute_count"):
+            return None  # one dispute per order in a run
         shipped_at = datetime.fromisoformat(data["shipped_at"])
-        wait = m.engine.policy.not_received_after
+        wait = m.policy.not_received_after
         if not data.get("returned_to_sender") and m.now() < shipped_at + wait:
             return Later(shipped_at + wait + timedelta(hours=1))
         kinds = set(data.get("exception_kinds", ()))
@@ -355,36 +345,18 @@ class OrderActors:
         else:
             reason = rng(m.seed, "reason", order.id).choice(("wrong_address", "invalid_tracking"))
         refundable = Decimal(data["amount_paid"]) - Decimal(data["refunded"])
-        return Act("open_dispute", Actor("buyer", data["buyer"]), {
+        return Act("open_dispute", self._shopper(order), {
             "type": "not_received", "reason": reason, "refund_amount": str(refundable),
             "evidence": ["tracking has not shown a delivery"]})
 
-    def _received(self, order: Aggregate, plan: OrderPlan) -> Decision:
+    def _received(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
         data = order.data
+        if order.state not in RECEIVED or data.get("dispute_count"):
+            return None
         r = rng(self.market.seed, "claim", order.id)
         refundable = Decimal(data["amount_paid"]) - Decimal(data["refunded"])
         amount = refundable if r.random() < 0.4 else share_of(refundable, r.uniform(0.3, 0.9))
-        return Act("open_dispute", Actor("buyer", data["buyer"]), {
-            "type": "received", "reason": r.choice(RECEIVED_REASONS), "refund_amount": str(amount),
+        return Act("open_dispute", self._shopper(order), {
+            "type": "received", "reason": r.choice(lifecycle.RECEIVED_REASONS), "refund_amount": str(amount),
             "return_goods": plan.asks_return, "evidence": ["photos of the goods received"]})
 
-
-def reach_threshold(lines: list[Line], terms: dict[str, Any], store: SellerPlan) -> list[Line] | None:
-    """The basket a buyer makes to use a coupon: add an eligible product if there is none, then
-    more of the cheapest eligible one until the coupon's threshold is reached; None if it cannot."""
-    lines = list(lines)
-    if not any(eligible(terms, line.product.sku) for line in lines):
-        candidates = sorted((p for p in store.catalogue if eligible(terms, p.sku)),
-                            key=lambda p: (p.price, p.sku))
-        if not candidates:
-            return None
-        lines.append(Line(candidates[0], 1))
-    need = threshold(terms)
-    while goods_total([line for line in lines if eligible(terms, line.product.sku)]) < need:
-        index, cheapest = min(((i, line) for i, line in enumerate(lines)
-                               if eligible(terms, line.product.sku)),
-                              key=lambda pair: (pair[1].product.price, pair[1].product.sku))
-        if cheapest.quantity >= MAX_QUANTITY:
-            return None
-        lines[index] = Line(cheapest.product, cheapest.quantity + 1)
-    return lines

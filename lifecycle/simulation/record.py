@@ -10,6 +10,8 @@ simulation, not to the engine's schema, so it is created here rather than by a m
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +46,21 @@ class Progress:
     sim_now: datetime
     next_order: int
     tally: dict[str, Any] = field(default_factory=dict)
+
+
+class Tally:
+    """What the driver saw: counters, transitions by trigger, states reached, daily samples."""
+
+    def __init__(self, saved: Mapping[str, Any] | None = None):
+        saved = saved or {}
+        self.counters: Counter[str] = Counter(saved.get("counters", {}))
+        self.triggers: Counter[str] = Counter(saved.get("triggers", {}))
+        self.reached: Counter[str] = Counter(saved.get("reached", {}))
+        self.samples: list[dict[str, Any]] = list(saved.get("samples", []))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counters": dict(self.counters), "triggers": dict(self.triggers),
+                "reached": dict(self.reached), "samples": self.samples}
 
 
 def ensure_table(database: Database) -> None:

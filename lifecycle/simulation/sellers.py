@@ -5,32 +5,50 @@ are suspended and reinstated or closed, fees lapse and are renewed, and stores r
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import lifecycle
 from lifecycle import Actor, Aggregate, HistoryEntry
-from lifecycle.simulation.market import Act, Create, Decision, Event, Turn
+from lifecycle.simulation.vocabulary import Act, Create, Decision, Event, Marketplace, Turn
 from lifecycle.simulation.world import SellerPlan, coupon_id, days, hours, number_of, rng, seller_plan
-
-if TYPE_CHECKING:
-    from lifecycle.simulation.market import Market
 
 REASONS = ("business licence unreadable", "payment account not in the company's name",
            "brand authorisation missing for a branded category", "product list incomplete")
 PLANS = ("basic", "standard", "premium")
 CATEGORIES = ("toys", "apparel", "electronics", "home", "beauty", "tools")
-# Each turn's purpose, and the state the seller must still be in for it to make sense.
-NEEDS = {"submit": "registered", "resubmit": "authentication_rejected", "review": "under_review",
-         "pay_fee": "authenticated", "profile": "fee_paid", "suspend": "active",
-         "reinstate": "suspended", "renew": "fee_expired"}
+
+Reaction = Callable[[str, int, SellerPlan, datetime], None]  # (id, seq, plan, at)
+Turning = Callable[[SellerPlan, Aggregate], Decision]
 
 
 class SellerActors:
+    """The sellers of a run, and the operators who review, suspend and reinstate them."""
+
     kind = "seller"
 
-    def __init__(self, market: Market):
+    def __init__(self, market: Marketplace):
         self.market = market
         self.active: list[str] = []  # sorted: the stores that may receive orders now
+        self._ended = lifecycle.definition("seller").terminal
+        policy = market.policy
+        self._handling = (policy.handling_time_min.days, policy.handling_time_max.days)
+        # What each committed trigger (or, for ``under_review``, entered state) calls for.
+        self._after: dict[str, Reaction] = {
+            "register": self._registered, "reject": self._rejected, "approve": self._approved,
+            "pay_fee": self._fee_paid, "complete_profile": self._opened,
+            "suspend": self._suspended, "fee_lapse": self._fee_lapsed,
+        }
+        self._entering: dict[str, Reaction] = {"under_review": self._in_review}
+        # Each turn's purpose: the trigger whose source state the seller must still be in for
+        # it to make sense (from the machine), and what is done then.
+        self._turns: dict[str, tuple[str, Turning]] = {
+            "submit": ("submit_documents", self._submit), "resubmit": ("resubmit", self._resubmit),
+            "review": ("approve", self._review), "pay_fee": ("pay_fee", self._pay_fee),
+            "profile": ("complete_profile", self._profile), "suspend": ("suspend", self._suspend),
+            "reinstate": ("reinstate", self._appeal), "renew": ("renew_fee", self._renew),
+        }
         for n in range(market.config.sellers):
             r = rng(market.seed, "register", n)
             at = market.start + hours(r, 0, 18)
@@ -38,7 +56,7 @@ class SellerActors:
 
     def plan_of(self, n: int) -> SellerPlan:
         m = self.market
-        return seller_plan(m.seed, m.behaviour, m.name, n)
+        return seller_plan(m.seed, m.behaviour, m.name, n, self._handling)
 
     def plan(self, id: str) -> SellerPlan:
         return self.plan_of(number_of(id))
@@ -48,26 +66,27 @@ class SellerActors:
     def on_event(self, event: Event, at: datetime) -> None:
         id, trigger, dest, seq = event["id"], event["trigger"], event["dest"], event["seq"]
         self._track_active(id, event["source"], dest)
-        plan = self.plan(id)
-        m = self.market
-        if trigger == "register":
-            m.later("seller", id, "submit", seq, 1, 12, at)
-        elif dest == "under_review":
-            m.later("seller", id, "review", seq, 2, 30, at)
-        elif trigger == "reject":
-            m.later("seller", id, "close" if plan.gives_up else "resubmit", seq, 12, 72, at)
-        elif trigger == "approve" and not plan.never_pays_fee:
-            m.later("seller", id, "pay_fee", seq, 1, 24, at)
-        elif trigger == "pay_fee":
-            m.later("seller", id, "profile", seq, 1, 12, at)
-        elif trigger == "complete_profile":
-            self._opened(plan, seq, at)
-        elif trigger == "suspend":
-            m.later("seller", id, "reinstate", seq, 24, 240, at)
-        elif trigger == "fee_lapse" and plan.renews_fee:
-            m.later("seller", id, "renew", seq, 12, 120, at)
+        react = self._after.get(trigger) or self._entering.get(dest)
+        if react is not None:
+            react(id, seq, self.plan(id), at)
 
-    def _opened(self, plan: SellerPlan, seq: int, at: datetime) -> None:
+    def _registered(self, id: str, seq: int, plan: SellerPlan, at: datetime) -> None:
+        self.market.later("seller", id, "submit", seq, 1, 12, at)
+
+    def _in_review(self, id: str, seq: int, plan: SellerPlan, at: datetime) -> None:
+        self.market.later("seller", id, "review", seq, 2, 30, at)
+
+    def _rejected(self, id: str, seq: int, plan: SellerPlan, at: datetime) -> None:
+        self.market.later("seller", id, "close" if plan.gives_up else "resubmit", seq, 12, 72, at)
+
+    def _approved(self, id: str, seq: int, plan: SellerPlan, at: datetime) -> None:
+        if not plan.never_pays_fee:
+            self.market.later("seller", id, "pay_fee", seq, 1, 24, at)
+
+    def _fee_paid(self, id: str, seq: int, plan: SellerPlan, at: datetime) -> None:
+        self.market.later("seller", id, "profile", seq, 1, 12, at)
+
+    def _opened(self, id: str, seq: int, plan: SellerPlan, at: datetime) -> None:
         m = self.market
         if plan.runs_coupons:
             m.later("seller", plan.id, "coupon:1", seq, 12, 120, at)
@@ -77,6 +96,13 @@ class SellerActors:
         elif plan.closes:  # some time in the rest of the run
             room = max(m.arrivals_end - at - timedelta(days=5), timedelta(hours=1))
             m.schedule(at + timedelta(days=5) + room * r.random(), "seller", plan.id, "close")
+
+    def _suspended(self, id: str, seq: int, plan: SellerPlan, at: datetime) -> None:
+        self.market.later("seller", id, "reinstate", seq, 24, 240, at)
+
+    def _fee_lapsed(self, id: str, seq: int, plan: SellerPlan, at: datetime) -> None:
+        if plan.renews_fee:
+            self.market.later("seller", id, "renew", seq, 12, 120, at)
 
     def _track_active(self, id: str, source: str | None, dest: str) -> None:
         if source == dest:
@@ -99,34 +125,19 @@ class SellerActors:
     # --- deciding -----------------------------------------------------------------------
 
     def decide(self, aggregate: Aggregate | None, turn: Turn) -> Decision:
-        _, _, id, purpose, _tries = turn
+        id, purpose = turn.id, turn.purpose
         plan = self.plan(id)
         if aggregate is None:
             return self._register(plan) if purpose == "register" else None
         if purpose.startswith("coupon:"):
             return self._coupon(plan, aggregate, int(purpose.split(":")[1]))
         if purpose == "close":
-            return Act("close", Actor("seller", id)) if aggregate.state != "closed" else None
-        if NEEDS.get(purpose) != aggregate.state:
-            return None
-        me, operator = Actor("seller", id), self.market.operator
-        if purpose == "submit":
-            return Act("submit_documents", me, self._documents(plan, fixed=False))
-        if purpose == "resubmit":
-            return Act("resubmit", me, self._documents(plan, fixed=True))
-        if purpose == "review":
-            return self._review(plan, aggregate)
-        if purpose == "pay_fee":
-            return Act("pay_fee", me, self._fee(plan))
-        if purpose == "profile":
-            return Act("complete_profile", me, self._profile(plan))
-        if purpose == "suspend":
-            return Act("suspend", operator, {"reason": "counterfeit listings reported"})
-        if purpose == "reinstate" and plan.reinstated:
-            return Act("reinstate", operator, {"note": "appeal accepted"})
-        if purpose == "reinstate":
-            return Act("close", operator, {"note": "appeal refused"})
-        return Act("renew_fee", me, {})
+            closable = self.market.allows("seller", aggregate.state, "close")
+            return Act("close", Actor("seller", id)) if closable else None
+        known = self._turns.get(purpose)  # None: registered before a restart
+        if known is None or not self.market.allows("seller", aggregate.state, known[0]):
+            return None  # the seller moved on meanwhile
+        return known[1](plan, aggregate)
 
     def _register(self, plan: SellerPlan) -> Create:
         payload = {
@@ -137,6 +148,12 @@ class SellerActors:
             "email": f"owner{plan.n}@store{plan.n}.example",
         }
         return Create("seller", plan.id, Actor("seller", plan.id), payload)
+
+    def _submit(self, plan: SellerPlan, seller: Aggregate) -> Act:
+        return Act("submit_documents", Actor("seller", plan.id), self._documents(plan, fixed=False))
+
+    def _resubmit(self, plan: SellerPlan, seller: Aggregate) -> Act:
+        return Act("resubmit", Actor("seller", plan.id), self._documents(plan, fixed=True))
 
     def _documents(self, plan: SellerPlan, *, fixed: bool) -> dict[str, Any]:
         documents: dict[str, Any] = {
@@ -158,17 +175,30 @@ class SellerActors:
             return Act("reject", operator, {"reasons": [reason]})
         return Act("approve", operator, {})
 
-    def _fee(self, plan: SellerPlan) -> dict[str, Any]:
-        return {"sales_plan": PLANS[plan.n % 3], "category": CATEGORIES[plan.n % len(CATEGORIES)]}
+    def _pay_fee(self, plan: SellerPlan, seller: Aggregate) -> Act:
+        return Act("pay_fee", Actor("seller", plan.id),
+                   {"sales_plan": PLANS[plan.n % 3], "category": CATEGORIES[plan.n % len(CATEGORIES)]})
 
-    def _profile(self, plan: SellerPlan) -> dict[str, Any]:
-        return {"store_name": f"Store {plan.n}", "domain": plan.id,
-                "handling_time_days": plan.handling_days}
+    def _profile(self, plan: SellerPlan, seller: Aggregate) -> Act:
+        return Act("complete_profile", Actor("seller", plan.id),
+                   {"store_name": f"Store {plan.n}", "domain": plan.id,
+                    "handling_time_days": plan.handling_days})
+
+    def _suspend(self, plan: SellerPlan, seller: Aggregate) -> Act:
+        return Act("suspend", self.market.operator, {"reason": "counterfeit listings reported"})
+
+    def _appeal(self, plan: SellerPlan, seller: Aggregate) -> Act:
+        if plan.reinstated:
+            return Act("reinstate", self.market.operator, {"note": "appeal accepted"})
+        return Act("close", self.market.operator, {"note": "appeal refused"})
+
+    def _renew(self, plan: SellerPlan, seller: Aggregate) -> Act:
+        return Act("renew_fee", Actor("seller", plan.id), {})
 
     def _coupon(self, plan: SellerPlan, seller: Aggregate, k: int) -> Decision:
-        if seller.state == "closed":
-            return None
-        return self.market.coupons.create(plan, coupon_id(plan.id, k))
+        if seller.state in self._ended:
+            return None  # a closed store runs no more coupons
+        return self.market.coupons.terms(plan, coupon_id(plan.id, k))
 
     def next_coupon(self, seller: str, k: int, at: datetime) -> None:
         """A coupon of the store expired: the next one, while orders still arrive."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from lifecycle.simulation.report import Report
+from lifecycle.simulation.report_data import ReportData
 
 
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -36,7 +35,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def render(report: Report) -> str:
+def render(report: ReportData) -> str:
     config = report.config
     simulated = report.simulated
     faults = ",".join(f"{k}={v:g}" for k, v in config["faults"].items() if v) or "none"
@@ -73,7 +72,7 @@ def render(report: Report) -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def _check(report: Report) -> str:
+def _check(report: ReportData) -> str:
     check = report.check
     if not check.get("ran"):
         return "Ledger and history check: not run"

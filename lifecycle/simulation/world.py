@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 
 from lifecycle.simulation.config import DISPUTE_PATHS, ORDER_FATES, Behaviour, Config
@@ -42,6 +42,13 @@ def unit(seed: int, *parts: object) -> float:
     generator, for the draws made on every transition."""
     key = ":".join(map(str, (seed, *parts))).encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+
+
+def roll(*parts: object) -> float:
+    """One number in [0, 1) for one decision, from SHA-256 as the sandboxes' fault draws are:
+    the draw that injects a conflict, kept as it was so that a seed keeps its report."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 @lru_cache(maxsize=64)
@@ -211,7 +218,9 @@ def _seller_ranks(seed: int, behaviour: Behaviour) -> _Ranks:
 
 
 @lru_cache(maxsize=16_384)
-def seller_plan(seed: int, behaviour: Behaviour, name: str, n: int) -> SellerPlan:
+def seller_plan(seed: int, behaviour: Behaviour, name: str, n: int,
+                handling_days: tuple[int, int]) -> SellerPlan:
+    """Seller ``n``; ``handling_days`` is the range the policy lets a seller choose from."""
     b = behaviour
     r = rng(seed, "seller", n)
     group, rank = _seller_ranks(seed, behaviour)(n)
@@ -227,7 +236,7 @@ def seller_plan(seed: int, behaviour: Behaviour, name: str, n: int) -> SellerPla
         id=seller_id(name, n),
         n=n,
         country=_weighted(r, SELLER_COUNTRIES),
-        handling_days=r.randint(3, 10),
+        handling_days=r.randint(*handling_days),
         self_employed=group == "self_employed",
         rejected=group == "rejected",
         gives_up=group == "rejected" and second < b.gives_up,
@@ -328,32 +337,3 @@ def arrival(config: Config, n: int) -> timedelta:
     span = timedelta(days=config.days) - warmup
     jitter = unit(config.seed, "arrival", n) * 0.999
     return warmup + span * ((n + jitter) / max(config.orders, 1))
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    product: Product
-    quantity: int
-
-
-def basket(seed: int, plan: SellerPlan, n: int) -> tuple[Line, ...]:
-    r = rng(seed, "basket", n)
-    count = r.choices((1, 2, 3), (60, 30, 10))[0]
-    products = r.sample(plan.catalogue, min(count, len(plan.catalogue)))
-    return tuple(Line(p, 1 if p.weight_kg > 15 else r.choices((1, 2, 3, 5), (60, 25, 10, 5))[0])
-                 for p in products)
-
-
-def parcel(lines: Sequence[Line]) -> dict[str, str]:
-    """The parcel the seller packs: the largest box, stacked as high as the items need."""
-    weight = sum((line.product.weight_kg * line.quantity for line in lines), Decimal(0))
-    weight = (weight * Decimal("1.05") + Decimal("0.05")).quantize(Decimal("0.1"), rounding=ROUND_UP)
-    length = max(line.product.box[0] for line in lines)
-    width = max(line.product.box[1] for line in lines)
-    height = min(sum(line.product.box[2] * line.quantity for line in lines), 200)
-    return {"weight_kg": str(weight), "length_cm": str(length), "width_cm": str(width),
-            "height_cm": str(height)}
-
-
-def goods_total(lines: Sequence[Line]) -> Decimal:
-    return sum((line.product.price * line.quantity for line in lines), Decimal(0))

@@ -22,10 +22,10 @@ from click.testing import CliRunner
 import lifecycle
 from lifecycle import simulation
 from lifecycle.cli import cli
-from lifecycle.machines import DEFINITIONS
-from lifecycle.simulation import Behaviour, Config, Faults, Report, queries, record, world
-from lifecycle.simulation import report as report_module
-from lifecycle.simulation.market import ORDER_TERMINAL, Market
+from lifecycle.simulation import Behaviour, Config, Faults, Report, readback, record, world
+from lifecycle.simulation.driver import Driver
+from lifecycle.simulation.market import Market
+from lifecycle.simulation.retry import GAVE_UP, REREAD, SAME_KEY
 
 # Shares raised above the defaults so that 20 sellers and 300 orders meet every case.
 COVERING = Behaviour(
@@ -43,17 +43,17 @@ def url(directory: Path, name: str = "sim.db") -> str:
 def read_one_by_one(engine: lifecycle.Engine, prefix: str) -> dict[str, Any]:
     """The report's reading of the database done the slow way, as it was before its bulk
     statements: every aggregate, its postings and its history through the engine's API."""
-    states = {kind: Counter(dict.fromkeys(engine.definitions[kind].states, 0))
-              for kind in report_module.KINDS}
+    states = {kind: Counter(dict.fromkeys(lifecycle.definition(kind).states, 0))
+              for kind in readback.KINDS}
     transitions = 0
     funnel: Counter[str] = Counter()
     endings: Counter[str] = Counter()
-    durations: dict[str, list[float]] = {name: [] for name in report_module.DURATIONS}
-    money = report_module._Money()
+    durations: dict[str, list[float]] = {name: [] for name in readback.DURATIONS}
+    money = readback._Money()
     disputes: dict[str, Counter[str]] = defaultdict(Counter)
     paths: Counter[str] = Counter()
-    for kind in report_module.KINDS:
-        terminal = engine.definitions[kind].terminal
+    for kind in readback.KINDS:
+        terminal = lifecycle.definition(kind).terminal
         page: list[lifecycle.Aggregate] = []
         while True:
             page = engine.find(kind, limit=50, after_id=page[-1].id if page else None)
@@ -64,14 +64,14 @@ def read_one_by_one(engine: lifecycle.Engine, prefix: str) -> dict[str, Any]:
                     for _seq, posting, account, amount, currency in engine.postings(kind, aggregate.id):
                         money.add(kind, posting, account, currency, amount > 0, amount)
                 if kind == "order":
-                    report_module._order(aggregate.data, aggregate.state, funnel, endings, durations)
+                    readback._order(aggregate.data, aggregate.state, funnel, endings, durations)
                 if kind == "dispute":
                     type_, state = aggregate.data["type"], aggregate.state
                     disputes[type_][state if state in terminal else "open"] += 1
                     if state in terminal:
                         steps = [(e.trigger, e.payload.get("decision"))
                                  for e in engine.history(kind, aggregate.id)]
-                        paths[f"{type_}: {report_module._path(steps)}"] += 1
+                        paths[f"{type_}: {readback._path(steps)}"] += 1
             if len(page) < 50:
                 break
     parked = Counter(d.trigger for d in engine.deadlines(failed=True, limit=1_000_000)
@@ -80,11 +80,11 @@ def read_one_by_one(engine: lifecycle.Engine, prefix: str) -> dict[str, Any]:
     return {
         "states": {kind: dict(counts) for kind, counts in states.items()},
         "transitions": transitions,
-        "funnel": {stage: funnel[stage] for stage in report_module.FUNNEL},
+        "funnel": {stage: funnel[stage] for stage in readback.FUNNEL},
         "endings": dict(sorted(endings.items())),
         "disputes": {t: dict(sorted(c.items())) for t, c in sorted(disputes.items())},
         "dispute_paths": dict(sorted(paths.items())),
-        "durations": {name: report_module.summary(values) for name, values in durations.items()},
+        "durations": {name: readback.summary(values) for name, values in durations.items()},
         "release_histogram": tuple(sorted(released.items())),
         "money": money.to_dict(),
         "parked": dict(sorted(parked.items())),
@@ -113,7 +113,7 @@ def test_a_small_run_reaches_every_state_of_every_machine(small: tuple[Report, s
     report, _ = small
 
     assert report.status == "finished"
-    for kind, definition in DEFINITIONS.items():
+    for kind, definition in lifecycle.definitions().items():
         if kind == "unexpected_capture":
             continue  # a gateway's mistakes, not the market's: see test_unexpected_captures.py
         missed = [state for state in definition.states if not report.reached[kind][state]]
@@ -264,13 +264,12 @@ def test_the_driver_keeps_only_open_orders_and_sees_the_first_deadlines_as_liste
             assert len(market.scans) == len(set(market.scans))  # each push tick once
             for n in (1, 5, 16):
                 listed = [(d.status, d.due_at) for d in engine.deadlines(limit=n)]
-                with engine.database.connect() as conn:
-                    assert queries.first_deadlines(conn, n) == listed
+                assert engine.first_deadlines(n) == listed
             listings.append([d.status for d in engine.deadlines(limit=16)])
 
         market = Market(engine, config, progress, on_progress=each_day)
         try:
-            assert market.run() == "finished"
+            assert Driver(market).run() == "finished"
         finally:
             market.close()
         orders = engine.find("order", limit=1000)
@@ -279,7 +278,8 @@ def test_the_driver_keeps_only_open_orders_and_sees_the_first_deadlines_as_liste
     assert statuses == {"pending", "paused", "failed"}  # every kind of row was compared
     assert len(orders) == 80
     # what the driver still holds at the end: the orders a parked refund or payout left open
-    assert set(market.orders.open) == {o.id for o in orders if o.state not in ORDER_TERMINAL}
+    terminal = lifecycle.definition("order").terminal
+    assert set(market.orders.open) == {o.id for o in orders if o.state not in terminal}
     assert len(market.orders.open) < 5
 
 
@@ -299,6 +299,42 @@ def test_group_ranks_come_out_as_counted_one_by_one() -> None:
 
     assert ranks(2999) == expected[2999]  # a late one asked for first
     assert [ranks(n) for n in range(3000)] == expected
+
+
+def test_a_retry_counts_each_retried_failure_and_gives_up_after_the_last_try() -> None:
+    counted: Counter[str] = Counter()
+    attempts: list[int] = []
+
+    def always_conflicts(attempt: int) -> None:
+        attempts.append(attempt)
+        raise lifecycle.Conflict("order", "sim-o0000001", 3)
+
+    assert REREAD.run(always_conflicts, lambda name: counted.update([name])) is GAVE_UP
+    assert attempts == [0, 1, 2, 3, 4]
+    assert counted == {"conflicts.retried": 5, "conflicts.given_up": 1}
+
+
+def test_a_retry_passes_on_what_it_does_not_retry_and_returns_what_succeeds() -> None:
+    counted: Counter[str] = Counter()
+
+    def count(name: str) -> None:
+        counted[name] += 1
+
+    def declined(attempt: int) -> None:
+        raise lifecycle.PaymentDeclined("sandbox", "capture", "card declined by the issuer")
+
+    def times_out_once(attempt: int) -> str:
+        if attempt == 0:
+            raise lifecycle.AdapterError("sandbox", "capture", "no reply", timeout=True)
+        return f"captured on try {attempt}"
+
+    with pytest.raises(lifecycle.PaymentDeclined):
+        SAME_KEY.run(declined, count)
+    with pytest.raises(lifecycle.PaymentDeclined):
+        REREAD.run(declined, count)  # a decline is no conflict: nothing re-read
+    assert counted == {}
+    assert SAME_KEY.run(times_out_once, count) == "captured on try 1"
+    assert counted == {"adapter.timeout": 1, "retries.same_key": 1}
 
 
 def test_a_stopped_run_resumes_to_the_end(tmp_path: Path) -> None:
