@@ -1,5 +1,7 @@
-"""Diagrams come from the running definitions, and the ones in the docs and the README still
-match them: regenerate with ``python scripts/update_diagrams.py`` after changing a machine."""
+"""Diagrams come from the running definitions, draw the SPEC's machines (read back from their
+text: every state, terminal and arrow with its roles, once), are the same in every process, and
+the ones in the docs and the README still match them: regenerate with
+``python scripts/update_diagrams.py`` after changing a machine."""
 
 from __future__ import annotations
 
