@@ -552,6 +552,12 @@ def test_a_pickup_booked_through_another_process_is_cancelled_on_trust(clock: Si
     waybill = booking_process.book_pickup("o-1", parcel("1"), "CN", "DE", "express", "pickup")
 
     timer_worker.cancel_pickup(waybill, "cancel")  # does not raise: the carrier has the booking
+    timer_worker.cancel_pickup(waybill, "cancel")  # nor again
+
+    assert timer_worker.attempts("cancel_pickup", "cancel") == 2
+    # Trust goes only as far as the number is one of this carrier's: a DHL number is not.
+    with pytest.raises(AdapterError, match="invalid"):
+        timer_worker.cancel_pickup("1234567891", "cancel-dhl")
 
 
 # --- tracking -----------------------------------------------------------------------------
