@@ -22,7 +22,7 @@ import click
 
 import lifecycle
 from lifecycle import Actor
-from lifecycle.cli.session import BadUsage
+from lifecycle.cli.session import BadUsage, Session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -137,7 +137,8 @@ else:  # click made ParamType generic in a later 8.x; keep it plain at run time
 
 class Moment(_ParamType):
     """A point in time: an ISO date or date-time (UTC unless it says otherwise), or an age
-    such as ``7d``, ``12h`` or ``30m`` (that long before now)."""
+    such as ``7d``, ``12h`` or ``30m`` (that long before now by the engine's clock, which is
+    simulated in tests and sandboxes)."""
 
     name = "TIME"
     _AGE = re.compile(r"^(\d+)([dhm])$")
@@ -150,9 +151,12 @@ class Moment(_ParamType):
         age = self._AGE.match(text)
         if age:
             unit = {"d": "days", "h": "hours", "m": "minutes"}[age.group(2)]
+            now = self._now(ctx)
             try:
-                return datetime.now(UTC) - timedelta(**{unit: int(age.group(1))})
-            except OverflowError:
+                return now - timedelta(**{unit: int(age.group(1))})
+            # ValueError: more digits than int() reads (4300); OverflowError: past timedelta's
+            # or datetime's range. Either way, before year 1.
+            except (OverflowError, ValueError):
                 self.fail(f"{text!r} reaches back before the calendar begins", param, ctx)
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -160,6 +164,12 @@ class Moment(_ParamType):
             self.fail(f"{text!r} is not an ISO date or time, nor an age like 7d, 12h or 30m",
                       param, ctx)
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    @staticmethod
+    def _now(ctx: click.Context | None) -> datetime:
+        """Now by the engine's clock; the wall clock only outside a ``lifecycle`` command."""
+        session = ctx.find_object(Session) if ctx is not None else None
+        return session.engine.clock.now() if session is not None else datetime.now(UTC)
 
 
 MOMENT = Moment()

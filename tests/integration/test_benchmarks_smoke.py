@@ -1,5 +1,10 @@
 """The benchmark scripts keep working: each runs with tiny sizes and prints its figures.
-(The figures themselves are measured by running the scripts, never asserted here.)"""
+(The figures themselves are measured by running the scripts, never asserted here.)
+
+Not part of the timed suite: marked ``benchmarks``, which pyproject.toml's addopts deselect
+(``-m "not benchmarks"``); ``.ci/run`` runs them once after the suite with
+``pytest -m benchmarks tests/integration/test_benchmarks_smoke.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.benchmarks
+
 
 @pytest.mark.parametrize(
     ("script", "args", "prints"),
@@ -19,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("fire", ["--n", "5"], "engine / floor, SQLite"),
         ("deadlines", ["--due", "20", "--pending", "50", "200"], "cost ratio"),
         ("simulation", ["--orders", "20", "--sellers", "3", "--days", "5"], "transitions_per_second"),
+        ("scans", ["--scans", "200"], "ratio last/first"),
     ],
 )
 def test_benchmark_runs_with_tiny_sizes(script: str, args: list[str], prints: str) -> None:

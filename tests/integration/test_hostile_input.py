@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -589,25 +590,50 @@ def test_cli_list_with_hostile_filters(
     run(args)
 
 
+def refused(result: Result, exit_code: int, *says: str) -> str:
+    """The one ``error:`` line of a CLI refusal with ``exit_code``, saying each of ``says``
+    (the `run` fixture has checked already that it is one line and wrote nothing)."""
+    assert result.exit_code == exit_code, (result.exit_code, result.stdout, result.stderr)
+    line = result.stderr.strip()
+    for part in says:
+        assert part in line, line
+    return line
+
+
+INVALID_PAYLOAD = "error: invalid payload: "
+
+
 def test_cli_payload_with_a_huge_integer_is_an_invalid_payload(
     run: Callable[..., Result], fuzzed: tuple[lifecycle.Engine, str]
 ) -> None:
-    run(["fire", "order", fuzzed[1], "pay", "--as", "buyer:b-1", "--payload",
-         '{"amount": 1' + "0" * 5000 + "}"])
+    engine, order_id = fuzzed
+
+    result = run(["fire", "order", order_id, "pay", "--as", "buyer:b-1", "--payload",
+                  '{"amount": 1' + "0" * 5000 + "}"])
+
+    refused(result, 2, INVALID_PAYLOAD + "not JSON lifecycle accepts", "digits")
+    assert engine.get("order", order_id).state == "awaiting_payment"
 
 
 def test_cli_deeply_nested_payload_is_an_invalid_payload(
     run: Callable[..., Result], fuzzed: tuple[lifecycle.Engine, str]
 ) -> None:
-    run(["fire", "order", fuzzed[1], "pay", "--as", "buyer:b-1", "--payload",
-         nested_json(5000, "list")])
+    engine, order_id = fuzzed
+
+    result = run(["fire", "order", order_id, "pay", "--as", "buyer:b-1", "--payload",
+                  nested_json(5000, "list")])
+
+    refused(result, 2, INVALID_PAYLOAD + "not JSON lifecycle accepts", "recursion")
+    assert engine.get("order", order_id).state == "awaiting_payment"
 
 
 @pytest.mark.parametrize("payload", ["@/nonexistent\x00file"])
 def test_cli_payload_path_open_refuses_is_an_invalid_payload(
     run: Callable[..., Result], payload: str
 ) -> None:
-    run(["create", "order", "--as", "buyer:b-1", "--payload", payload])
+    result = run(["create", "order", "--as", "buyer:b-1", "--payload", payload])
+
+    refused(result, 2, INVALID_PAYLOAD + "cannot read '/nonexistent\\x00file'")
 
 
 def test_cli_payload_file_not_utf8_is_an_invalid_payload(
@@ -615,12 +641,62 @@ def test_cli_payload_file_not_utf8_is_an_invalid_payload(
 ) -> None:
     path = tmp_path / "payload.json"
     path.write_bytes(b'{"note": "\xff\xfe"}')
-    run(["create", "order", "--as", "buyer:b-1", "--payload", f"@{path}"])
+
+    result = run(["create", "order", "--as", "buyer:b-1", "--payload", f"@{path}"])
+
+    refused(result, 2, INVALID_PAYLOAD + f"cannot read {str(path)!r}", "'utf-8' codec")
 
 
-@pytest.mark.parametrize("age", ["99999999999d", "9" * 30 + "h"])
-def test_cli_list_with_a_huge_age_is_bad_usage(run: Callable[..., Result], age: str) -> None:
-    run(["order", "list", "--since", age])
+@pytest.mark.parametrize("option", ["--since", "--until"])
+@pytest.mark.parametrize("age", [
+    pytest.param("99999999999d", id="past-timedelta"),
+    pytest.param("999999999d", id="past-datetime"),
+    pytest.param("9" * 30 + "h", id="30-digits"),
+    pytest.param("9" * 5000 + "m", id="past-int-digits"),
+])
+def test_cli_list_with_a_huge_age_is_bad_usage(
+    run: Callable[..., Result], option: str, age: str
+) -> None:
+    result = run(["order", "list", option, age])
+
+    refused(result, 2, f"error: Invalid value for '{option}': ",
+            "reaches back before the calendar begins")
+
+
+def test_cli_list_with_a_long_but_possible_age_lists_everything_since(
+    run: Callable[..., Result], fuzzed: tuple[lifecycle.Engine, str]
+) -> None:
+    _, order_id = fuzzed
+
+    result = run(["order", "list", "--since", "700000d", "--json"])  # some 1,900 years
+
+    assert result.exit_code == 0, result.stderr
+    assert [item["id"] for item in json.loads(result.stdout)["items"]] == [order_id]
+
+
+def test_cli_list_ages_count_back_from_the_engines_clock(
+    run: Callable[..., Result], fuzzed: tuple[lifecycle.Engine, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--since 7d`` is seven days before the engine's now, not the wall clock's: the CLI's
+    engine runs on a simulated clock two days after the order was placed."""
+    engine, order_id = fuzzed
+    placed = datetime.fromisoformat(engine.get("order", order_id).data["placed_at"])
+    clock = lifecycle.SimulatedClock(placed + timedelta(days=2))
+    opened = lifecycle.open
+    monkeypatch.setattr(lifecycle, "open",
+                        lambda url, **options: opened(url, **{**options, "clock": clock}))
+
+    def listed(*args: str) -> list[str]:
+        result = run(["order", "list", *args, "--json"])
+        assert result.exit_code == 0, result.stderr
+        return [item["id"] for item in json.loads(result.stdout)["items"]]
+
+    assert listed("--since", "7d") == [order_id]
+    assert listed("--since", "49h") == [order_id]
+    assert listed("--since", "47h") == []
+    assert listed("--until", "1d") == [order_id]
+    assert listed("--until", "3d") == []
 
 
 def test_a_signed_deeply_nested_callback_is_refused(fuzzed: tuple[lifecycle.Engine, str]) -> None:

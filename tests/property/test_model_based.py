@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import event, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -785,23 +785,147 @@ def test_create_refuses_an_id_get_and_fire_would_refuse(shop: lifecycle.Engine, 
         "order", lifecycle.Actor("buyer", "b-1"), order_payload_for("s-1"), id=id))
 
 
-def test_every_buyer_who_may_claim_a_coupon_gets_a_usable_voucher(
-    shop: lifecycle.Engine
-) -> None:
-    now = shop.clock.now()
-    coupon = shop.create("coupon", lifecycle.Actor("seller", "s-1"), {
-        "title": "Ten off", "currency": "USD", "denomination": "10.00", "copies": 5,
-        "starts_at": now.isoformat(), "ends_at": (now + timedelta(days=30)).isoformat()})
-    shop.fire("coupon", coupon.id, "activate", lifecycle.Actor("seller", "s-1"))
-    # A voucher's id is "<coupon id>:<buyer id>": even the longest buyer id must leave it
-    # within the 200 characters get, fire and an order's coupon field accept.
-    buyer = "b" * 100  # the longest id an Actor accepts
+# --- claims: a model of the coupon predicts each claim's answer, and the engine must give it ---
+
+LONGEST_BUYER = "b" * 100  # the longest id an Actor accepts
+CLAIMANTS = ("b-1", "b-2", "b-3", LONGEST_BUYER)
+ID_LIMIT = 200  # what get, fire and an order's coupon field accept
+
+
+@dataclass
+class CouponModel:
+    """What SPEC §4 and §6 say a claim on an active coupon meets: one copy per buyer, while
+    copies are left, within the coupon's validity; once its expire deadline has fired (at
+    ``ends``), the coupon and its unspent vouchers are expired and nothing can be claimed."""
+
+    id: str
+    starts: datetime
+    ends: datetime
+    copies: int
+    claimed: list[str]
+    expired: bool = False
+
+    def answer(self, buyer: str, now: datetime) -> str:
+        """``claimed``, else the name of the refusal: a rule, or InvalidTransition/-Payload."""
+        if self.expired:
+            return "InvalidTransition"
+        if not self.starts <= now < self.ends:
+            return "coupon.in_validity"
+        if len(self.claimed) >= self.copies:
+            return "coupon.copies_left"
+        if buyer in self.claimed:
+            return "coupon.one_per_buyer"
+        if len(f"{self.id}:{buyer}") > ID_LIMIT:  # a voucher nobody could read or spend
+            return "InvalidPayload"
+        return "claimed"
+
+    def timers_ran(self, now: datetime) -> None:
+        self.expired = self.expired or now >= self.ends
+
+
+def refusal_name(error: lifecycle.LifecycleError) -> str:
+    return error.rule if isinstance(error, lifecycle.GuardFailed) else type(error).__name__
+
+
+def claim_as_predicted(engine: lifecycle.Engine, model: CouponModel, buyer: str) -> str:
+    """One claim by ``buyer``: the engine's answer, its ``allowed`` and what it wrote must be
+    the model's. Returns the answer."""
+    expected = model.answer(buyer, engine.clock.now())
+    actor = lifecycle.Actor("buyer", buyer)
+    offered = "claim" in engine.allowed("coupon", model.id, actor)
+    before = rows(engine)
+    refused: lifecycle.LifecycleError | None = None
     try:
-        shop.fire("coupon", coupon.id, "claim", lifecycle.Actor("buyer", buyer))
-    except lifecycle.LifecycleError:
-        return  # refusing the claim is a fine answer too
-    voucher = shop.get("voucher", f"{coupon.id}:{buyer}")
-    assert voucher.state == "available"
+        coupon = engine.fire("coupon", model.id, "claim", actor)
+    except lifecycle.LifecycleError as error:
+        refused = error
+    if refused is not None:
+        assert refusal_name(refused) == expected, f"refused {refused!r}; the model said {expected}"
+        assert rows(engine) == before
+        # allowed() checks what does not depend on a payload: all of a claim's rules
+        assert offered == (expected == "InvalidPayload"), (offered, expected)
+        return expected
+    assert expected == "claimed", f"claimed by {buyer}; the model said {expected}"
+    assert offered
+    model.claimed.append(buyer)
+    assert coupon.state == "active"
+    assert coupon.data["claimed"] == len(model.claimed)
+    voucher = engine.get("voucher", f"{model.id}:{buyer}")
+    assert (voucher.state, voucher.data["buyer"], voucher.data["coupon"]) == (
+        "available", buyer, model.id)
+    return expected
+
+
+def offer_coupon(engine: lifecycle.Engine, *, starts_in: timedelta, lasts: timedelta,
+                 copies: int, id: str | None = None) -> CouponModel:
+    now = engine.clock.now()
+    starts, ends = now + starts_in, now + starts_in + lasts
+    coupon = engine.create("coupon", lifecycle.Actor("seller", "s-1"), {
+        "title": "Ten off", "currency": "USD", "denomination": "10.00", "copies": copies,
+        "starts_at": starts.isoformat(), "ends_at": ends.isoformat()}, id=id)
+    engine.fire("coupon", coupon.id, "activate", lifecycle.Actor("seller", "s-1"))
+    return CouponModel(coupon.id, starts, ends, copies, [])
+
+
+@settings(max_examples=30, deadline=None)
+@given(copies=st.integers(1, 2), starts_in=st.integers(0, 3), lasts=st.integers(1, 4),
+       steps=st.lists(st.tuples(st.sampled_from(CLAIMANTS), st.integers(0, 2), st.booleans()),
+                      min_size=1, max_size=10))
+# every answer once: not started yet, claimed, a second copy, the last copy, none left, ended
+# (the timer has not run yet), expired
+@example(copies=2, starts_in=1, lasts=2, steps=[
+    ("b-1", 0, False), ("b-1", 1, False), ("b-1", 0, False), (LONGEST_BUYER, 0, False),
+    ("b-3", 0, False), ("b-2", 2, False), ("b-2", 0, True)])
+def test_each_claim_is_answered_as_the_coupon_model_predicts(
+    copies: int, starts_in: int, lasts: int, steps: list[tuple[str, int, bool]]
+) -> None:
+    """Claims by a few buyers (the longest id among them) while the clock moves by whole days
+    over the coupon's validity (it starts in 0-3 days, lasts 1-4), with or without the timer
+    worker running: accepted exactly when the model says, else refused by the rule it names."""
+    with tempfile.TemporaryDirectory() as directory, lifecycle.open(
+            copy_of(template(), Path(directory)), clock=lifecycle.SimulatedClock()) as engine:
+        clock = engine.clock
+        assert isinstance(clock, lifecycle.SimulatedClock)
+        model = offer_coupon(engine, starts_in=timedelta(days=starts_in),
+                             lasts=timedelta(days=lasts), copies=copies)
+        for buyer, days, timers in steps:
+            clock.advance(timedelta(days=days))
+            if timers:
+                engine.run_due_timers()
+                model.timers_ran(clock.now())
+            assert engine.get("coupon", model.id).state == ("expired" if model.expired
+                                                            else "active")
+            event(claim_as_predicted(engine, model, buyer))
+        for buyer in model.claimed:
+            voucher = engine.get("voucher", f"{model.id}:{buyer}")
+            assert voucher.state == ("expired" if model.expired else "available")
+
+
+def test_the_longest_buyer_id_claims_a_voucher_it_can_spend(shop: lifecycle.Engine) -> None:
+    # A voucher's id is "<coupon id>:<buyer id>": with a generated coupon id even the longest
+    # buyer id leaves it within the 200 characters get, fire and an order's coupon field accept.
+    model = offer_coupon(shop, starts_in=timedelta(0), lasts=timedelta(days=30), copies=5)
+    assert model.answer(LONGEST_BUYER, shop.clock.now()) == "claimed"
+
+    claim_as_predicted(shop, model, LONGEST_BUYER)
+    voucher = f"{model.id}:{LONGEST_BUYER}"
+    order = shop.create("order", lifecycle.Actor("buyer", LONGEST_BUYER),
+                        {**order_payload_for("s-1"), "coupon": voucher})
+
+    assert order.data["coupon"] == voucher
+    assert shop.get("voucher", voucher).state == "reserved"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "engine bug: a claim on a coupon with a long id of the seller's choosing creates a voucher "
+    "whose id (coupon id, ':', buyer id) is over 200 characters, which get() and an order's "
+    "coupon field then refuse: the follow-up create skips the id check that create() makes"))
+def test_a_claim_whose_voucher_id_could_not_be_read_is_refused(shop: lifecycle.Engine) -> None:
+    model = offer_coupon(shop, starts_in=timedelta(0), lasts=timedelta(days=30), copies=5,
+                         id="c-" + "x" * 148)
+    assert model.answer(LONGEST_BUYER, shop.clock.now()) == "InvalidPayload"
+
+    claim_as_predicted(shop, model, LONGEST_BUYER)
 
 
 def test_a_coupon_given_in_another_time_zone_expires_at_its_instant(

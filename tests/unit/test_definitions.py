@@ -1,4 +1,5 @@
-"""A machine definition is checked when it is built: a bad one fails loudly, the real ones build.
+"""A machine definition is checked when it is built: a bad one fails loudly; and the real ones
+are the SPEC's machines, state for state, arrow for arrow (with its roles), deadline for deadline.
 
 No database: these build `MachineDefinition` objects directly.
 """
@@ -13,6 +14,7 @@ import pytest
 import lifecycle
 from lifecycle.machines import DEFINITIONS
 from lifecycle.machines.definition import Deadline, MachineDefinition, Transition
+from tests.machines_spec import SPEC, Arrow, spec_arrows
 
 SELLER, SYSTEM = frozenset({"seller"}), frozenset({"system"})
 
@@ -205,30 +207,58 @@ def test_routes_of_one_trigger_lead_to_each_of_their_destinations() -> None:
     assert step.dests == ("live", "ended")
 
 
-@pytest.mark.parametrize("kind", sorted(DEFINITIONS))
-def test_real_definition_builds_again_from_its_own_parts(kind: str) -> None:
-    real = DEFINITIONS[kind]
-
-    rebuilt = MachineDefinition(
-        real.kind, states=real.states, terminal=real.terminal, transitions=real.transitions,
-        owners=real.owners, new_id=real.new_id, deadlines=real.deadlines,
-        public=real.public, pausing=real.pausing,
-    )
-
-    assert rebuilt.steps == real.steps
-    assert rebuilt.initial == real.initial
-    assert set(rebuilt.states) >= set(rebuilt.terminal)
+# --- the real machines, against the SPEC written out by hand (tests/machines_spec.py) --------
 
 
-@pytest.mark.parametrize(("kind", "initial", "terminal"), [
-    ("seller", "registered", {"closed"}),
-    ("order", "awaiting_payment", {"funds_released", "cancelled", "refunded"}),
-    ("dispute", "awaiting_seller", {"resolved_refund", "resolved_no_refund"}),
-])
-def test_real_definitions_start_and_end_where_the_spec_says(
-    kind: str, initial: str, terminal: set[str]
-) -> None:
-    definition = DEFINITIONS[kind]
+def real_arrows(definition: MachineDefinition) -> list[Arrow]:
+    return sorted(((t.trigger, tuple(sorted(t.source)), t.dest, tuple(sorted(t.roles)),
+                    t.internal) for t in definition.transitions), key=repr)
 
-    assert definition.initial == initial
-    assert definition.terminal == terminal
+
+def test_every_machine_has_its_spec_written_out() -> None:
+    assert set(DEFINITIONS) == set(SPEC)
+
+
+@pytest.mark.parametrize("kind", sorted(SPEC))
+def test_real_machine_has_the_states_of_the_spec(kind: str) -> None:
+    definition, spec = DEFINITIONS[kind], SPEC[kind]
+
+    assert set(definition.states) == spec.states
+    assert len(definition.states) == len(spec.states)
+    assert definition.initial == spec.initial
+    assert definition.terminal == spec.terminal
+    assert definition.pausing == spec.pausing
+    assert definition.public == spec.public
+
+
+@pytest.mark.parametrize("kind", sorted(SPEC))
+def test_real_machine_has_exactly_the_arrows_of_the_spec(kind: str) -> None:
+    expected, real = spec_arrows(SPEC[kind].arrows), real_arrows(DEFINITIONS[kind])
+
+    missing = [arrow for arrow in expected if arrow not in real]
+    unexpected = [arrow for arrow in real if arrow not in expected]
+    assert (missing, unexpected) == ([], [])
+    assert real == expected  # and each just once
+
+
+@pytest.mark.parametrize("kind", sorted(SPEC))
+def test_real_machine_schedules_the_deadlines_of_the_spec(kind: str) -> None:
+    definition, spec = DEFINITIONS[kind], SPEC[kind]
+
+    assert sorted((d.state, d.trigger) for d in definition.deadlines) == sorted(spec.deadlines)
+    assert {(d.state, d.trigger, source) for d in definition.deadlines
+            for source in d.continues_from} == spec.continuing
+
+
+def test_the_spec_tables_are_read_as_written() -> None:
+    # The reader of the tables above, pinned on its own: a continued line, the markers.
+    assert spec_arrows("""
+        close  | a, b,
+                 c         | z | seller, operator
+        open   | -         | a | follow-up
+        note   | a         | = | system
+    """) == sorted([
+        ("close", ("a", "b", "c"), "z", ("operator", "seller"), False),
+        ("open", (), "a", ("system",), True),
+        ("note", ("a",), None, ("system",), False),
+    ], key=repr)

@@ -154,8 +154,8 @@ def test_refunds_never_exceed_the_capture_and_retries_refund_once(gateway: Sandb
     ref = gateway.capture("o-1", usd("30.00"), "pay")
     gateway.refund(ref, usd("10.00"), "r-1")
     gateway.fail_next("refund", "timeout")
-    with pytest.raises(AdapterError):
-        gateway.refund(ref, usd("15.00"), "r-2")
+    with pytest.raises(AdapterError, match="timed out waiting for the provider's reply"):
+        gateway.refund(ref, usd("15.00"), "r-2")  # the money moved; only the reply was lost
     gateway.refund(ref, usd("15.00"), "r-2")
 
     with pytest.raises(AdapterError, match=r"exceeds what is left of the capture \(5.00 USD\)"):
@@ -552,6 +552,12 @@ def test_a_pickup_booked_through_another_process_is_cancelled_on_trust(clock: Si
     waybill = booking_process.book_pickup("o-1", parcel("1"), "CN", "DE", "express", "pickup")
 
     timer_worker.cancel_pickup(waybill, "cancel")  # does not raise: the carrier has the booking
+    timer_worker.cancel_pickup(waybill, "cancel")  # nor again
+
+    assert timer_worker.attempts("cancel_pickup", "cancel") == 2
+    # Trust goes only as far as the number is one of this carrier's: a DHL number is not.
+    with pytest.raises(AdapterError, match="invalid"):
+        timer_worker.cancel_pickup("1234567891", "cancel-dhl")
 
 
 # --- tracking -----------------------------------------------------------------------------
