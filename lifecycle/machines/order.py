@@ -40,7 +40,7 @@ from lifecycle.machines.payloads import (
     iso,
 )
 from lifecycle.money import check_amount, exponent
-from lifecycle.policy import Policy
+from lifecycle.policy import Policy, in_words
 
 BUYER, SELLER = frozenset({"buyer"}), frozenset({"seller"})
 OPERATOR, SYSTEM = frozenset({"operator"}), frozenset({"system"})
@@ -89,7 +89,8 @@ class Logistics(Payload):
     carrier: Code
     service: Literal["express", "standard", "economy"]
     shipping_fee: Amount
-    delivery_days: Annotated[int, Field(strict=True, ge=1, le=60)]
+    # At most the policy's delivery_window_max: the DELIVERY_WITHIN_WINDOW guard checks it.
+    delivery_days: Annotated[int, Field(strict=True, ge=1)]
 
 
 class PlaceOrder(Payload):
@@ -229,6 +230,18 @@ def _refund_within_paid(ctx: Context) -> bool:
     return Decimal(0) < amount <= _refundable(ctx)
 
 
+def _delivery_within_window(ctx: Context) -> bool:
+    """The promised delivery time against the policy in force; out of it, the payload is
+    malformed (`InvalidPayload` naming the field), as a value out of a static bound is."""
+    days: int = ctx.payload.logistics.delivery_days
+    longest = ctx.policy.delivery_window_max
+    if days > longest / timedelta(days=1):
+        raise InvalidPayload("logistics.delivery_days",
+                             f"an order promises delivery in at most {in_words(longest)} "
+                             f"(policy delivery_window_max), got {days}")
+    return True
+
+
 def _not_received_wait(ctx: Context) -> bool:
     if ctx.payload.type != "not_received" or ctx.data.get("returned_to_sender"):
         return True
@@ -324,10 +337,16 @@ REFUND_WITHIN_PAID = Guard(
     _refund_within_paid,
     "the refund requested must be more than zero and at most what the buyer paid and was not refunded",
 )
+DELIVERY_WITHIN_WINDOW = Guard(
+    "logistics.delivery_within_window",
+    _delivery_within_window,
+    "an order promises delivery within the policy's delivery_window_max",
+)
 NOT_RECEIVED_WAIT = Guard(
     "dispute.not_received_wait",
     _not_received_wait,
-    "a not_received dispute opens 10 days after shipping, or at once after return to sender",
+    lambda ctx: (f"a not_received dispute opens {in_words(ctx.policy.not_received_after)} after "
+                 "shipping, or at once after return to sender"),
 )
 RECEIVED_AFTER_DELIVERY = Guard(
     "dispute.received_after_delivery",
@@ -359,9 +378,15 @@ def _place(ctx: Context) -> None:
         amount_paid="0",
         refunded="0",
         coupon_amount=str(coupon),
-        handling_time_days=seller.data.get("handling_time_days", 7) if seller else 7,
+        handling_time_days=_handling_days(ctx, seller),
         placed_at=iso(ctx.now),
     )
+
+
+def _handling_days(ctx: Context, seller: Aggregate | None) -> int:
+    """The seller's handling time, in days: their profile's, else the policy's default."""
+    chosen = seller.data.get("handling_time_days") if seller else None
+    return int(chosen) if chosen is not None else ctx.policy.handling_time.days
 
 
 def _seller_active(ctx: Context) -> bool:
@@ -632,7 +657,7 @@ DEFINITION = MachineDefinition(
     new_id=lambda actor: f"o-{uuid.uuid4().hex[:16]}",
     transitions=(
         Transition("place", (), "awaiting_payment", BUYER, PlaceOrder,
-                   (Guard("seller.active", _seller_active,
+                   (DELIVERY_WITHIN_WINDOW, Guard("seller.active", _seller_active,
                           "only an active seller receives new orders"), *COUPON_RULES), _place),
         Transition("pay", ("awaiting_payment",), "paid", BUYER | SYSTEM, Pay,
                    (AMOUNT_MATCHES, REF_FROM_GATEWAY), _pay),
