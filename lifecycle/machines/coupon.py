@@ -24,7 +24,7 @@ from lifecycle.machines.definition import (
     MachineDefinition,
     Transition,
 )
-from lifecycle.machines.payloads import Amount, Code, Empty, Payload, dump, iso
+from lifecycle.machines.payloads import Amount, Code, Currency, Empty, Payload, dump, iso
 from lifecycle.money import check_amount
 from lifecycle.policy import in_words
 
@@ -36,7 +36,7 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 
 class CouponTerms(Payload):
     title: Title
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     denomination: Amount
     threshold: Amount | None = None
     starts_at: datetime

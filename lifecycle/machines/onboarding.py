@@ -19,7 +19,17 @@ from lifecycle.machines.definition import (
     Post,
     Transition,
 )
-from lifecycle.machines.payloads import Code, Empty, LongText, Payload, Reason, Text, dump, iso
+from lifecycle.machines.payloads import (
+    Code,
+    Country,
+    Empty,
+    LongText,
+    Payload,
+    Reason,
+    Text,
+    dump,
+    iso,
+)
 
 SELLER, OPERATOR, SYSTEM = frozenset({"seller"}), frozenset({"operator"}), frozenset({"system"})
 
@@ -48,7 +58,7 @@ Domain = Annotated[
 class Register(Payload):
     company_name: Text
     entity_type: Literal["company", "self_employed"]
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    country: Country
     registration_number: Text
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=200)]
 
