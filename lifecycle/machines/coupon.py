@@ -197,9 +197,11 @@ def _stamp(field_name: str) -> Any:
     return stamp
 
 
+UNEXPIRED = ("draft", "active", "deactivated")  # each expires at the end of its validity
+
 COUPON = MachineDefinition(
     "coupon",
-    states=("draft", "active", "deactivated", "expired"),
+    states=(*UNEXPIRED, "expired"),
     terminal=frozenset({"expired"}),
     owners={"seller": lambda id, data: data["seller"]},
     public=BUYER,  # any buyer may claim a copy
@@ -216,11 +218,11 @@ COUPON = MachineDefinition(
                    _stamp("deactivated_at")),
         Transition("claim", ("active",), "active", BUYER, Empty,
                    (IN_VALIDITY, COPIES_LEFT, ONE_PER_BUYER), _claim),
-        Transition("expire", ("draft", "active", "deactivated"), "expired", SYSTEM, Empty),
+        Transition("expire", UNEXPIRED, "expired", SYSTEM, Empty),
     ),
     deadlines=tuple(
         Deadline(state, "expire", lambda policy, data: timedelta(0), "ends_at")
-        for state in ("draft", "active", "deactivated")
+        for state in UNEXPIRED
     ),
 )
 

@@ -200,13 +200,13 @@ BRAND_AUTHORISED = Guard(
     "a branded category needs a trademark or brand authorisation",
 )
 
-LIVE = ("registered", "under_review", "authentication_rejected", "authenticated",
-        "fee_paid", "active", "suspended", "fee_expired")
+TERMINAL = frozenset({"closed"})
+LIVE = tuple(state for state in STATES if state not in TERMINAL)  # a seller may close from any
 
 DEFINITION = MachineDefinition(
     "seller",
     states=STATES,
-    terminal=frozenset({"closed"}),
+    terminal=TERMINAL,
     owners={"seller": lambda id, data: id},
     new_id=lambda actor: actor.id,  # a seller registers as themselves
     transitions=(
