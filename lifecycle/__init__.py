@@ -47,7 +47,8 @@ from lifecycle.logs import configure as configure_logs
 from lifecycle.machines import ALIASES, DEFINITIONS
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
-from lifecycle.machines.order import NOT_RECEIVED_REASONS, RECEIVED_REASONS, trigger_for_scan
+from lifecycle.machines.order import trigger_for_scan
+from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline

@@ -27,18 +27,25 @@ class Policy:
 
     Every value is checked when a policy is made: a duration is between 0 and 100 years, an
     amount or a count is not negative, ``commission_rate`` is at most 1, ``annual_fee`` has a
-    ``default`` category, the handling and delivery times lie within their bounds. A bad value
-    is `InvalidPayload` naming it (``policy.protection_period``).
+    ``default`` category, the handling times are whole days and the default lies within its
+    bounds. A bad value is `InvalidPayload` naming it (``policy.protection_period``).
+
+    Each value is read where its rule is (the README's policy table lists them): the machines
+    read them from the `Context`, deadlines from their duration functions, and refusals name
+    them in their messages, so a value changed here changes the rule and its words together.
     """
 
     payment_timeout: timedelta = timedelta(hours=24)
+    # A seller's handling time (SPEC §4, §10): chosen in whole days at complete_profile within
+    # min..max, handling_time when the profile names none; an order's ship_deadline.
     handling_time: timedelta = timedelta(days=7)
     handling_time_min: timedelta = timedelta(days=3)
     handling_time_max: timedelta = timedelta(days=10)
     cancel_request_timeout: timedelta = timedelta(hours=48)
     pickup_timeout: timedelta = timedelta(days=3)
+    # The longest delivery time an order may promise (its logistics.delivery_days), which is
+    # the buyer's confirmation window before delivery (SPEC §4, §10).
     delivery_window_max: timedelta = timedelta(days=60)
-    delivery_window: timedelta = timedelta(days=30)
     auto_confirm_after_delivery: timedelta = timedelta(days=5)
     protection_period: timedelta = timedelta(days=15)
     fee_period: timedelta = timedelta(days=365)
@@ -124,14 +131,15 @@ class Policy:
     def from_json(cls, values: Mapping[str, Any], *, version: int | None = None) -> Policy:
         """The policy a stored JSON object describes. A name it lacks (it was stored by an older
         lifecycle) takes its default; a name this lifecycle does not know (a newer one stored
-        it) is refused with `UnknownPolicyValues`, rather than run with part of a policy."""
+        it) is refused with `UnknownPolicyValues`, rather than run with part of a policy. A
+        name in `RETIRED` (a value an older lifecycle stored and no rule reads) is ignored."""
         if not isinstance(values, Mapping):
             raise InvalidPayload("policy", "a stored policy is a JSON object")
-        unknown = sorted(str(name) for name in values if name not in _KINDS)
+        unknown = sorted(str(name) for name in values if name not in _KINDS and name not in RETIRED)
         if unknown:
             raise UnknownPolicyValues(unknown, version)
         return cls(**{name: _KINDS[name].load(f"policy.{name}", value)
-                      for name, value in values.items()})
+                      for name, value in values.items() if name not in RETIRED})
 
     # --- read by people -----------------------------------------------------------------
 
@@ -170,6 +178,15 @@ class PolicyVersion:
     set_at: datetime
 
 
+# Values older lifecycles stored that no rule reads any more: `Policy.from_json` ignores them,
+# whatever they hold, so every stored version still loads (and equals the policy without them).
+RETIRED: Mapping[str, str] = {
+    # 30 days that nothing ever read: the confirmation window is the delivery time the order
+    # promises, at most delivery_window_max (SPEC §4, §10); there is no second window.
+    "delivery_window": "never read; the confirmation window is the order's promised delivery "
+                       "time, at most delivery_window_max",
+}
+
 EXAMPLES = {"annual_fee": "annual_fee.default=1000.00",
             "coupon_min_denomination": "coupon_min_denomination.USD=5"}
 
@@ -189,15 +206,30 @@ def _flat(policy: Policy) -> Iterable[tuple[str, str]]:
 
 
 def _check_together(policy: Policy) -> None:
+    for name in ("handling_time_min", "handling_time_max", "handling_time"):
+        if getattr(policy, name) % timedelta(days=1):
+            raise InvalidPayload(f"policy.{name}", "must be whole days: a seller chooses a "
+                                                   "handling time in days")
     if not policy.handling_time_min <= policy.handling_time <= policy.handling_time_max:
         raise InvalidPayload("policy.handling_time", "must lie between handling_time_min and "
                                                      "handling_time_max")
-    if policy.delivery_window > policy.delivery_window_max:
-        raise InvalidPayload("policy.delivery_window", "must be at most delivery_window_max")
     if "default" not in policy.annual_fee:
         raise InvalidPayload("policy.annual_fee", "needs a 'default' category")
     if policy.commission_rate > 1:
         raise InvalidPayload("policy.commission_rate", "must be at most 1 (a fraction)")
+
+
+def in_words(duration: timedelta) -> str:
+    """A duration as a refusal names it: ``10 days``, ``1 day``, ``2 days 12 hours``,
+    ``1 hour 30 minutes``, ``1.5 seconds``, ``0 seconds``."""
+    clock = duration.seconds
+    parts = [(duration.days, "day"), (clock // 3600, "hour"), (clock % 3600 // 60, "minute")]
+    words = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in parts if n]
+    if clock % 60 or duration.microseconds or not words:
+        fraction = f".{duration.microseconds:06d}".rstrip("0") if duration.microseconds else ""
+        seconds = f"{clock % 60}{fraction}"
+        words.append(f"{seconds} second{'' if seconds == '1' else 's'}")
+    return " ".join(words)
 
 
 # --- the kinds of value, each written to JSON, read back, typed by people, shown --------

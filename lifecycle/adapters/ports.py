@@ -15,14 +15,15 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol, get_args
 
 from lifecycle.errors import InvalidPayload
+from lifecycle.machines.order_payloads import ExceptionKind as ExceptionKind
+from lifecycle.machines.order_payloads import ServiceLevel as ServiceLevel
+from lifecycle.machines.order_payloads import TrackingStatus as TrackingStatus
 from lifecycle.money import check_amount
 
-TrackingStatus = Literal[
-    "info_received", "in_transit", "out_for_delivery", "delivered", "exception", "returned_to_sender"
-]
-ExceptionKind = Literal["lost", "customs_hold", "delay", "other"]
+# The words of shipping (ServiceLevel, TrackingStatus, ExceptionKind) are the domain's, homed
+# with the order's payloads that take them; the port speaks them and re-exports them.
+
 PaymentEventKind = Literal["captured", "refunded", "failed"]
-ServiceLevel = Literal["express", "standard", "economy"]
 
 TRACKING_STATUSES: tuple[TrackingStatus, ...] = get_args(TrackingStatus)
 EXCEPTION_KINDS: tuple[ExceptionKind, ...] = get_args(ExceptionKind)

@@ -14,13 +14,11 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any
-
-from pydantic import StringConstraints
+from typing import Any
 
 from lifecycle.ledger import transfer
 from lifecycle.machines.definition import Call, Context, Deadline, MachineDefinition, Post, Transition
-from lifecycle.machines.payloads import Amount, Empty, LongText, Payload, Text, iso
+from lifecycle.machines.payloads import Amount, Currency, Empty, LongText, Payload, Text, iso
 from lifecycle.money import check_amount
 
 SYSTEM = frozenset({"system"})
@@ -45,7 +43,7 @@ class UnexpectedCapture(Payload):
     order: Text  # the order the gateway named, which may not exist
     payment_ref: Text
     amount: Amount
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     reason: LongText
 
     def check(self, data: Mapping[str, Any]) -> None:

@@ -24,8 +24,9 @@ from lifecycle.machines.definition import (
     MachineDefinition,
     Transition,
 )
-from lifecycle.machines.payloads import Amount, Code, Empty, Payload, dump, iso
+from lifecycle.machines.payloads import Amount, Code, Currency, Empty, Payload, dump, iso
 from lifecycle.money import check_amount
+from lifecycle.policy import in_words
 
 BUYER, SELLER = frozenset({"buyer"}), frozenset({"seller"})
 OPERATOR, SYSTEM = frozenset({"operator"}), frozenset({"system"})
@@ -35,7 +36,7 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 
 class CouponTerms(Payload):
     title: Title
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     denomination: Amount
     threshold: Amount | None = None
     starts_at: datetime
@@ -121,23 +122,45 @@ def _copies_left(ctx: Context) -> bool:
     return bool(ctx.data["claimed"] < ctx.data["copies"])
 
 
+def _at_most_title(ctx: Context) -> str:
+    return f"a coupon title has at most {ctx.policy.coupon_title_max} characters"
+
+
+def _at_most_validity(ctx: Context) -> str:
+    return f"a coupon is valid for at most {in_words(ctx.policy.coupon_max_validity)}"
+
+
+def _at_most_copies(ctx: Context) -> str:
+    return f"at most {ctx.policy.coupon_max_copies:,} copies are issued per coupon"
+
+
+def _at_most_products(ctx: Context) -> str:
+    return ("a coupon applies to all products or to at most "
+            f"{ctx.policy.coupon_max_products} specific products")
+
+
+def _at_least_denomination(ctx: Context) -> str:
+    minimums = sorted(ctx.policy.coupon_min_denomination.items())
+    worth = " or ".join(f"{amount} {currency}" for currency, amount in minimums)
+    issued = " or ".join(currency for currency, _amount in minimums)
+    return f"a coupon is worth at least {worth} (and is issued in {issued})"
+
+
+# The rule names keep the spec's default numbers: they are stable identifiers callers match on;
+# the limits themselves, and the words of each refusal, are the policy's.
+COPIES_MAX = Guard("coupon.copies_max_10000", _copies_within_max, _at_most_copies)
 TERMS = (
-    Guard("coupon.title_max_60", _title_short, "a coupon title has at most 60 characters"),
+    Guard("coupon.title_max_60", _title_short, _at_most_title),
     Guard("coupon.validity_order", _validity_ordered, "a coupon must end after it starts"),
-    Guard("coupon.validity_max_62_days", _validity_short, "a coupon is valid for at most 62 days"),
-    Guard("coupon.copies_max_10000", _copies_within_max,
-          "at most 10,000 copies are issued per coupon"),
-    Guard("coupon.products_max_50", _products_within_max,
-          "a coupon applies to all products or to at most 50 specific products"),
-    Guard("coupon.denomination_min_5_usd", _denomination_enough,
-          "a coupon is worth at least 5 USD (and is issued in USD)"),
+    Guard("coupon.validity_max_62_days", _validity_short, _at_most_validity),
+    COPIES_MAX,
+    Guard("coupon.products_max_50", _products_within_max, _at_most_products),
+    Guard("coupon.denomination_min_5_usd", _denomination_enough, _at_least_denomination),
     Guard("coupon.threshold_above_denomination", _threshold_above_denomination,
           "a spend threshold must be more than the coupon's denomination"),
 )
 RAISE_ONLY = Guard("coupon.raise_only", _raises,
                    "an active coupon's copies may only be raised; deactivate it to lower them")
-COPIES_MAX = Guard("coupon.copies_max_10000", _copies_within_max,
-                   "at most 10,000 copies are issued per coupon")
 LOWER_ABOVE_CLAIMED = Guard("coupon.lower_above_claimed", _not_below_claimed,
                             "copies cannot be lowered below the number already claimed")
 NOT_ENDED = Guard("coupon.not_ended", _not_ended, "the coupon's validity has ended",
@@ -174,9 +197,11 @@ def _stamp(field_name: str) -> Any:
     return stamp
 
 
+UNEXPIRED = ("draft", "active", "deactivated")  # each expires at the end of its validity
+
 COUPON = MachineDefinition(
     "coupon",
-    states=("draft", "active", "deactivated", "expired"),
+    states=(*UNEXPIRED, "expired"),
     terminal=frozenset({"expired"}),
     owners={"seller": lambda id, data: data["seller"]},
     public=BUYER,  # any buyer may claim a copy
@@ -193,11 +218,11 @@ COUPON = MachineDefinition(
                    _stamp("deactivated_at")),
         Transition("claim", ("active",), "active", BUYER, Empty,
                    (IN_VALIDITY, COPIES_LEFT, ONE_PER_BUYER), _claim),
-        Transition("expire", ("draft", "active", "deactivated"), "expired", SYSTEM, Empty),
+        Transition("expire", UNEXPIRED, "expired", SYSTEM, Empty),
     ),
     deadlines=tuple(
         Deadline(state, "expire", lambda policy, data: timedelta(0), "ends_at")
-        for state in ("draft", "active", "deactivated")
+        for state in UNEXPIRED
     ),
 )
 

@@ -20,8 +20,15 @@ from transitions import EventData, Machine
 
 from lifecycle.actor import ROLES, Actor
 from lifecycle.errors import DefinitionError, ReplayMismatch
-from lifecycle.ledger import Posting
+from lifecycle.machines.follow_ups import Call, Claim, Create, Fire, FollowUp, Index, Post, Scan
 from lifecycle.policy import Policy
+
+# The follow-ups live in their own module; they are part of what a definition is written with.
+__all__ = [
+    "Aggregate", "Call", "Check", "Claim", "Context", "Create", "Deadline", "DurationOf",
+    "Effect", "Fire", "FollowUp", "Guard", "Index", "MachineDefinition", "Owner", "Post", "Scan",
+    "Step", "Transition",
+]
 
 # transitions logs every trigger through stdlib logging at INFO; that is our job, not its.
 logging.getLogger("transitions").setLevel(logging.WARNING)
@@ -36,86 +43,6 @@ class Aggregate:
     state: str
     version: int
     data: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Create:
-    """A follow-up: create another aggregate in the same transaction."""
-
-    kind: str
-    id: str
-    payload: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Fire:
-    """A follow-up: fire a trigger on another aggregate in the same transaction."""
-
-    kind: str
-    id: str
-    trigger: str
-    payload: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A follow-up: reserve a unique value (a store's domain, a waybill) for this aggregate.
-
-    ``value`` may be a function of the aggregate's data, for values an adapter call supplies.
-    """
-
-    name: str
-    value: str | Callable[[Mapping[str, Any]], str]
-
-
-@dataclass(frozen=True, slots=True)
-class Index:
-    """A follow-up: make this aggregate findable by a value that others may share (a waybill
-    carrying several orders of one buyer). ``value`` may be a function of the data."""
-
-    name: str
-    value: str | Callable[[Mapping[str, Any]], str]
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """Ask an adapter to act before the transition is written: ``port`` is ``payments`` or
-    ``carrier`` (then ``carrier`` names which). The answer, if ``result`` names a field, is
-    stored in the aggregate's data. A failure rolls the whole transition back.
-    """
-
-    port: str
-    operation: str
-    args: Mapping[str, Any]
-    carrier: str | None = None
-    result: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Post:
-    """A follow-up: write a ledger posting against this aggregate."""
-
-    posting: Posting
-
-
-@dataclass(frozen=True, slots=True)
-class Scan:
-    """A follow-up: keep a carrier's scan of this aggregate as a row of its own (never in the
-    aggregate's data, which would grow with every scan). ``moved`` says whether it moved the
-    aggregate; ``reported_at`` is the carrier's ISO timestamp."""
-
-    carrier: str
-    waybill: str
-    event_id: str | None
-    status: str | None
-    exception_kind: str | None = None
-    reported_at: str | None = None
-    location: str | None = None
-    detail: str | None = None
-    moved: bool = False
-
-
-FollowUp = Create | Fire | Claim | Index | Post | Call | Scan
 
 
 @dataclass(slots=True)
@@ -154,7 +81,9 @@ class Guard:
     """A named rule. ``check`` returns True when the trigger may go on.
 
     ``uses_payload=False`` marks rules that depend only on the aggregate and the clock; those
-    are also evaluated by ``Engine.allowed``.
+    are also evaluated by ``Engine.allowed``. A check that finds the payload malformed against
+    the policy in force (a bound no static model can hold) raises `InvalidPayload` naming the
+    field instead of returning False: the caller's input is wrong, not the moment.
     """
 
     rule: str
@@ -274,6 +203,12 @@ class MachineDefinition:
         """The roles that may fire ``trigger`` from some state (none: the kind has no such
         trigger). What help texts and ``--as`` defaults are built from."""
         return frozenset().union(*(t.roles for t in self.transitions if t.trigger == trigger))
+
+    def sources_of(self, trigger: str) -> tuple[str, ...]:
+        """The states ``trigger`` is defined from, in the order the arrows list them (none:
+        the kind has no such trigger, or it is the creating one)."""
+        return tuple(dict.fromkeys(s for t in self.transitions if t.trigger == trigger
+                                   for s in t.source))
 
     def owns(self, actor: Actor, id: str, data: Mapping[str, Any]) -> bool:
         """Operators and system act on anything; buyers and sellers on what is theirs, or on

@@ -8,6 +8,7 @@ claim was rejected or withdrawn).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -34,6 +35,7 @@ from lifecycle.machines.payloads import (
     iso,
 )
 from lifecycle.money import check_amount
+from lifecycle.policy import in_words
 
 BUYER, SELLER = frozenset({"buyer"}), frozenset({"seller"})
 OPERATOR, SYSTEM = frozenset({"operator"}), frozenset({"system"})
@@ -121,10 +123,23 @@ WITHIN_REFUNDABLE = Guard(
 OFFER_OPEN = Guard(
     "dispute.offer_open", _offer_open, "there is no open offer to answer", uses_payload=False
 )
+def _escalates_from(ctx: Context) -> str:
+    wait = ctx.policy.escalate_from
+    if wait % timedelta(days=1):
+        return f"the buyer may escalate {in_words(wait)} after opening"
+    return f"the buyer may escalate from the {_ordinal(wait.days + 1)} day after opening"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 BUYER_WAITED = Guard(
+    # The name keeps the spec's default (a stable identifier); the wait is the policy's.
     "dispute.escalate_from_day_4",
     _buyer_waited,
-    "the buyer may escalate from the 4th day after opening",
+    _escalates_from,
     uses_payload=False,
 )
 

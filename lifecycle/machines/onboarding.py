@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
+from lifecycle.errors import InvalidPayload
 from lifecycle.ledger import transfer
 from lifecycle.machines.definition import (
     Call,
@@ -18,7 +19,17 @@ from lifecycle.machines.definition import (
     Post,
     Transition,
 )
-from lifecycle.machines.payloads import Code, Empty, LongText, Payload, Reason, Text, dump, iso
+from lifecycle.machines.payloads import (
+    Code,
+    Country,
+    Empty,
+    LongText,
+    Payload,
+    Reason,
+    Text,
+    dump,
+    iso,
+)
 
 SELLER, OPERATOR, SYSTEM = frozenset({"seller"}), frozenset({"operator"}), frozenset({"system"})
 
@@ -47,7 +58,7 @@ Domain = Annotated[
 class Register(Payload):
     company_name: Text
     entity_type: Literal["company", "self_employed"]
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    country: Country
     registration_number: Text
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=200)]
 
@@ -78,7 +89,31 @@ class Renewal(Payload):
 class Profile(Payload):
     store_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=64)]
     domain: Domain
-    handling_time_days: Annotated[int, Field(strict=True, ge=3, le=10)] = 7
+    # Left out: the policy's handling_time. Its bounds are the policy's too, so the
+    # HANDLING_TIME guard checks them, not this model.
+    handling_time_days: Annotated[int, Field(strict=True)] | None = None
+
+    @field_validator("handling_time_days", mode="before")
+    @classmethod
+    def _given_as_days(cls, value: object) -> object:
+        # Only a value sent is validated: null is refused, as before there was a default.
+        if value is None:
+            raise ValueError("a whole number of days, or leave it out for the policy's default")
+        return value
+
+
+def _handling_time_within_policy(ctx: Context) -> bool:
+    """A payload's value against the bounds of the policy in force: malformed like a value out
+    of a model's static bounds, so `InvalidPayload` naming the field."""
+    days = ctx.payload.handling_time_days
+    if days is None:
+        return True
+    low, high = ctx.policy.handling_time_min.days, ctx.policy.handling_time_max.days
+    if not low <= days <= high:
+        raise InvalidPayload("handling_time_days", f"a seller's handling time is {low} to {high} "
+                                                   f"days (policy handling_time_min to "
+                                                   f"handling_time_max), got {days}")
+    return True
 
 
 def _is_company(ctx: Context) -> bool:
@@ -134,7 +169,10 @@ def _charge_fee(ctx: Context, fee: Decimal) -> None:
 
 
 def _complete_profile(ctx: Context) -> None:
-    ctx.data.update(dump(ctx.payload), opened_at=iso(ctx.now))
+    days = ctx.payload.handling_time_days
+    ctx.data.update(dump(ctx.payload),
+                    handling_time_days=days if days is not None else ctx.policy.handling_time.days,
+                    opened_at=iso(ctx.now))
     ctx.follow_ups.append(Claim("store_domain", ctx.payload.domain))
 
 
@@ -151,19 +189,24 @@ COMPANY_ONLY = Guard(
     _is_company,
     "only legally registered companies may open a store; self-employed applicants are refused",
 )
+HANDLING_TIME = Guard(
+    "profile.handling_time",
+    _handling_time_within_policy,
+    "a seller's handling time lies within the policy's handling_time_min and handling_time_max",
+)
 BRAND_AUTHORISED = Guard(
     "documents.brand_authorisation",
     _brand_authorised,
     "a branded category needs a trademark or brand authorisation",
 )
 
-LIVE = ("registered", "under_review", "authentication_rejected", "authenticated",
-        "fee_paid", "active", "suspended", "fee_expired")
+TERMINAL = frozenset({"closed"})
+LIVE = tuple(state for state in STATES if state not in TERMINAL)  # a seller may close from any
 
 DEFINITION = MachineDefinition(
     "seller",
     states=STATES,
-    terminal=frozenset({"closed"}),
+    terminal=TERMINAL,
     owners={"seller": lambda id, data: id},
     new_id=lambda actor: actor.id,  # a seller registers as themselves
     transitions=(
@@ -176,8 +219,8 @@ DEFINITION = MachineDefinition(
         Transition("resubmit", ("authentication_rejected",), "under_review", SELLER, Documents,
                    (BRAND_AUTHORISED,), _submit),
         Transition("pay_fee", ("authenticated",), "fee_paid", SELLER, FeePayment, (), _pay_fee),
-        Transition("complete_profile", ("fee_paid",), "active", SELLER, Profile, (),
-                   _complete_profile),
+        Transition("complete_profile", ("fee_paid",), "active", SELLER, Profile,
+                   (HANDLING_TIME,), _complete_profile),
         Transition("suspend", ("active",), "suspended", OPERATOR, Reason, (), _suspend),
         Transition("reinstate", ("suspended",), "active", OPERATOR, Empty, (), _reinstate),
         Transition("fee_lapse", ("active",), "fee_expired", SYSTEM, Empty),

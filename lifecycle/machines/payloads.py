@@ -15,6 +15,9 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=18)]
+# The forms of the codes; whether a currency is one we settle in is `money.exponent`'s to say.
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
 class Payload(BaseModel):

@@ -52,7 +52,7 @@ def claimed(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock,
             buyer_id: str = "b-1", **changes: Any) -> lifecycle.Aggregate:
     coupon = active_coupon(engine, clock, **changes)
     engine.fire("coupon", coupon.id, "claim", buyer(buyer_id))
-    return engine.get("voucher", f"{coupon.id}:{buyer_id}")
+    return engine.get("voucher", lifecycle.voucher_id(coupon.id, buyer_id))
 
 
 def balances(engine: lifecycle.Engine, order_id: str) -> dict[str, Decimal]:

@@ -173,3 +173,56 @@ def test_differences_name_each_value_as_text() -> None:
         ("annual_fee.fashion", "-", "800.00"),
     ]
     assert Policy().differences(Policy()) == []
+
+
+# --- values no rule reads are retired, and stored versions holding them still load -----------
+
+
+@pytest.mark.parametrize("held", ["P30D", "P45D", "nonsense", None])
+def test_a_stored_policy_holding_the_retired_delivery_window_loads_without_it(held: Any) -> None:
+    older = {**Policy().to_json(), "delivery_window": held}
+
+    policy = Policy.from_json(older, version=3)
+
+    assert policy == Policy()
+    assert policy.differences(Policy()) == []
+    assert Policy().differences(policy) == []
+    assert "delivery_window" not in policy.to_json()
+
+
+def test_the_retired_delivery_window_is_neither_shown_nor_settable() -> None:
+    assert "delivery_window" in lifecycle.policy.RETIRED
+    assert "delivery_window" not in {name for name, _value, _unit in Policy().settings()}
+    with pytest.raises(lifecycle.InvalidPayload):
+        Policy().with_settings([("delivery_window", "30d")])
+
+
+def test_a_stored_policy_with_a_retired_and_an_unknown_value_names_only_the_unknown() -> None:
+    newer = {**Policy().to_json(), "delivery_window": "P30D", "surge_window": "P1D"}
+
+    with pytest.raises(lifecycle.UnknownPolicyValues) as refused:
+        Policy.from_json(newer)
+
+    assert refused.value.names == ("surge_window",)
+
+
+@pytest.mark.parametrize("name", ["handling_time", "handling_time_min", "handling_time_max"])
+def test_a_handling_time_is_whole_days(name: str) -> None:
+    with pytest.raises(lifecycle.InvalidPayload) as refused:
+        Policy().with_settings([(name, "5d12h")])
+
+    assert refused.value.field == f"policy.{name}"
+    assert "whole days" in refused.value.message
+
+
+@pytest.mark.parametrize(("duration", "words"), [
+    (timedelta(days=10), "10 days"),
+    (timedelta(days=1), "1 day"),
+    (timedelta(days=2, hours=12), "2 days 12 hours"),
+    (timedelta(minutes=90), "1 hour 30 minutes"),
+    (timedelta(seconds=1), "1 second"),
+    (timedelta(seconds=1, microseconds=500_000), "1.5 seconds"),
+    (timedelta(0), "0 seconds"),
+])
+def test_a_duration_in_a_refusals_words(duration: timedelta, words: str) -> None:
+    assert lifecycle.policy.in_words(duration) == words

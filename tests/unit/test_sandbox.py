@@ -17,10 +17,10 @@ from itertools import product
 
 import pytest
 
-from lifecycle.adapters import sandbox
 from lifecycle.adapters.errors import AdapterError, PaymentDeclined
 from lifecycle.adapters.ports import Money, Parcel, TrackingEvent
 from lifecycle.adapters.sandbox import LedgerEntry, SandboxCarrier, SandboxGateway
+from lifecycle.adapters.sandbox import carriers as sandbox
 from lifecycle.adapters.timelines import Route, TrackingRates, plan
 from lifecycle.adapters.webhooks import SignedMessage
 from lifecycle.clock import SimulatedClock
