@@ -49,7 +49,9 @@ class Engine:
     """Opened by `lifecycle.open`. Safe to share between threads; holds no aggregate state.
 
     ``policy`` is what the engine schedules with until it has read the database's (each
-    trigger does, first thing); `lifecycle.open` stores or checks it.
+    trigger does, first thing); `lifecycle.open` stores or checks it. ``store`` is the
+    database as the engine holds it (`lifecycle.store.datastore.Store`); ``database`` the
+    SQLAlchemy engine under it, for Core queries of one's own.
     """
 
     def __init__(self, database: Database, clock: Clock, policy: Policy,
