@@ -55,6 +55,7 @@ class Recorder(AggregateRecords, DeadlineRecords, LedgerRecords, PolicyRecords, 
     """
 
     def __init__(self, driver: Any):
+        self.compile_statements()  # once per class; `Store` has done it already
         self.driver = driver  # the DBAPI connection (sqlite3, psycopg)
         self.cur = driver.cursor()  # kept: a psycopg cursor costs ~10-20 us of Python to create
         # The pool's checkout it came with, through Core so that connecting is Core's (its

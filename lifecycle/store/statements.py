@@ -30,8 +30,8 @@ class Statement(str):
     suffix: str
 
     def __new__(cls, statement: ClauseElement, *, suffix: str = "") -> Statement:
-        # The text until compiled names what it is, should a class without a dialect run it.
-        self = super().__new__(cls, f"/* {type(statement).__name__}, not compiled */")
+        # Until compiled, the text is no SQL: run by mistake, it fails rather than doing nothing.
+        self = super().__new__(cls, f"NOT COMPILED {type(statement).__name__}")
         self.statement, self.suffix = statement, suffix
         return self
 
@@ -49,7 +49,7 @@ class Statements:
     def compile_statements(cls) -> None:
         """Replace each `Statement` the class has (its own or its parts') with its text in
         the class's dialect; once per class."""
-        if cls.__dict__.get("_compiled_for") is cls.dialect:
+        if "_compiled_for" in cls.__dict__ and cls.__dict__["_compiled_for"] is cls.dialect:
             return
         for name in dir(cls):
             value = getattr(cls, name)
