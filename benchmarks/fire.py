@@ -19,7 +19,7 @@ hand-rolled   what a team writes without lifecycle: a SQLAlchemy ORM class, a ``
               aggregate's version checked by the ORM, a history row (no outbox).
 bare          one shared ``transitions.Machine`` in memory, ``machine.events[t].trigger(obj)``.
 validation    the engine's own in-memory checks (definition lookup, ownership, role, payload,
-              guards) by calling the functions ``Engine._fire`` calls, without I/O.
+              guards) by calling the functions ``Pipeline.fire_in`` calls, without I/O.
 PostgreSQL    with ``--pg``: engine versus a bare psycopg 3 loop writing the same rows, in a
               scratch database created, upgraded and dropped by this run.
 
@@ -45,7 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy
@@ -57,13 +57,12 @@ from transitions import Machine
 
 import lifecycle
 from lifecycle import Actor, Aggregate
-from lifecycle.engine import _check_guards, _owns, _validate
 from lifecycle.logs import configure
 from lifecycle.machines import DEFINITIONS
 from lifecycle.machines.definition import Context
 from lifecycle.machines.order import STATES
+from lifecycle.pipeline import _check_guards, _owns, _validate
 from lifecycle.store.database import WAL_AUTOCHECKPOINT_PAGES, connect
-from lifecycle.store.repository import as_utc
 from lifecycle.store.tables import aggregates, deadlines, history, metadata
 from tests.builders import SHIPMENT, SYSTEM, buyer, order_payload, seller, seller_in
 
@@ -159,9 +158,8 @@ def engine_changes(engine: lifecycle.Engine) -> Callable[[], int | None]:
     def changes() -> int | None:
         if engine.database.dialect.name != "sqlite":
             return None
-        # The engine keeps one writing connection per thread (see Engine._writing_connection).
-        raw = engine._writing_connection().connection.driver_connection
-        return int(raw.total_changes)  # type: ignore[union-attr]
+        # The engine keeps one writing connection per thread (see Store.writer).
+        return int(engine.store.writer().driver.total_changes)
 
     return changes
 
@@ -198,7 +196,9 @@ def pending_deadlines(engine: lifecycle.Engine, id: str) -> tuple[tuple[str, str
         deadlines.c.kind == KIND, deadlines.c.aggregate_id == id, deadlines.c.status == "pending",
     ).order_by(deadlines.c.id)
     with engine.database.connect() as conn:
-        return tuple((r.state, r.trigger, as_utc(r.due_at)) for r in conn.execute(query))
+        # Core hands SQLite's timestamps back without their zone; everything stored is UTC.
+        return tuple((r.state, r.trigger, r.due_at if r.due_at.tzinfo else r.due_at.replace(tzinfo=UTC))
+                     for r in conn.execute(query))
 
 
 def postings(engine: lifecycle.Engine, id: str, seq: int) -> tuple[tuple[str, str, int, str], ...]:
@@ -310,7 +310,7 @@ def split(ids: Sequence[str], n: int, parts: int) -> list[tuple[list[str], list[
 
 
 def _event(step: Step, id: str, seq: int, at: str) -> dict[str, Any]:
-    """The outbox body, built the way `Engine._record` builds it."""
+    """The outbox body, built the way `Pipeline._record` builds it."""
     return {
         "event": step.event,
         "kind": KIND,
@@ -512,7 +512,7 @@ def bare_transitions() -> FireAll:
 
 
 def validation_only(trace: Sequence[Step], now: datetime) -> FireAll:
-    """The checks `Engine._fire` makes before it moves the machine, on the sample's rows."""
+    """The checks `Pipeline.fire_in` makes before it moves the machine, on the sample's rows."""
     definition = DEFINITIONS[KIND]
     policy = lifecycle.Policy()
     cases = [(s.before, s.actor, s.trigger, s.payload) for s in trace]
@@ -531,7 +531,7 @@ def validation_only(trace: Sequence[Step], now: datetime) -> FireAll:
                 if actor.role not in step.roles:
                     raise RuntimeError("role")
                 validated = _validate(step.payload, payload, current.data)
-                # as Engine._context builds it
+                # as Pipeline._context builds it
                 context = Context(current.kind, current.id, current.state, dict(current.data),
                                   validated, actor, now, policy, load, trigger=trigger,
                                   source=current.state)

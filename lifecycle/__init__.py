@@ -124,7 +124,7 @@ def open(
     adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed)
     engine = Engine(database, clock, policy or Policy(), adapters)
     try:
-        engine._put_policy(policy, update=update_policy)
+        engine._policy.put(policy, update=update_policy)
     except BaseException:
         engine.close()
         raise

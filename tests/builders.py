@@ -21,7 +21,6 @@ from lifecycle import Actor
 from lifecycle.adapter_calls import Adapters
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.store.database import connect
-from lifecycle.store.repository import count_rows
 from lifecycle.store.tables import outbox
 
 OPERATOR = Actor("operator", "op-1")
@@ -442,9 +441,8 @@ class Snapshots:
 
 def rows(engine: lifecycle.Engine) -> dict[str, int]:
     """Rows in every table: compare before and after a refusal."""
-    database: Database = engine.database
-    with database.connect() as conn:
-        return count_rows(conn)
+    with engine.store.reading() as records:
+        return records.row_counts()
 
 
 def console_script() -> str:

@@ -57,12 +57,9 @@ def _sqlite(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:
-        # A writer takes the write lock up front: reading and then upgrading a deferred
-        # transaction fails at once in WAL mode when another writer got in between.
-        immediate = conn.get_execution_options().get("immediate", False)
-        # Straight to the driver: this runs once per trigger, and Core's execute costs more
-        # than the BEGIN itself.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Transactions through Core (migrations, the simulation's report queries, tests). The
+        # engine's own run on the driver and begin there (`store.recorder.SQLiteRecorder`).
+        conn.connection.driver_connection.execute("BEGIN")
 
     return engine
 

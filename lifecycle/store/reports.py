@@ -5,12 +5,16 @@ Through `Engine.get`, `Engine.postings` and `Engine.history` a report reads one 
 time: a query per order, most of the time a 100,000-order report took. These return only the
 columns and JSON fields a report uses, as plain values. The engine's ``# --- bulk reads for
 reports ---`` methods run them; nothing here writes.
+
+Unlike the engine's own statements (`store.recorder`), these are built per call by SQLAlchemy
+Core and run on a pooled Core connection (`Store.through_core`): they read JSON paths, IN lists
+of any length and stream on a server-side cursor, all of which Core spells per dialect, and each
+runs once per report, where Core's per-call cost does not count. None returns a timestamp.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import groupby
 from typing import Any, NamedTuple
@@ -18,7 +22,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from lifecycle.money import from_minor
-from lifecycle.store.deadlines import FAILED, PAUSED, PENDING
+from lifecycle.store.deadlines import FAILED
 from lifecycle.store.tables import aggregates, deadlines, history, ledger
 
 # Rows come in batches, not all at once (a server-side cursor on PostgreSQL).
@@ -129,22 +133,3 @@ def parked(conn: Connection, prefix: str) -> list[ParkedDeadline]:
                 d.aggregate_id, prefix)
     return [ParkedDeadline(kind, id, trigger)
             for kind, id, trigger in conn.execute(query.order_by(d.due_at, d.id))]
-
-
-def first_deadlines(conn: Connection, n: int) -> list[tuple[str, datetime]]:
-    """From the first ``n`` of each status, which the ``(status, due_at)`` index hands over
-    without reading the rest."""
-    d = deadlines.c
-    firsts: list[tuple[datetime, int, str]] = []
-    for status in (PENDING, PAUSED, FAILED):
-        rows = conn.execute(
-            select(d.due_at, d.id).where(d.status == status).order_by(d.due_at, d.id).limit(n)
-        )
-        firsts += [(due, id, status) for due, id in rows]
-    firsts.sort(key=lambda row: (row[0], row[1]))
-    return [(status, _utc(due)) for due, _, status in firsts[:n]]
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; the engine stores UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -459,7 +459,7 @@ def test_a_writer_whose_connection_the_server_dropped_connects_afresh(
     trigger that finds it dead fails as `Unavailable` and writes nothing; the next one works on
     a new one."""
     order = order_in(pg_engine, clock, "awaiting_payment")
-    kept = pg_engine._writing_connection().connection.driver_connection
+    kept = pg_engine.store.writer().driver
     assert kept is not None
     conninfo = pg_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(conninfo, autocommit=True) as admin:

@@ -12,6 +12,7 @@ import lifecycle
 from lifecycle import timers
 from lifecycle.adapters.sandbox import SandboxCarrier
 from lifecycle.adapters.timelines import TrackingRates
+from lifecycle.pipeline import Pipeline
 from tests.builders import (
     OPERATOR,
     SYSTEM,
@@ -223,12 +224,10 @@ def test_a_deadline_whose_trigger_is_refused_is_discarded(
 ) -> None:
     order = order_in(engine, clock, "awaiting_payment")
     # An operator cancels by hand; simulate a stale row by re-adding the old deadline.
-    from lifecycle.store import deadlines as store
-
     engine.fire("order", order.id, "cancel", OPERATOR)
-    with engine.database.begin() as conn:
-        store.schedule(conn, "order", order.id, "awaiting_payment", "payment_timeout",
-                       clock.now(), clock.now())
+    with engine.store.transaction() as records:
+        records.schedule("order", order.id, "awaiting_payment", "payment_timeout",
+                         clock.now(), clock.now())
 
     assert engine.run_due_timers() == 0
     assert engine.deadlines(kind="order", id=order.id) == []
@@ -251,15 +250,15 @@ def test_a_failing_deadline_is_retried_with_backoff_then_parked(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     order = order_in(engine, clock, "awaiting_payment")
-    real_fire = lifecycle.Engine._fire
+    real_fire = Pipeline.fire_in
 
-    def gateway_down(self: lifecycle.Engine, unit: object, definition: object, request: object,
+    def gateway_down(self: Pipeline, unit: object, definition: object, request: object,
                      *args: object) -> object:
         if getattr(request, "trigger", None) == "payment_timeout":
             raise ConnectionError("gateway unreachable")
         return real_fire(self, unit, definition, request, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(lifecycle.Engine, "_fire", gateway_down)
+    monkeypatch.setattr(Pipeline, "fire_in", gateway_down)
     clock.advance(timedelta(hours=24))
     waits = []
     for attempt in range(1, timers.MAX_ATTEMPTS + 1):
@@ -276,7 +275,7 @@ def test_a_failing_deadline_is_retried_with_backoff_then_parked(
     assert engine.get("order", order.id).state == "awaiting_payment"
     assert [e.trigger for e in engine.history("order", order.id)] == ["place"]
 
-    monkeypatch.setattr(lifecycle.Engine, "_fire", real_fire)
+    monkeypatch.setattr(Pipeline, "fire_in", real_fire)
     clock.advance(timedelta(days=1))
     assert engine.run_due_timers() == 0  # parked: only an operator brings it back
 

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 import lifecycle
 from lifecycle import timers
-from lifecycle.store import repository
+from lifecycle.store.recorder import Recorder
 from tests.builders import order_in
 from tests.outages import conninfo
 
@@ -33,7 +33,7 @@ def updates_raising(monkeypatch: pytest.MonkeyPatch, error: MakeError) -> Iterat
         raise error()
 
     with monkeypatch.context() as patched:
-        patched.setattr(repository, "update_aggregate", in_the_way)
+        patched.setattr(Recorder, "update_aggregate", in_the_way)
         yield tries
 
 

@@ -19,7 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import lifecycle
-from lifecycle.store import deadlines as deadline_store
+from lifecycle.store.recorder import Recorder
 from tests.builders import buyer, console_script, order_in, order_payload, seller_in
 from tests.outages import connected, database_down, named_url, new_name
 
@@ -48,7 +48,7 @@ def test_the_worker_rides_out_a_lost_database_and_fires_what_is_due(
 ) -> None:
     orders = [order_in(engine, clock, "awaiting_payment") for _ in range(3)]
     clock.advance(timedelta(hours=24))
-    real_next_due = deadline_store.next_due
+    real_next_due = Recorder.next_due
     lost = [sqlite3.OperationalError("disk I/O error") for _ in range(3)]
 
     def flaky_next_due(*args: Any) -> Any:
@@ -56,7 +56,7 @@ def test_the_worker_rides_out_a_lost_database_and_fires_what_is_due(
             raise lost.pop()
         return real_next_due(*args)
 
-    monkeypatch.setattr(deadline_store, "next_due", flaky_next_due)
+    monkeypatch.setattr(Recorder, "next_due", flaky_next_due)
     stop = RecordingStop(interval=7.0)
     with capture_logs() as logs:
         fired = lifecycle.TimerWorker(engine, interval=7.0).run(stop)

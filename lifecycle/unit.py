@@ -1,0 +1,141 @@
+"""One trigger, one unit of work: its transaction, the policy it holds, its idempotency record,
+and the events it publishes once it has committed.
+
+`Units.run` is what every caller's trigger goes through (`pipeline`), and `Units.open` what a
+deadline fires in (`timers`). A retry with a known idempotency key is answered from its record,
+inside the transaction, before anything else is read; a race lost to a delivery with the same
+key is answered from that delivery's record once it committed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from lifecycle.clock import Clock
+from lifecycle.errors import AlreadyExists, Conflict, IdempotencyMismatch, InvalidTransition
+from lifecycle.logs import BoundOnce
+from lifecycle.machines.definition import Aggregate
+from lifecycle.policy import Policy
+from lifecycle.request import Request
+from lifecycle.shared_policy import SharedPolicy
+from lifecycle.store.datastore import Store
+from lifecycle.store.recorder import Recorder
+
+log = structlog.get_logger("lifecycle")
+transition_log = BoundOnce("lifecycle")
+
+Subscriber = Callable[[Mapping[str, Any]], None]
+
+
+@dataclass(slots=True)
+class Unit:
+    """One trigger's work in its transaction: the recorder its statements run on, the moment
+    it stamps (never before the aggregate last moved), the policy it holds, and the events
+    it wrote, published once it commits."""
+
+    records: Recorder
+    now: datetime
+    policy: Policy
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Units:
+    """Opens units of work on one store and publishes what they committed."""
+
+    def __init__(self, store: Store, clock: Clock, policy: SharedPolicy,
+                 subscribers: list[tuple[str, Subscriber]]):
+        self.store = store
+        self.clock = clock
+        self.policy = policy
+        self.subscribers = subscribers  # the engine's list: `Engine.subscribe` adds to it
+
+    @contextmanager
+    def open(self) -> Iterator[Unit]:
+        """A transaction holding the newest stored policy; committed when the block ends."""
+        with self.store.transaction() as records, self.policy.held(records) as policy:
+            yield Unit(records, self.clock.now().astimezone(UTC), policy)
+
+    def run(self, request: Request, apply: Callable[[Unit], Aggregate], *, creates: bool) -> Aggregate:
+        """Apply ``request`` in a unit of its own, once per idempotency key, and publish its
+        events. ``creates``: the request is its kind's creating trigger."""
+        started = time.perf_counter()
+        try:
+            with self.open() as unit:
+                if request.idempotency_key is not None:
+                    earlier = self.replay(unit.records, request)
+                    if earlier is not None:
+                        return earlier
+                result = apply(unit)
+                if request.idempotency_key is not None:
+                    unit.records.remember(request.idempotency_key, request.fingerprint(), result,
+                                          unit.now)
+        except self.store.duplicate:
+            # Someone committed the same key or id between our read and our write.
+            return self._after_race(request, creates)
+        except (Conflict, InvalidTransition, AlreadyExists):
+            # A delivery with the same key may have committed after our key check (we then
+            # read its state, or lost the version to it): its result is ours.
+            earlier = self._remembered(request)
+            if earlier is None:
+                raise
+            return earlier
+        self.publish(unit.events, time.perf_counter() - started)
+        return result
+
+    def replay(self, records: Recorder, request: Request) -> Aggregate | None:
+        """The first result of the request's key, or None if the key is new. The record keeps
+        the state and version the first delivery led to, not a copy of the aggregate: the
+        answer carries those, with the aggregate's data as it is now."""
+        assert request.idempotency_key is not None
+        earlier = records.remembered(request.idempotency_key)
+        if earlier is None:
+            return None
+        if earlier.request_hash != request.fingerprint():
+            raise IdempotencyMismatch(request.idempotency_key)
+        current = records.load(earlier.kind, earlier.id)
+        data = current.data if current is not None else {}
+        return Aggregate(earlier.kind, earlier.id, earlier.state, earlier.version, data)
+
+    def key_used(self, key: str) -> bool:
+        with self.store.quick() as records:
+            return records.remembered(key) is not None
+
+    def _remembered(self, request: Request) -> Aggregate | None:
+        """The committed result of the request's idempotency key, read after our rollback."""
+        if request.idempotency_key is None:
+            return None
+        with self.store.quick() as records:
+            return self.replay(records, request)
+
+    def _after_race(self, request: Request, creates: bool) -> Aggregate:
+        earlier = self._remembered(request)
+        if earlier is not None:
+            return earlier
+        if request.id is not None and creates:
+            raise AlreadyExists(request.kind, request.id)
+        raise Conflict(request.kind, request.id or "?")
+
+    def publish(self, events: list[dict[str, Any]], seconds: float) -> None:
+        """Log each committed transition and call the subscribers whose pattern matches."""
+        logger = transition_log.get()
+        for event in events:
+            logger.info("transition", kind=event["kind"], id=event["id"], trigger=event["trigger"],
+                        actor=event["actor"], src=event["source"], dst=event["dest"],
+                        duration_ms=round(seconds * 1000, 3))
+            for pattern, fn in self.subscribers:
+                if fnmatch.fnmatchcase(event["event"], pattern):
+                    try:
+                        fn(event)
+                    except Exception:
+                        # The transition is committed; a subscriber's failure must not
+                        # look like the trigger failed.
+                        log.exception("subscriber.failed", domain_event=event["event"],
+                                      pattern=pattern)
