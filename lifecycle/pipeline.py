@@ -316,7 +316,11 @@ class Pipeline:
                 continue
             definition = self.definition(follow_up.kind)
             if isinstance(follow_up, Create):
-                request = Request(follow_up.kind, follow_up.id, definition.creation.trigger,
+                # The id is built from others' ids (a voucher's from its coupon's and buyer's):
+                # checked like a caller's, so nothing is written under one `get` would refuse.
+                id = (id_of(follow_up.id, f"{follow_up.kind}_id") if follow_up.id is not None
+                      else None)
+                request = Request(follow_up.kind, id, definition.creation.trigger,
                                   context.actor, follow_up.payload, None)
                 created, created_context, payload = self._new(unit, definition, request)
                 self._insert(unit, definition, created, created_context, payload, request, depth=1)
