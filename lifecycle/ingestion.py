@@ -30,6 +30,7 @@ from lifecycle.errors import (
 )
 from lifecycle.machines import capture
 from lifecycle.machines.definition import Aggregate
+from lifecycle.machines.order import waybill_key
 from lifecycle.pipeline import Pipeline
 from lifecycle.request import outside_key
 
@@ -153,7 +154,7 @@ class Ingestion:
     def _apply(self, carrier: str, event: TrackingEvent) -> list[Aggregate]:
         store = self.pipeline.units.store
         with store.quick() as records:
-            found = records.found_by("waybill", f"{carrier}:{event.waybill}")
+            found = records.found_by("waybill", waybill_key(carrier, event.waybill))
         if not found:
             log.warning("tracking.unknown_waybill", carrier=carrier, waybill=event.waybill)
         applied = []
