@@ -1,4 +1,5 @@
-"""The engine: the public API, one unit of work per trigger.
+"""The engine: the public API, one unit of work per trigger (one transaction each, or a savepoint
+of the thread's open batch: `Engine.batch`).
 
 `Engine` is the only door. It wires the pieces `lifecycle.open` gives it and hands each call
 to the module that holds it:
@@ -202,8 +203,8 @@ class Engine:
 
     def run_due_timers(self, limit: int | None = None,
                        stop: Callable[[], bool] | None = None) -> int:
-        """Fire every deadline due by the engine's clock, each in its own transaction, as the
-        ``system`` actor; return how many fired.
+        """Fire every deadline due by the engine's clock, each in its own transaction (in a
+        batch, its own savepoint), as the ``system`` actor; return how many fired.
 
         A deadline whose trigger the machine now refuses is discarded with a log line. One that
         fails otherwise (an adapter error) is retried with backoff and, after

@@ -200,6 +200,28 @@ def test_a_retry_inside_the_batch_gets_the_first_result_of_its_key(
     assert (after.state, after.version) == ("paid", 2)
 
 
+def test_a_key_raced_by_another_process_answers_with_the_batchs_result(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    engine, other = shop
+    (id,) = placed(engine)
+    answers: list[Aggregate] = []
+
+    def race() -> None:
+        answers.append(other.fire("order", id, "pay", buyer(), idempotency_key="k-race"))
+
+    racer = threading.Thread(target=race)
+    with engine.batch():
+        mine = engine.fire("order", id, "pay", buyer(), idempotency_key="k-race")
+        racer.start()
+        racer.join(timeout=0.5)
+        # SQLite: waiting for the write lock the batch holds; PostgreSQL: for the order's row.
+        assert racer.is_alive()
+    racer.join(timeout=20)
+
+    assert [(a.state, a.version) for a in answers] == [(mine.state, mine.version)] == [("paid", 2)]
+    assert [e.trigger for e in other.history("order", id)] == ["place", "pay"]
+
+
 def test_expected_version_is_checked_against_the_batchs_own_writes(
         shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
     engine, _ = shop
