@@ -8,7 +8,10 @@ second `lifecycle.open` on the same database: its own connections, as another pr
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -354,3 +357,41 @@ def test_a_database_error_loses_the_whole_batch_and_its_end_says_so(
     assert [state_of(engine, id) for id in (a, b, c)] == ["awaiting_payment"] * 3
     assert engine.fire("order", a, "pay", buyer()).state == "paid"  # a new connection, working
     assert engine.check() == []
+
+
+CRASHING = """
+import sys, time
+import lifecycle
+from lifecycle import Actor
+from lifecycle.logs import configure
+configure("warning")
+url, first, *batched = sys.argv[1:]
+engine = lifecycle.open(url, clock=lifecycle.SimulatedClock())
+engine.fire("order", first, "pay", Actor("buyer", "b-1"))
+with engine.batch():
+    for id in batched:
+        engine.fire("order", id, "pay", Actor("buyer", "b-1"))
+    print("batched", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_process_killed_in_a_batch_loses_the_open_batch_whole(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    engine, other = shop
+    first, *batched = placed(engine, 4)
+    url = engine.database.url.render_as_string(hide_password=False)
+    with subprocess.Popen([sys.executable, "-c", CRASHING, url, first, *batched],
+                          stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "batched"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    assert [state_of(other, id) for id in (first, *batched)] == ["paid"] + ["awaiting_payment"] * 3
+    assert [len(other.history("order", id)) for id in batched] == [1, 1, 1]
+    assert other.check() == []
+    assert engine.fire("order", batched[0], "pay", buyer()).version == 2  # no lock left behind
