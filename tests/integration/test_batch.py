@@ -7,6 +7,7 @@ second `lifecycle.open` on the same database: its own connections, as another pr
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sqlite3
@@ -23,6 +24,8 @@ from sqlalchemy import text
 from structlog.testing import capture_logs
 
 import lifecycle
+from lifecycle.adapter_calls import SANDBOX_SECRET
+from lifecycle.adapters.webhooks import SIGNATURE_HEADER, signature
 from lifecycle.errors import Conflict, GuardFailed, IdempotencyMismatch, InvalidTransition, NotFound
 from lifecycle.machines.definition import Aggregate, Context
 from lifecycle.pipeline import Pipeline
@@ -273,6 +276,26 @@ def test_a_deadline_the_batch_scheduled_fires_in_it_when_due(
         assert state_of(other, id) is None
     assert state_of(other, id) == "cancelled"
     assert other.check() == []
+
+
+def test_a_carrier_push_inside_the_batch_finds_the_waybill_the_batch_wrote(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine], clock: lifecycle.SimulatedClock) -> None:
+    engine, other = shop
+    (id,) = placed(engine)
+    body = json.dumps({"carrier": "dhl", "events": [{
+        "event_id": "scan-1", "waybill": SHIPMENT["waybill"], "status": "in_transit",
+        "at": clock.now().isoformat(), "location": "Leipzig hub", "detail": "processed"}]}).encode()
+
+    with engine.batch():
+        engine.fire("order", id, "pay", buyer())
+        engine.fire("order", id, "ship_offline", seller(), SHIPMENT)  # indexes the waybill
+        moved = engine.ingest_tracking("dhl", body, {SIGNATURE_HEADER: signature(SANDBOX_SECRET,
+                                                                                 body)})
+        assert [(o.id, o.state) for o in moved] == [(id, "in_transit")]
+        assert state_of(other, id) == "awaiting_payment"
+
+    assert state_of(other, id) == "in_transit"
+    assert [e.trigger for e in other.history("order", id)][-1] == "tracking_in_transit"
 
 
 def test_a_nested_batch_joins_the_outer_one(
