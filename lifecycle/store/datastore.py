@@ -148,13 +148,17 @@ class Store:
         self._local.batch = None
         if batch.lost is not None:
             raise batch.lost
-        if batch.begun:
-            self._commit(batch.records)
+        self._end(batch.records, commit=batch.begun)
 
-    def _commit(self, records: Recorder) -> None:
-        """Commit a batch; a database error as in `transaction`, the batch rolled back."""
+    def _end(self, records: Recorder, *, commit: bool) -> None:
+        """Commit a batch; a database error as in `transaction`, the batch rolled back. A batch
+        that wrote nothing is rolled back: on PostgreSQL its reads began a transaction, whose
+        table locks would otherwise stay until the thread's next trigger."""
         try:
-            records.commit()
+            if commit:
+                records.commit()
+            else:
+                records.rollback()
         except self.errors as error:
             with contextlib.suppress(Exception):
                 records.rollback()

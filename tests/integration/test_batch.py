@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 import structlog
 from sqlalchemy import text
@@ -418,3 +419,21 @@ def test_a_process_killed_in_a_batch_loses_the_open_batch_whole(
     assert [len(other.history("order", id)) for id in batched] == [1, 1, 1]
     assert other.check() == []
     assert engine.fire("order", batched[0], "pay", buyer()).version == 2  # no lock left behind
+
+
+def test_a_batch_that_only_read_leaves_no_transaction_open(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    engine, _ = shop
+    (id,) = placed(engine)
+    with engine.batch():
+        assert engine.get("order", id).state == "awaiting_payment"
+        assert engine.history("order", id)
+    # On PostgreSQL the reads began a transaction: left open, it would hold their table locks.
+    writer = engine.store.writer()
+    try:
+        if isinstance(writer.driver, sqlite3.Connection):
+            assert not writer.driver.in_transaction
+        else:
+            assert writer.driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    finally:
+        writer.rollback()  # a failure here must not leave the fixture's TRUNCATE waiting
