@@ -437,3 +437,27 @@ def test_a_batch_that_only_read_leaves_no_transaction_open(
             assert writer.driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     finally:
         writer.rollback()  # a failure here must not leave the fixture's TRUNCATE waiting
+
+
+def test_a_failed_commit_loses_the_batch_and_publishes_nothing(
+        engine: lifecycle.Engine, clock: lifecycle.SimulatedClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    order_in(engine, clock, "awaiting_payment")
+    a, b = placed(engine, 2)
+    heard: list[str] = []
+    engine.subscribe("*", lambda e: heard.append(e["id"]))
+    before = rows(engine)
+
+    def failing(self: SQLiteRecorder) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(lifecycle.Unavailable), engine.batch():  # noqa: PT012
+        engine.fire("order", a, "pay", buyer())
+        engine.fire("order", b, "pay", buyer())
+        monkeypatch.setattr(SQLiteRecorder, "commit", failing)  # the batch's commit fails
+
+    monkeypatch.undo()
+    assert heard == []
+    assert rows(engine) == before
+    assert [state_of(engine, id) for id in (a, b)] == ["awaiting_payment"] * 2
+    assert engine.check() == []
