@@ -1,4 +1,5 @@
-"""The engine: the public API, one unit of work per trigger.
+"""The engine: the public API, one unit of work per trigger (one transaction each, or a savepoint
+of the thread's open batch: `Engine.batch`).
 
 `Engine` is the only door. It wires the pieces `lifecycle.open` gives it and hands each call
 to the module that holds it:
@@ -17,6 +18,7 @@ to the module that holds it:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -66,7 +68,7 @@ class Engine:
         self.store = open_store(database)
         self._subscribers: list[tuple[str, Subscriber]] = []
         self._policy = SharedPolicy(self.store, clock, policy)
-        units = Units(self.store, clock, self._policy, self._subscribers)
+        units = self._units = Units(self.store, clock, self._policy, self._subscribers)
         self._pipeline = Pipeline(units, self.adapters, self.definitions)
         self._timers = Timers(units, self._pipeline)
         self._ingestion = Ingestion(self._pipeline, self.adapters)
@@ -104,6 +106,40 @@ class Engine:
         return self._pipeline.fire(kind, id, trigger, actor, payload,
                                    idempotency_key=idempotency_key,
                                    expected_version=expected_version)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group commit: ``with engine.batch(): ...`` runs every trigger this thread fires in
+        the block (`create`, `fire`, ingestion's, `run_due_timers`'s deadlines) in one database
+        transaction, each under a savepoint of its own, committed when the block ends.
+
+        - A refused trigger (any `LifecycleError`, an adapter error) rolls back alone and
+          raises as usual; the others stand.
+        - Nothing in the batch is durable, or visible to other connections, subscribers or
+          logs, before the block ends; then its events are published in the order they were
+          written, never those of a trigger rolled back.
+        - An exception out of the block rolls the whole batch back: nothing was written.
+        - A database error (contention as `Conflict`, an outage as `Unavailable`) loses the
+          whole batch: raised by the trigger it hit, again by every later trigger in the
+          block, and by the block's end (so a body that caught it cannot take the batch for
+          committed); a failed commit likewise. Retry the whole batch.
+        - On SQLite the batch holds the database's write lock from its first trigger to its
+          end: other writers wait (and get `Conflict` past the busy timeout). Keep batches
+          short. On PostgreSQL the batch holds its aggregates' row locks to its end.
+        - Idempotency keys: a key used earlier in the batch answers with its first result,
+          like a committed one; a key another process committed first answers with that
+          process's result. ``expected_version`` is checked against the batch's own writes.
+        - Each trigger reads the newest policy first, on the batch's connection, as outside a
+          batch (a version stored earlier in the batch applies to its later triggers).
+        - Reads on this thread (`get`, `allowed`, `history`, `find`, `check`, ...) run on the
+          batch's connection and see its writes so far; the bulk report reads (`state_counts`,
+          `field_values`, ...) run on a pooled connection and see only what is committed.
+        - A batch belongs to the thread that opened it; other threads' triggers run in their
+          own transactions. Inside a batch, ``batch()`` joins it as a savepoint: an exception
+          out of the inner block undoes its triggers alone, the rest commit with the outer.
+
+        Outside a batch, one trigger is one transaction, durable when it returns.
+        """
+        return self._units.batch()
 
     def get(self, kind: str, id: str) -> Aggregate:
         return self._pipeline.get(kind, id)
@@ -167,8 +203,8 @@ class Engine:
 
     def run_due_timers(self, limit: int | None = None,
                        stop: Callable[[], bool] | None = None) -> int:
-        """Fire every deadline due by the engine's clock, each in its own transaction, as the
-        ``system`` actor; return how many fired.
+        """Fire every deadline due by the engine's clock, each in its own transaction (in a
+        batch, its own savepoint), as the ``system`` actor; return how many fired.
 
         A deadline whose trigger the machine now refuses is discarded with a log line. One that
         fails otherwise (an adapter error) is retried with backoff and, after

@@ -5,11 +5,15 @@ and the events it publishes once it has committed.
 deadline fires in (`timers`). A retry with a known idempotency key is answered from its record,
 inside the transaction, before anything else is read; a race lost to a delivery with the same
 key is answered from that delivery's record once it committed.
+
+`Units.batch` is group commit (issue #15): the thread's units inside it are savepoints of one
+transaction (`Store.batch`), and what they publish waits for its commit.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -47,6 +51,11 @@ class Unit:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+class _Local(threading.local):
+    # What the thread's open batch will publish once it commits: (events, seconds) per unit.
+    pending: list[tuple[list[dict[str, Any]], float]] | None = None
+
+
 class Units:
     """Opens units of work on one store and publishes what they committed."""
 
@@ -56,6 +65,33 @@ class Units:
         self.clock = clock
         self.policy = policy
         self.subscribers = subscribers  # the engine's list: `Engine.subscribe` adds to it
+        self._local = _Local()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """`Engine.batch`: the thread's units inside the block commit together when it ends,
+        each a savepoint of one transaction (`Store.batch`); their events are published after
+        that commit, in the order the units ran, and never those of a unit rolled back. Inside
+        a batch, a savepoint of the outer one: its events are dropped if it raises."""
+        outer = self._local.pending
+        if outer is not None:
+            mark = len(outer)
+            try:
+                with self.store.batch():
+                    yield
+            except BaseException:
+                del outer[mark:]
+                raise
+            return
+        pending: list[tuple[list[dict[str, Any]], float]] = []
+        self._local.pending = pending
+        try:
+            with self.store.batch():
+                yield
+        finally:
+            self._local.pending = None
+        for events, seconds in pending:
+            self._announce(events, seconds)
 
     @contextmanager
     def open(self) -> Iterator[Unit]:
@@ -124,7 +160,15 @@ class Units:
         raise Conflict(request.kind, request.id or "?")
 
     def publish(self, events: list[dict[str, Any]], seconds: float) -> None:
-        """Log each committed transition and call the subscribers whose pattern matches."""
+        """Log each committed transition and call the subscribers whose pattern matches; in a
+        batch, once the batch has committed."""
+        pending = self._local.pending
+        if pending is not None:
+            pending.append((events, seconds))
+            return
+        self._announce(events, seconds)
+
+    def _announce(self, events: list[dict[str, Any]], seconds: float) -> None:
         logger = transition_log.get()
         for event in events:
             logger.info("transition", kind=event["kind"], id=event["id"], trigger=event["trigger"],

@@ -10,6 +10,10 @@ connection instead (`SQLiteStore.quick`).
 A database error is either contention (another writer in the way: `Conflict`, retry at once)
 or the database out of reach (`Unavailable`); after the latter the thread's writing connection,
 as likely broken as the one that failed, is replaced on next use (`store.failures`).
+
+A batch (`Store.batch`, issue #15) is one transaction on the thread's writing connection that
+several triggers share: while it is open, `transaction` is a savepoint in it, and `reading` and
+`quick` run on its connection, so they see what the batch wrote so far.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine
@@ -38,6 +43,24 @@ def open_store(database: Engine) -> Store:
                                f"not {dialect.name}+{dialect.driver}")
 
 
+class _Local(threading.local):
+    """What a thread holds: its writing connection's recorder and its open batch. Class
+    attributes are the defaults, so reading either costs no exception on a new thread."""
+
+    records: Recorder | None = None
+    batch: _Batch | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A thread's open batch: its recorder, whether its transaction has begun (at its first
+    trigger), and the error that lost it (then every later trigger in it raises that again)."""
+
+    records: Recorder
+    begun: bool = False
+    lost: LifecycleError | None = None
+
+
 class Store:
     """The per-database half of the unit of work: the connections, and the failure mapping.
 
@@ -53,7 +76,7 @@ class Store:
     def __init__(self, database: Engine):
         self.database = database
         self.recorder.compile_statements()
-        self._local = threading.local()
+        self._local = _Local()
         self._held: dict[threading.Thread, Recorder] = {}
         self._held_lock = threading.Lock()
         dbapi: Any = database.dialect.dbapi
@@ -61,12 +84,19 @@ class Store:
         self.duplicate: tuple[type[Exception], ...] = (IntegrityError, dbapi.IntegrityError)
         self.errors = database_errors(database)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Recorder]:
+    def transaction(self) -> AbstractContextManager[Recorder]:
         """One database transaction, run on the driver: SQLAlchemy's transaction bookkeeping
         (events, nesting state) cost several times the BEGIN and COMMIT themselves. Anything
         raised inside rolls it back; a database error becomes `Conflict` (contention) or
-        `Unavailable`."""
+        `Unavailable`. Inside the thread's open batch, a savepoint in the batch's transaction
+        instead (`batch`)."""
+        batch = self._local.batch
+        if batch is not None:
+            return self._step(batch)
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Recorder]:
         records = self.writer()
         try:
             records.begin()
@@ -85,11 +115,99 @@ class Store:
             raise unavailable(self.database, error) from error
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: the thread's transactions inside the block share one database
+        transaction, each as a savepoint in it (`transaction`), committed when the block ends.
+
+        The transaction begins with the batch's first transaction (BEGIN IMMEDIATE on SQLite:
+        the batch holds the write lock from there to its end). What raises inside a savepoint
+        undoes that savepoint alone; an exception out of the block rolls the whole batch back.
+        A database error anywhere in it loses the whole batch at once: it is rolled back, the
+        error raised as `Conflict` or `Unavailable`, and raised again by every later
+        transaction of the batch and by the block's end, so a body that caught it never takes
+        the batch for committed. A failed commit is `Conflict` or `Unavailable` likewise,
+        nothing written. Inside a batch, ``batch()`` is a savepoint of the outer one: an
+        exception out of it undoes the inner block's work alone; the rest commits with the
+        outer batch. Reads on this thread (`reading`, `quick`) run on the batch's connection."""
+        outer = self._local.batch
+        if outer is not None:
+            with self._step(outer):
+                yield
+            return
+        batch = self._local.batch = _Batch(self.writer())
+        try:
+            yield
+        except BaseException:
+            self._local.batch = None
+            if batch.lost is None and batch.begun:
+                try:
+                    batch.records.rollback()
+                except self.errors as error:
+                    self.failure(error)  # a broken connection is replaced; the body's error wins
+            raise
+        self._local.batch = None
+        if batch.lost is not None:
+            raise batch.lost
+        self._end(batch.records, commit=batch.begun)
+
+    def _end(self, records: Recorder, *, commit: bool) -> None:
+        """Commit a batch; a database error as in `transaction`, the batch rolled back. A batch
+        that wrote nothing is rolled back: on PostgreSQL its reads began a transaction, whose
+        table locks would otherwise stay until the thread's next trigger."""
+        try:
+            if commit:
+                records.commit()
+            else:
+                records.rollback()
+        except self.errors as error:
+            with contextlib.suppress(Exception):
+                records.rollback()
+            raise self.failure(error) from error
+
+    @contextmanager
+    def _step(self, batch: _Batch) -> Iterator[Recorder]:
+        """One savepoint of ``batch``'s transaction (begun here the first time)."""
+        if batch.lost is not None:
+            raise batch.lost
+        records = batch.records
+        try:
+            if not batch.begun:
+                records.begin()
+                batch.begun = True
+            with records.savepoint():
+                yield records
+        except self.errors as error:
+            raise self._lose(batch, error) from error
+
+    @contextmanager
+    def _read_in(self, batch: _Batch) -> Iterator[Recorder]:
+        """A read on ``batch``'s connection: it sees what the batch wrote so far."""
+        if batch.lost is not None:
+            raise batch.lost
+        try:
+            yield batch.records
+        except self.errors as error:
+            raise self._lose(batch, error) from error
+
+    def _lose(self, batch: _Batch, error: Exception) -> LifecycleError:
+        """A database error in a batch: roll all of it back; `Conflict` or `Unavailable`."""
+        with contextlib.suppress(Exception):
+            batch.records.rollback()
+        batch.lost = self.failure(error)
+        return batch.lost
+
+    @contextmanager
     def reading(self) -> Iterator[Recorder]:
         """A pooled connection for reads outside a trigger, in one read transaction (ended
         when the connection goes back to the pool). A database error on it makes it `Conflict`
         (contention) or `Unavailable`, and the connection never goes back: it may be broken,
-        and resetting a broken one logs a traceback."""
+        and resetting a broken one logs a traceback. Inside the thread's batch, the batch's
+        connection."""
+        batch = self._local.batch
+        if batch is not None:
+            with self._read_in(batch) as records:
+                yield records
+            return
         try:
             conn = self.database.connect()
         except self.errors as error:
@@ -126,7 +244,7 @@ class Store:
 
     def writer(self) -> Recorder:
         """The recorder of this thread's writing connection, connected on first use."""
-        records: Recorder | None = getattr(self._local, "records", None)
+        records = self._local.records
         if records is not None:
             held = records.connection
             if held is not None and not held.closed and not held.invalidated:
@@ -151,7 +269,7 @@ class Store:
         broken as the one that failed, is replaced on next use."""
         if is_contention(error):
             return Conflict("database", "busy")
-        self._forget(getattr(self._local, "records", None))
+        self._forget(self._local.records)
         return unavailable(self.database, error)
 
     def close(self) -> None:
@@ -205,7 +323,12 @@ class SQLiteStore(Store):
         """The thread's writing connection: between triggers the driver is in autocommit, so
         the read sees the latest commit, and checking a connection out of the pool and
         resetting it cost more than the read itself (every `get`, every carrier scan's waybill
-        lookup)."""
+        lookup). Inside the thread's batch, the batch's connection too, in its transaction."""
+        batch = self._local.batch
+        if batch is not None:
+            with self._read_in(batch) as records:
+                yield records
+            return
         records = self.writer()
         try:
             yield records

@@ -46,10 +46,10 @@ class Recorder(AggregateRecords, DeadlineRecords, LedgerRecords, PolicyRecords, 
     ``append_history``, ...), and the store commits, or rolls back on any error. A part of it
     can be undone alone with `savepoint` (a deadline whose trigger is refused).
 
-    Group commit (issue #15) is built from the same pieces: ``with engine.batch():`` will take
-    one `Store.transaction` for the batch and run each trigger under its own `savepoint` on the
-    same recorder, so a refused trigger rolls back alone and the others commit together; the
-    batch publishes its triggers' events after that one commit. A trigger inside a batch then
+    Group commit (issue #15) is built from the same pieces: ``with engine.batch():`` begins one
+    transaction for the batch (`Store.batch`) and runs each trigger under its own `savepoint`
+    on the same recorder, so a refused trigger rolls back alone and the others commit together;
+    the batch publishes its triggers' events after that one commit. A trigger inside a batch
     gets a savepoint where it would have got a transaction (the store sees the thread's open
     batch); nothing in the recorder changes, since savepoints nest by name on both databases.
     """
