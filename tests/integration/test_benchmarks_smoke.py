@@ -44,3 +44,14 @@ def test_workers_benchmark_runs_with_tiny_sizes() -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "four workers / one worker" in done.stdout
+
+
+def test_peers_benchmark_runs_with_tiny_sizes() -> None:
+    """Only where the optional extra is installed (``pip install -e '.[peers]'``)."""
+    for module in ("eventsourcing", "django", "django_fsm", "django_fsm_log"):
+        pytest.importorskip(module)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.peers", "--n", "3"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "lifecycle / eventsourcing" in done.stdout
+    assert "lifecycle / django-fsm-2" in done.stdout
