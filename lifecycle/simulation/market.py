@@ -368,7 +368,8 @@ class Market:
             yield
         except BaseException:
             self.lost_batch = True
-            self._close(*sys.exc_info())
+            if self.in_batch:  # not when `roll` failed to commit (it closed the batch)
+                self._close(*sys.exc_info())
             raise
         self._commit()
 
@@ -384,8 +385,20 @@ class Market:
         self.in_batch, self.seen = True, 0
 
     def _commit(self) -> None:
-        self.checkpoint("running")
-        self._close(None, None, None)
+        """Save the progress in the batch and commit it; if either fails (a database error
+        loses the whole batch), the batch is closed and the driver's state marked ahead of the
+        database."""
+        try:
+            self.checkpoint("running")
+        except BaseException:
+            self.lost_batch = True
+            self._close(*sys.exc_info())
+            raise
+        try:
+            self._close(None, None, None)
+        except BaseException:
+            self.lost_batch = True
+            raise
 
     def _close(self, *exc: Any) -> None:
         self.in_batch = False
