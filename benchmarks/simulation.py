@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--faults", default=None)
     parser.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--no-check", action="store_true", help="skip the final ledger check")
+    parser.add_argument("--batch-size", type=int, default=simulation.BATCH_SIZE,
+                        help="most transitions per batch, as `lifecycle simulate --batch-size` "
+                             "(1: a transaction per step; default %(default)s)")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
@@ -48,9 +51,10 @@ def main() -> None:
                       f"{time.perf_counter() - started:7.1f} s  peak {peak_rss_mb():7.1f} MB",
                       flush=True)
 
-        report = simulation.run_on(db, config, progress=progress)
+        report = simulation.run_on(db, config, progress=progress, batch_size=args.batch_size)
         print(json.dumps({
             "orders": args.orders, "sellers": args.sellers, "days": args.days,
+            "batch_size": args.batch_size,
             "transitions": report.transitions, "check": report.check["passed"],
             **report.wall,
         }, indent=2))

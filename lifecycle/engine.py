@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from sqlalchemy import ClauseElement
 from sqlalchemy import Engine as Database
 
 from lifecycle import audit
@@ -140,6 +141,25 @@ class Engine:
         Outside a batch, one trigger is one transaction, durable when it returns.
         """
         return self._units.batch()
+
+    def batch_events(self, start: int = 0) -> list[dict[str, Any]]:
+        """The events the thread's open batch has written so far (those of its triggers that
+        stand, in the order they ran), from the ``start``-th on; empty outside a batch.
+
+        The batch's own code may react to them before the commit, as its reads see its writes
+        (a simulation's people answer what just happened); subscribers, the log and the relay
+        still hear of them only after the commit, and never if the batch is lost. An inner
+        ``batch()`` that raises takes its events out of the list again."""
+        return self._units.written(start)
+
+    def execute(self, statement: ClauseElement) -> None:
+        """Run one SQLAlchemy Core write statement on an application's own table (a
+        simulation's progress row) with the engine's writes: in the thread's open batch, under
+        a savepoint of it, so that it commits with the batch's triggers or is lost with them;
+        outside a batch, in a transaction of its own. A database error is `Conflict` or
+        `Unavailable`, as for a trigger."""
+        with self.store.transaction() as records:
+            records.execute_core(statement)
 
     def get(self, kind: str, id: str) -> Aggregate:
         return self._pipeline.get(kind, id)

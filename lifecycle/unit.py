@@ -54,6 +54,8 @@ class Unit:
 class _Local(threading.local):
     # What the thread's open batch will publish once it commits: (events, seconds) per unit.
     pending: list[tuple[list[dict[str, Any]], float]] | None = None
+    # The same events one after another, for `written` (the batch's own code reacting to them).
+    written: list[dict[str, Any]] | None = None
 
 
 class Units:
@@ -73,25 +75,32 @@ class Units:
         each a savepoint of one transaction (`Store.batch`); their events are published after
         that commit, in the order the units ran, and never those of a unit rolled back. Inside
         a batch, a savepoint of the outer one: its events are dropped if it raises."""
-        outer = self._local.pending
-        if outer is not None:
-            mark = len(outer)
+        outer, flat = self._local.pending, self._local.written
+        if outer is not None and flat is not None:
+            mark, flat_mark = len(outer), len(flat)
             try:
                 with self.store.batch():
                     yield
             except BaseException:
                 del outer[mark:]
+                del flat[flat_mark:]
                 raise
             return
         pending: list[tuple[list[dict[str, Any]], float]] = []
-        self._local.pending = pending
+        self._local.pending, self._local.written = pending, []
         try:
             with self.store.batch():
                 yield
         finally:
-            self._local.pending = None
+            self._local.pending = self._local.written = None
         for events, seconds in pending:
             self._announce(events, seconds)
+
+    def written(self, start: int = 0) -> list[dict[str, Any]]:
+        """`Engine.batch_events`: the events the thread's open batch wrote so far, from the
+        ``start``-th; empty outside a batch."""
+        flat = self._local.written
+        return [] if flat is None else flat[start:]
 
     @contextmanager
     def open(self) -> Iterator[Unit]:
@@ -162,9 +171,10 @@ class Units:
     def publish(self, events: list[dict[str, Any]], seconds: float) -> None:
         """Log each committed transition and call the subscribers whose pattern matches; in a
         batch, once the batch has committed."""
-        pending = self._local.pending
-        if pending is not None:
+        pending, flat = self._local.pending, self._local.written
+        if pending is not None and flat is not None:
             pending.append((events, seconds))
+            flat.extend(events)
             return
         self._announce(events, seconds)
 

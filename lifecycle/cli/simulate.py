@@ -27,11 +27,14 @@ from lifecycle.cli.session import OneLine, Session, pass_session
               help="Also write an HTML report with charts (opens offline) into this folder.")
 @click.option("--name", default="sim", show_default=True,
               help="The run's name: the prefix of every id it creates.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Most transitions per batch (one transaction; each tick is a batch of its "
+                   "own); 1: a transaction per step. The report is the same for any size.")
 @json_option
 @pass_session
 def simulate(session: Session, sellers: int, orders: int, days: int, seed: int, db: str | None,
              faults: str | None, resume: bool, report_dir: str | None, name: str,
-             as_json: bool) -> None:
+             batch_size: int, as_json: bool) -> None:
     """Sellers onboard, buyers order, parcels travel, disputes open and end, funds are released:
     every step through the real machines, persistence and sandbox adapters. Exit 1 when the
     ledger check of the finished run fails."""
@@ -46,7 +49,8 @@ def simulate(session: Session, sellers: int, orders: int, days: int, seed: int, 
             bar.update(max(0, min(day, days) - bar.pos))
 
         report = run(url, sellers=sellers, orders=orders, days=days, seed=seed, faults=faults,
-                     resume=resume, report_dir=report_dir, name=name, progress=progress)
+                     resume=resume, report_dir=report_dir, name=name, progress=progress,
+                     batch_size=batch_size)
     output.echo(report.to_json() if as_json else report.render())
     if report_dir is not None and not as_json:
         output.echo(f"report written to {report_dir}/index.html")

@@ -11,7 +11,9 @@ Sellers onboard, buyers order (some with coupons), pay, cancel or let the paymen
 ship online or offline with the carrier and service the quotes make best; the sandbox carriers
 push tracking (some late, duplicated, lost, held in customs, returned); buyers confirm or let
 ``auto_confirm`` do it; disputes of both types go every way SPEC §5 allows; the timers release
-the funds. Every step is an `Engine.fire` or `Engine.create`, in its own transaction.
+the funds. Every step is an `Engine.fire` or `Engine.create`, grouped in batches (one per tick,
+at most ``batch_size`` transitions; 1 for a transaction per step): the same seed gives the same
+report whatever the batch size.
 
 `run_on` opens the engine itself with a `SimulatedClock` and the seeded sandbox adapters; `run`
 takes an engine the caller opened (on a `SimulatedClock`, with the adapters from
@@ -44,7 +46,7 @@ from lifecycle.simulation.world import rng
 # Not a secret: the sandboxes sign their callbacks and pushes with it, the engine checks them.
 SECRET = b"lifecycle-simulation"
 
-__all__ = ["Behaviour", "Config", "Faults", "Progress", "Report", "run", "run_on",
+__all__ = ["BATCH_SIZE", "Behaviour", "Config", "Faults", "Progress", "Report", "run", "run_on",
            "sandbox_adapters", "simulate"]
 
 
@@ -71,9 +73,13 @@ def sandbox_adapters(config: Config, clock: Clock, session: int = 0
     return gateway, carriers
 
 
+BATCH_SIZE = 500
+"""The most transitions one batch holds by default (a tick's worth, mostly; benchmarks/RESULTS.md)."""
+
+
 def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
         progress: Progress | None = None, stop_after_orders: int | None = None,
-        name: str | None = None) -> Report:
+        name: str | None = None, batch_size: int = BATCH_SIZE) -> Report:
     """Run a simulation on ``engine`` (opened with a `SimulatedClock`) and report on it.
 
     A new run refuses a database where a run of the same name exists (`AlreadyExists`).
@@ -81,7 +87,8 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
     if there is none); a finished run is only reported on. ``stop_after_orders`` stops once
     that many orders have arrived (the run can then be resumed); ``progress`` is called once a
     simulated day with (day, orders arrived, transitions per second); raising from it stops the
-    run cleanly too.
+    run cleanly too. ``batch_size``: the most transitions one batch (one transaction) holds;
+    each tick is a batch of its own, and 1 means no batches.
     """
     name = name or (config.name if config is not None else "sim")
     stored = record.load(engine.database, name)
@@ -99,7 +106,7 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
         if clock.now() < stored.sim_now:
             clock.set(stored.sim_now)
         market = Market(engine, config, stored, on_progress=progress,
-                        stop_after_orders=stop_after_orders)
+                        stop_after_orders=stop_after_orders, batch_size=batch_size)
         try:
             if finished:
                 return survey(market, "finished")
@@ -118,7 +125,7 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
     progress_record = record.Progress(config.name, config.to_dict(), "running", 0, config.start, 0)
     record.save(engine.database, progress_record, config.start, new=True)
     market = Market(engine, config, progress_record, on_progress=progress,
-                    stop_after_orders=stop_after_orders)
+                    stop_after_orders=stop_after_orders, batch_size=batch_size)
     try:
         return survey(market, Driver(market).run())
     finally:
@@ -127,7 +134,8 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
 
 def run_on(url: str, config: Config | None = None, *, resume: bool = False,
            progress: Progress | None = None, stop_after_orders: int | None = None,
-           name: str = "sim", log: str | None = None, upgrade: bool | None = None) -> Report:
+           name: str = "sim", log: str | None = None, upgrade: bool | None = None,
+           batch_size: int = BATCH_SIZE) -> Report:
     """Open ``url`` with a `SimulatedClock`, the run's sandbox adapters and its policy (the
     defaults, with ``fee_period_days`` when set), then `run` on it. A database whose stored
     policy differs is refused with `lifecycle.PolicyMismatch`; use a database of the run's own.
@@ -157,19 +165,21 @@ def run_on(url: str, config: Config | None = None, *, resume: bool = False,
     with lifecycle.open(url, clock=clock, policy=policy, payments=gateway, carriers=carriers,
                         log=log, upgrade=upgrade) as engine:
         return run(engine, config, resume=resume, progress=progress,
-                   stop_after_orders=stop_after_orders, name=name)
+                   stop_after_orders=stop_after_orders, name=name, batch_size=batch_size)
 
 
 def simulate(db: str, *, sellers: int = 20, orders: int = 300, days: int = 90, seed: int = 0,
              faults: str | None = None, resume: bool = False, report_dir: str | None = None,
              name: str = "sim", progress: Progress | None = None,
-             stop_after_orders: int | None = None, log: str | None = None) -> Report:
+             stop_after_orders: int | None = None, log: str | None = None,
+             batch_size: int = BATCH_SIZE) -> Report:
     """What ``lifecycle simulate`` does, option for option: run (or resume) on ``db``, write
     the HTML report to ``report_dir`` if given, and return the report to print."""
     config = None if resume else Config(sellers=sellers, orders=orders, days=days, seed=seed,
                                         faults=Faults.parse(faults), name=name)
     report = run_on(db, config, resume=resume, progress=progress,
-                    stop_after_orders=stop_after_orders, name=name, log=log)
+                    stop_after_orders=stop_after_orders, name=name, log=log,
+                    batch_size=batch_size)
     if report_dir is not None:
         report.write_html(report_dir)
     return report

@@ -3,9 +3,10 @@
 Time moves in ticks (an hour by default). Within a tick, orders arrive and people take their
 turns in time order, the clock set to each moment; at the end of each tick the timer worker
 fires the deadlines that fell due, payment callbacks are delivered, and every few ticks the
-carriers' tracking pushes. Ticks in which nothing can happen are skipped. Once a simulated day
-the driver samples the order states, an operator sweeps the parked deadlines, and the run's
-progress is saved, so that a stopped run resumes (`rebuild`) where it was.
+carriers' tracking pushes. Ticks in which nothing can happen are skipped. Each tick is one batch
+(group commit), the run's progress saved in it, so that a stopped or killed run resumes
+(`rebuild`) from the last batch that committed. Once a simulated day the driver samples the
+order states and, after the tick's commit, an operator sweeps the parked deadlines.
 """
 
 from __future__ import annotations
@@ -42,27 +43,41 @@ class Driver:
         self._arrival: tuple[int, datetime] = (-1, market.start)  # the next arrival, computed once
 
     def run(self) -> str:
-        """Run until every order has ended (or the drain limit), or a stop; returns the status."""
+        """Run until every order has ended (or the drain limit), or a stop; returns the status.
+
+        Each tick is one batch (`Market.batch`; rolled over mid-tick once it holds
+        ``batch_size`` transitions), the run's progress saved in it. The operator's daily sweep
+        and the progress callback come after the tick's commit: the sweep reads the parked
+        deadlines on a connection of its own, which sees only what is committed."""
         m, tick = self.market, self.tick
         boundary = m.start + tick * ((m.now() - m.start) // tick + 1)
         try:
             while True:
-                self._until(boundary)
-                m.clock.set(boundary)
-                self._tick(boundary)
+                with m.batch():
+                    self._until(boundary)
+                    m.clock.set(boundary)
+                    day = self._tick(boundary)
+                    if m.batch_size <= 1:
+                        m.checkpoint("running")
+                if day is not None:
+                    self._daily(day)
                 status = self._status()
                 if status is not None:
-                    if status == "finished":
-                        self._flush()
+                    with m.batch():
+                        if status == "finished":
+                            self._flush()
                     m.checkpoint(status)
                     return status
                 boundary = self._next_boundary(boundary)
         except BaseException:
             # A stop from the progress callback, Ctrl-C, a crash: whatever committed stays
             # committed; remember how far we got so that resume continues from here (and let
-            # the original error through even if the database is what failed).
-            with contextlib.suppress(Exception):
-                m.checkpoint("stopped")
+            # the original error through even if the database is what failed). A batch lost
+            # on the way took the triggers the driver saw with it: its last saved progress,
+            # written with the last batch that committed, is where resume goes on from.
+            if not m.lost_batch:
+                with contextlib.suppress(Exception):
+                    m.checkpoint("stopped")
             raise
 
     # --- skipping idle time ---------------------------------------------------------------
@@ -118,6 +133,7 @@ class Driver:
                 m.clock.set(max(arrival, m.now()))
                 m.orders.place(m.next_order)
                 m.next_order += 1
+                m.roll()
                 if m.stop_after_orders is not None and m.next_order >= m.stop_after_orders:
                     m.stopping = True
                 continue
@@ -126,6 +142,7 @@ class Driver:
             turn = heapq.heappop(m.turns)
             m.clock.set(max(turn.at, m.now()))
             m.take_turn(turn)
+            m.roll()
 
     def _next_arrival(self) -> datetime | None:
         m = self.market
@@ -137,18 +154,26 @@ class Driver:
             self._arrival = (m.next_order, at)
         return at
 
-    def _tick(self, boundary: datetime) -> None:
+    def _tick(self, boundary: datetime) -> int | None:
+        """The end of a tick; returns the day when it ends one (its sample taken, in the
+        tick's batch), for `_daily` after the commit."""
         m = self.market
         m.engine.run_due_timers()
         m.drain()
+        m.roll()
         if m.gateway is not None:
             for message in m.gateway.take_callbacks():
                 self._callback(message.body, message.headers)
+                m.roll()
         since = boundary - m.start
         if since % m.push_every == timedelta(0):
             self._deliver_pushes()
-        if since % DAY == timedelta(0):
-            self._daily(since // DAY)
+        if since % DAY != timedelta(0):
+            return None
+        day = since // DAY
+        m.tally.samples.append({"day": day, "orders": {s: n for s, n in
+                                                       sorted(m.states["order"].items()) if n}})
+        return day
 
     def _deliver_pushes(self) -> None:
         m = self.market
@@ -158,6 +183,7 @@ class Driver:
         for name, carrier in m.carriers.items():
             for message in carrier.take_pushes():
                 self._push(name, message.body, message.headers)
+                m.roll()
 
     def _callback(self, body: bytes, headers: Mapping[str, str]) -> None:
         """Hand a payment callback from the sandbox gateway to the engine."""
@@ -202,10 +228,7 @@ class Driver:
 
     def _daily(self, day: int) -> None:
         m = self.market
-        m.tally.samples.append({"day": day, "orders": {s: n for s, n in
-                                                       sorted(m.states["order"].items()) if n}})
         self._operator_sweep()
-        m.checkpoint("running")
         if m.on_progress is not None:
             m.on_progress(day, m.next_order, m.rate())
 

@@ -1,7 +1,13 @@
 """The market: one run's people, their turns, and how they act on the engine.
 
-Each thing anyone does is one `Engine.fire` or `Engine.create` through the public API: its own
-transaction, so a run killed at any point leaves a consistent database. People react to what
+Each thing anyone does is one `Engine.fire` or `Engine.create` through the public API, and the
+driver groups them in batches (`Engine.batch`, issue #15): one transaction per tick (or per
+``batch_size`` transitions), each trigger under its own savepoint, the run's progress row
+written in the same batch (`Engine.execute`), so a run killed at any point leaves a consistent
+database whose progress matches it. Inside a batch the engine's subscribers hear nothing before
+the commit, so the market reads what the batch wrote so far (`Engine.batch_events`) and reacts
+at once, exactly as it did to one committed trigger at a time: the same seed gives the same
+run whatever the batch size. People react to what
 happened: the engine calls our subscriber after each commit, and the kind's actors turn the
 event into a turn some time later ("the seller ships two days after payment"). A turn re-reads
 the aggregate and decides again from what is there now, so a turn that came too late (the timer
@@ -15,10 +21,13 @@ what the sandboxes send.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -59,7 +68,8 @@ class Market:
     """One run on one engine. Built by `lifecycle.simulation.run`."""
 
     def __init__(self, engine: Engine, config: Config, progress: record.Progress, *,
-                 on_progress: Progress | None = None, stop_after_orders: int | None = None):
+                 on_progress: Progress | None = None, stop_after_orders: int | None = None,
+                 batch_size: int = 1):
         clock = engine.clock
         if not isinstance(clock, lifecycle.SimulatedClock):
             raise lifecycle.InvalidPayload("engine", "a simulation runs on an engine opened with a "
@@ -85,6 +95,14 @@ class Market:
         self.scan_ticks: set[datetime] = set()
         self.push_every = timedelta(hours=config.push_every_hours)
         self.inbox: list[Event] = []
+        # Batches: the most transitions one holds (1: no batches), whether one is open, how
+        # many of its events were applied, and whether one was lost (the driver's state is
+        # then ahead of the database: no progress may be saved from it).
+        self.batch_size = batch_size
+        self.in_batch = False
+        self.seen = 0
+        self.lost_batch = False
+        self._block: AbstractContextManager[None] = contextlib.nullcontext()
         self.states: dict[str, Counter[str]] = {k: Counter() for k in lifecycle.definitions()}
         self.session_transitions = 0
         self.wall_started = time.perf_counter()
@@ -285,7 +303,15 @@ class Market:
     # --- what the engine tells us ----------------------------------------------------------
 
     def drain(self) -> None:
-        """Apply the events of what just committed, in commit order."""
+        """Apply the events of what just committed (in a batch: what it just wrote), in order."""
+        if self.in_batch:
+            while True:
+                written = self.engine.batch_events(self.seen)
+                if not written:
+                    return
+                self.seen += len(written)
+                for fresh in written:
+                    self._apply(fresh)
         while self.inbox:
             events = list(self.inbox)
             self.inbox.clear()
@@ -321,10 +347,66 @@ class Market:
         return time.process_time() - self.cpu_started
 
     def checkpoint(self, status: str) -> None:
+        """Save the run's progress: in the open batch, if any, committed with its triggers."""
         progress = self.progress
         progress.status, progress.sim_now = status, self.now()
         progress.next_order, progress.tally = self.next_order, self.tally.to_dict()
-        record.save(self.engine.database, progress, datetime.now(UTC))
+        self.engine.execute(record.saving(progress, datetime.now(UTC)))
+
+    # --- batches --------------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One batch of the run's triggers (none when ``batch_size`` is 1), rolled over to a
+        new one by `roll` once it holds ``batch_size`` transitions; the block's end saves the
+        progress in the batch (``checkpoint("running")``) and commits it."""
+        if self.batch_size <= 1:
+            yield
+            return
+        self._open()
+        try:
+            yield
+        except BaseException:
+            self.lost_batch = True
+            if self.in_batch:  # not when `roll` failed to commit (it closed the batch)
+                self._close(*sys.exc_info())
+            raise
+        self._commit()
+
+    def roll(self) -> None:
+        """Between two people's acts: commit the open batch once it is full, open the next."""
+        if self.in_batch and self.seen >= self.batch_size:
+            self._commit()
+            self._open()
+
+    def _open(self) -> None:
+        self._block = self.engine.batch()
+        self._block.__enter__()
+        self.in_batch, self.seen = True, 0
+
+    def _commit(self) -> None:
+        """Save the progress in the batch and commit it; if either fails (a database error
+        loses the whole batch), the batch is closed and the driver's state marked ahead of the
+        database."""
+        try:
+            self.checkpoint("running")
+        except BaseException:
+            self.lost_batch = True
+            self._close(*sys.exc_info())
+            raise
+        try:
+            self._close(None, None, None)
+        except BaseException:
+            self.lost_batch = True
+            raise
+
+    def _close(self, *exc: Any) -> None:
+        self.in_batch = False
+        try:
+            self._block.__exit__(*exc)
+        finally:
+            # The commit handed the subscriber the events the batch's acts already applied.
+            self.inbox.clear()
 
     def close(self) -> None:
         self._subscription.inbox = None

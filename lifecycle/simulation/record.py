@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, Update, insert, select, update
 from sqlalchemy import Engine as Database
 
 metadata = MetaData()
@@ -84,9 +84,8 @@ def load(database: Database, name: str) -> Progress | None:
     )
 
 
-def save(database: Database, progress: Progress, now: datetime, *, new: bool = False) -> None:
-    """Write the run's row (insert it when ``new``); its own small transaction."""
-    values = {
+def _values(progress: Progress, now: datetime) -> dict[str, Any]:
+    return {
         "config": json.dumps(progress.config, sort_keys=True),
         "status": progress.status,
         "session": progress.session,
@@ -95,8 +94,19 @@ def save(database: Database, progress: Progress, now: datetime, *, new: bool = F
         "tally": json.dumps(progress.tally, sort_keys=True),
         "updated_at": now.isoformat(),
     }
+
+
+def save(database: Database, progress: Progress, now: datetime, *, new: bool = False) -> None:
+    """Write the run's row (insert it when ``new``); its own small transaction."""
+    values = _values(progress, now)
     with database.begin() as conn:
         if new:
             conn.execute(insert(runs).values(name=progress.name, **values))
         else:
             conn.execute(update(runs).where(runs.c.name == progress.name).values(**values))
+
+
+def saving(progress: Progress, now: datetime) -> Update:
+    """The statement that writes the run's row, for `Engine.execute`: in a batch, the row
+    commits with the triggers it covers."""
+    return update(runs).where(runs.c.name == progress.name).values(**_values(progress, now))

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import ClauseElement, Connection, Dialect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
@@ -72,6 +72,15 @@ class Recorder(AggregateRecords, DeadlineRecords, LedgerRecords, PolicyRecords, 
 
     def commit(self) -> None:
         self.driver.commit()
+
+    def execute_core(self, statement: ClauseElement) -> None:
+        """Run one Core statement an application built (`Engine.execute`), its values bound
+        as the dialect's parameters: plain values (text, numbers) only, no type processing."""
+        dialect = type(self).dialect
+        if dialect is None:
+            raise TypeError(f"{type(self).__name__} has no dialect to compile statements for")
+        compiled = statement.compile(dialect=dialect)
+        self.cur.execute(str(compiled), compiled.construct_params())
 
     def rollback(self) -> None:
         self.driver.rollback()

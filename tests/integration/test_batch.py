@@ -461,3 +461,63 @@ def test_a_failed_commit_loses_the_batch_and_publishes_nothing(
     assert rows(engine) == before
     assert [state_of(engine, id) for id in (a, b)] == ["awaiting_payment"] * 2
     assert engine.check() == []
+
+
+def test_the_batchs_own_code_reads_the_events_it_wrote_before_the_commit(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine], monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, _ = shop
+    a, victim, b, c = placed(engine, 4)
+    heard: list[str] = []
+    engine.subscribe("order.paid", lambda e: heard.append(e["id"]))
+    assert engine.batch_events() == []  # outside a batch
+    monkeypatch.setattr(Pipeline, "_follow", refusing_after_writes(victim))
+
+    with engine.batch():
+        engine.fire("order", a, "pay", buyer())
+        assert [(e["id"], e["trigger"]) for e in engine.batch_events()] == [(a, "pay")]
+        with pytest.raises(GuardFailed):
+            engine.fire("order", victim, "pay", buyer())
+        engine.fire("order", b, "pay", buyer())
+        with pytest.raises(ZeroDivisionError), engine.batch():  # noqa: PT012
+            engine.fire("order", c, "pay", buyer())
+            _ = 1 / 0
+        # The refused trigger and the inner block that raised wrote no events.
+        assert [e["id"] for e in engine.batch_events()] == [a, b]
+        assert [e["id"] for e in engine.batch_events(1)] == [b]
+        assert heard == []
+
+    assert heard == [a, b]
+    assert engine.batch_events() == []
+
+
+def test_an_applications_row_written_in_a_batch_commits_or_is_lost_with_it(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+
+    engine, other = shop
+    notes = Table("batch_test_notes", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("note", String(40)))
+    notes.drop(engine.database, checkfirst=True)
+    notes.create(engine.database)
+
+    def noted(on: lifecycle.Engine) -> list[str]:
+        with on.database.connect() as conn:
+            return [row.note for row in conn.execute(select(notes.c.note).order_by(notes.c.id))]
+
+    try:
+        engine.execute(insert(notes).values(id=1, note="alone"))  # a transaction of its own
+        assert noted(other) == ["alone"]
+        a, b = placed(engine, 2)
+        with engine.batch():
+            engine.fire("order", a, "pay", buyer())
+            engine.execute(insert(notes).values(id=2, note="with the batch"))
+            assert noted(other) == ["alone"]
+        assert noted(other) == ["alone", "with the batch"]
+        with pytest.raises(ZeroDivisionError), engine.batch():  # noqa: PT012
+            engine.fire("order", b, "pay", buyer())
+            engine.execute(insert(notes).values(id=3, note="lost"))
+            _ = 1 / 0
+        assert noted(other) == ["alone", "with the batch"]
+        assert state_of(other, b) == "awaiting_payment"
+    finally:
+        notes.drop(engine.database)
