@@ -351,6 +351,8 @@ class Market:
         progress = self.progress
         progress.status, progress.sim_now = status, self.now()
         progress.next_order, progress.tally = self.next_order, self.tally.to_dict()
+        # The row's saved-at stamp is when, in the world outside, the run last saved (what an
+        # operator reads to see a run is alive); the run's own time is ``sim_now`` above.
         self.engine.execute(record.saving(progress, datetime.now(UTC)))
 
     # --- batches --------------------------------------------------------------------------
