@@ -13,6 +13,7 @@ from lifecycle.cli import (
     dispute,
     generic,
     graph,
+    keys,
     order,
     policy,
     seller,
@@ -23,7 +24,7 @@ from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
                  *generic.COMMANDS, db.db, timers.timers, policy.policy, simulate.simulate,
-                 carriers.carriers):
+                 carriers.carriers, keys.keys):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]
