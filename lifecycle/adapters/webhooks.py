@@ -50,10 +50,10 @@ def webhook_key(secret: Secret) -> bytes:
         if not secret.startswith(SECRET_PREFIX):
             raise ValueError(f"a webhook secret given as text is {SECRET_PREFIX}<base64>; "
                              "pass bytes for a raw key")
-        encoded = secret[len(SECRET_PREFIX):]
+        # Unpadded base64 is common in the wild: pad it to a whole number of quads.
+        encoded = secret[len(SECRET_PREFIX):].rstrip("=")
         try:
-            # Unpadded base64 is common in the wild; b64decode ignores padding beyond what it needs.
-            key = base64.b64decode(encoded + "==", validate=True)
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except (binascii.Error, ValueError):
             raise ValueError(f"webhook secret {SECRET_PREFIX}… is not valid base64 after the "
                              "prefix") from None
