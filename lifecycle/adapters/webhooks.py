@@ -102,7 +102,7 @@ def delivery(body: Any, headers: Any, *, adapter: str, operation: str) -> tuple[
     mapping or as an iterable of (name, value) pairs (ASGI's ``[(b"name", b"value")]``), names
     and values str or bytes (bytes read as ISO-8859-1, as HTTP sends them). Names are
     case-insensitive; a name given twice has its values joined with ", " (RFC 9110 §5.3), so
-    a second signature cannot hide behind the first. Anything else is an `AdapterError`.
+    every signature sent is read, not only the first. Anything else is an `AdapterError`.
     """
     return _body(body, adapter, operation), _headers(headers, adapter, operation)
 
