@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 import lifecycle
 from lifecycle.adapter_calls import SANDBOX_SECRET
+from lifecycle.adapters import MAX_BODY_BYTES, PaymentEvent, SandboxGateway
 from lifecycle.cli import cli
 from lifecycle.cli.session import Session
 from tests.builders import ORDER_TOTAL, SHIPMENT, order_in, rows, signed
@@ -131,6 +132,35 @@ def test_a_signed_push_with_a_duplicate_key_deep_inside_is_refused(
 
     assert rows(engine) == before
     assert engine.get("order", order.id).state == "shipped"
+
+
+class TrustingGateway(SandboxGateway):
+    """An outside gateway that never checks a signature, nor a body's size."""
+
+    def __init__(self, clock: lifecycle.Clock):
+        super().__init__(clock=clock, secret=SANDBOX_SECRET)
+        self.parsed = 0
+
+    def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        self.parsed += 1
+        raise AssertionError("never reached with a body over the cap")
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_the_engine_caps_the_body_for_any_gateway_before_it_parses(
+    db_url: str, clock: lifecycle.SimulatedClock, as_text: bool
+) -> None:
+    gateway = TrustingGateway(clock)
+    body = b'{"pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    with lifecycle.open(db_url, clock=clock, payments=gateway) as engine:
+        before = rows(engine)
+
+        with pytest.raises(lifecycle.AdapterError, match=f"over {MAX_BODY_BYTES} bytes"):
+            engine.ingest_payment_callback("sandbox", body.decode() if as_text else body,
+                                           signed(body, clock))
+
+        assert rows(engine) == before
+    assert gateway.parsed == 0
 
 
 @pytest.mark.parametrize(("secrets", "says"), [

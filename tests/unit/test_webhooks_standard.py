@@ -7,6 +7,7 @@ timestamps of now; our `verify` is given ``now`` and is tested on simulated time
 
 from __future__ import annotations
 
+import array
 import base64
 import json
 import re
@@ -200,6 +201,20 @@ def test_a_body_over_the_cap_is_refused_before_it_is_hashed(as_text: bool) -> No
     with pytest.raises(AdapterError, match=f"over {MAX_BODY_BYTES} bytes") as refused:
         check(headers, body=body.decode() if as_text else body)  # type: ignore[arg-type]
     assert not isinstance(refused.value, SignatureInvalid)
+
+
+def test_the_cap_counts_bytes_not_items_of_a_memoryview() -> None:
+    body = memoryview(array.array("Q", [0] * (MAX_BODY_BYTES // 8 + 1)))  # 8 bytes an item
+
+    with pytest.raises(AdapterError, match="over"):
+        check(signed_headers(KEY, "msg_1", AT, body.tobytes()), body=body)  # type: ignore[arg-type]
+
+
+def test_text_under_the_cap_in_characters_but_over_it_in_bytes_is_refused() -> None:
+    body = "é" * (MAX_BODY_BYTES // 2 + 1)
+
+    with pytest.raises(AdapterError, match="over"):
+        check(signed_headers(KEY, "msg_1", AT, body.encode()), body=body)  # type: ignore[arg-type]
 
 
 def test_a_body_at_the_cap_is_verified() -> None:
