@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 
@@ -56,6 +56,7 @@ from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.reports import LedgerSum, ParkedDeadline, StateCount
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
+from lifecycle.strict_json import DuplicateKey, JSONRefused, loads_json
 from lifecycle.worker import Backoff, TimerWorker
 
 try:
@@ -91,6 +92,7 @@ def open(
     payments: str | PaymentGateway = "sandbox",
     carriers: Mapping[str, Carrier] | None = None,
     adapter_seed: int = 0,
+    webhook_secrets: Mapping[str, Sequence[str | bytes]] | None = None,
 ) -> Engine:
     """Open an engine on a database URL (``sqlite:///file.db``, ``postgresql+psycopg://…``).
 
@@ -108,13 +110,20 @@ def open(
     ``lifecycle.payments`` entry points) or a `PaymentGateway` object. ``carriers``: carrier
     objects by name; any other carrier is built by name from the registry on first use (built
     in: sandbox dhl, ups, fedex, tnt, postal, sea_freight, air_freight). ``adapter_seed`` seeds
-    the sandbox adapters.
+    the sandbox adapters. ``webhook_secrets``: per adapter name (``"sandbox"``, ``"dhl"``, ...)
+    the Standard Webhooks secrets (``whsec_<base64>`` or bytes, newest first) the built-in
+    sandboxes sign and verify callbacks and pushes with; one with none listed uses the
+    published sandbox secret, which is not a secret (docs/webhooks.md).
     """
     from lifecycle.logs import configure
     from lifecycle.store.database import connect, ensure_schema
 
     if log is not None:
         configure(log)
+    # Adapters first: a malformed webhook secret is refused before any database is touched.
+    clock = clock or SystemClock()
+    adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed,
+                                  webhook_secrets=webhook_secrets)
     database = connect(url)
     try:
         allowed = upgrade if upgrade is not None else database.dialect.name == "sqlite"
@@ -122,8 +131,6 @@ def open(
     except BaseException:
         database.dispose()
         raise
-    clock = clock or SystemClock()
-    adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed)
     engine = Engine(database, clock, policy or Policy(), adapters)
     try:
         engine._policy.put(policy, update=update_policy)
@@ -175,6 +182,7 @@ __all__ = [
     "Clock",
     "Conflict",
     "DefinitionError",
+    "DuplicateKey",
     "Engine",
     "EventsRejected",
     "Forbidden",
@@ -184,6 +192,7 @@ __all__ = [
     "InvalidPayload",
     "InvalidTransition",
     "InvalidWaybill",
+    "JSONRefused",
     "LedgerSum",
     "LifecycleError",
     "MachineDefinition",
@@ -214,6 +223,7 @@ __all__ = [
     "configure_logs",
     "definition",
     "definitions",
+    "loads_json",
     "open",
     "trigger_for_scan",
     "upgrade_schema",
