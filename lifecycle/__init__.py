@@ -52,8 +52,9 @@ from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REA
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
-from lifecycle.store.reports import LedgerSum, ParkedDeadline, StateCount
+from lifecycle.store.reports import Backlog, LedgerSum, ParkedDeadline, StateCount
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
+from lifecycle.telemetry import metrics_exposition
 from lifecycle.worker import Backoff, TimerWorker
 
 try:
@@ -166,6 +167,7 @@ __all__ = [
     "AdapterError",
     "Aggregate",
     "AlreadyExists",
+    "Backlog",
     "Backoff",
     "CaptureRefused",
     "Carrier",
@@ -210,6 +212,7 @@ __all__ = [
     "configure_logs",
     "definition",
     "definitions",
+    "metrics_exposition",
     "open",
     "trigger_for_scan",
     "upgrade_schema",
