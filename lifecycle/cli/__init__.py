@@ -16,6 +16,7 @@ from lifecycle.cli import (
     order,
     policy,
     seller,
+    serve,
     simulate,
     timers,
 )
@@ -23,7 +24,7 @@ from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
                  *generic.COMMANDS, db.db, timers.timers, policy.policy, simulate.simulate,
-                 carriers.carriers):
+                 carriers.carriers, serve.serve):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]
