@@ -22,6 +22,7 @@ from lifecycle.adapters.errors import (
     SignatureInvalid,
 )
 from lifecycle.adapters.ports import Carrier, PaymentGateway
+from lifecycle.api_keys import ApiKey
 from lifecycle.clock import Clock, SimulatedClock, SystemClock
 from lifecycle.engine import Engine
 from lifecycle.errors import (
@@ -39,6 +40,7 @@ from lifecycle.errors import (
     PolicyMismatch,
     ReplayMismatch,
     SchemaOutdated,
+    Unauthenticated,
     Unavailable,
     UnknownKind,
     UnknownPolicyValues,
@@ -166,6 +168,7 @@ __all__ = [
     "AdapterError",
     "Aggregate",
     "AlreadyExists",
+    "ApiKey",
     "Backoff",
     "CaptureRefused",
     "Carrier",
@@ -201,6 +204,7 @@ __all__ = [
     "TimerWorker",
     "TrackingRecord",
     "Transition",
+    "Unauthenticated",
     "Unavailable",
     "UnknownKind",
     "UnknownPolicyValues",

@@ -11,6 +11,7 @@ to the module that holds it:
 - `lifecycle.ingestion`: payment callbacks and carrier pushes and polls;
 - `lifecycle.shared_policy`: the policy every process shares;
 - `lifecycle.audit`: ``check`` and ``replay``;
+- `lifecycle.api_keys`: API keys, stored hashed, and who a key acts as;
 - `lifecycle.store`: the database, as a `Store` handing out `Recorder`s (reads of history,
   ledger, deadlines and scans go straight to it).
 """
@@ -30,6 +31,7 @@ from sqlalchemy import Engine as Database
 from lifecycle import audit
 from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters
+from lifecycle.api_keys import ApiKey, ApiKeys
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload, NotFound, ReplayMismatch
 from lifecycle.ids import identifier
@@ -73,6 +75,7 @@ class Engine:
         self._pipeline = Pipeline(units, self.adapters, self.definitions)
         self._timers = Timers(units, self._pipeline)
         self._ingestion = Ingestion(self._pipeline, self.adapters)
+        self._keys = ApiKeys(self.store, clock)
 
     # --- public API ---------------------------------------------------------------------
 
@@ -289,6 +292,31 @@ class Engine:
         if not isinstance(policy, Policy):
             raise InvalidPayload("policy", "must be a lifecycle.Policy")
         return self._policy.put(policy, update=True, expected_version=expected_version)
+
+    # --- API keys: who may call the service, and as whom (issue #16) -------------------
+
+    def create_key(self, role: str, *, actor_id: str | None = None,
+                   label: str = "") -> tuple[ApiKey, str]:
+        """Make an API key for ``role``: bound to ``actor_id``, or (None) a role scope that
+        acts as any actor of the role. Returns the key and its token, ``lck_<id>_<secret>``:
+        shown this once, since only the SHA-256 of its secret is stored. A role not in
+        `ROLES`, a malformed actor id or label is `InvalidPayload`, and nothing is written."""
+        return self._keys.create(role, actor_id, label)
+
+    def keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        """The API keys, oldest first; the revoked ones only when asked. Never their tokens."""
+        return self._keys.listed(include_revoked)
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke an API key: it authenticates no more, in every process, from the next
+        request on. `NotFound` if there is no such key; revoking twice keeps the first time."""
+        return self._keys.revoke(key_id)
+
+    def authenticate(self, token: str) -> ApiKey:
+        """The API key a bearer token belongs to (one primary-key read). `Unauthenticated`,
+        one message whatever the reason, when the token is missing, malformed, unknown, has
+        the wrong secret or its key is revoked. Who it acts as: `ApiKey.acting_as`."""
+        return self._keys.authenticate(token)
 
     # --- what gateways and carriers tell us ----------------------------------------------
 

@@ -94,6 +94,20 @@ class Forbidden(LifecycleError):
                          f"{_instead(role, self.allowed)}")
 
 
+class Unauthenticated(LifecycleError):
+    """An API key that does not let its bearer in: missing, malformed, unknown, with the wrong
+    secret, or revoked (issue #16). One message for all of them, so that a caller probing keys
+    learns nothing about which part was wrong; the log says which (`lifecycle.api_keys`).
+
+    Exit code 1, as any refusal: the CLI never authenticates, and a service answers it 401.
+    """
+
+    MESSAGE = "invalid or revoked API key"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
 class Conflict(LifecycleError):
     """Another writer changed the aggregate since it was read. Retryable."""
 

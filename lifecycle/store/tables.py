@@ -168,3 +168,17 @@ tracking_events = Table(
     Column("recorded_at", Moment, nullable=False),
     Index("ix_tracking_events_aggregate", "kind", "aggregate_id", "event_id", unique=True),
 )
+
+# API keys (issue #16): who may call the service. Only the SHA-256 of a key's secret is stored,
+# never the token; ``actor_id`` NULL is a role scope (the key acts as any actor of ``role``).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(13), primary_key=True),  # "k" + 12 hex characters, public
+    Column("role", String(16), nullable=False),
+    Column("actor_id", String(100), nullable=True),
+    Column("label", String(200), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),  # hex digest of the token's secret
+    Column("created_at", Moment, nullable=False),
+    Column("revoked_at", Moment, nullable=True),
+)
