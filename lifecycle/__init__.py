@@ -56,6 +56,7 @@ from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.reports import LedgerSum, ParkedDeadline, StateCount
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
+from lifecycle.strict_json import DuplicateKey, JSONRefused, loads_json
 from lifecycle.worker import Backoff, TimerWorker
 
 try:
@@ -175,6 +176,7 @@ __all__ = [
     "Clock",
     "Conflict",
     "DefinitionError",
+    "DuplicateKey",
     "Engine",
     "EventsRejected",
     "Forbidden",
@@ -184,6 +186,7 @@ __all__ = [
     "InvalidPayload",
     "InvalidTransition",
     "InvalidWaybill",
+    "JSONRefused",
     "LedgerSum",
     "LifecycleError",
     "MachineDefinition",
@@ -214,6 +217,7 @@ __all__ = [
     "configure_logs",
     "definition",
     "definitions",
+    "loads_json",
     "open",
     "trigger_for_scan",
     "upgrade_schema",

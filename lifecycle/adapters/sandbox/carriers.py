@@ -30,6 +30,7 @@ from lifecycle.adapters.waybills import (
 from lifecycle.adapters.webhooks import DeliveryRates, Mailbox, SignedMessage, delivery, verify
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload
+from lifecycle.strict_json import loads_json
 
 # How each carrier numbers what it books: (serial, origin country, service) → waybill.
 Issuer = Callable[[int, str, ServiceLevel], str]
@@ -213,11 +214,11 @@ class SandboxCarrier:
         body, headers = delivery(body, headers, adapter=self._name, operation="parse_push")
         verify(self._secret, body, headers, adapter=self._name, operation="parse_push")
         try:
-            pushed = json.loads(body)["events"]
+            pushed = loads_json(body)["events"]
             if not isinstance(pushed, list):
                 raise TypeError(f"events must be a list, got {type(pushed).__name__}")
-        # RecursionError: json.loads gives up on deep nesting, which a signed body may still be.
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        # ValueError: loads_json refuses duplicate keys and deep nesting, which a signed body may hold.
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise AdapterError(self._name, "parse_push", f"malformed push: {exc}") from None
         events, rejected = [], []
         for n, item in enumerate(pushed):

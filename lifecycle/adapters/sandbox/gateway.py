@@ -15,6 +15,7 @@ from lifecycle.adapters.ports import Money, PaymentEvent, PaymentEventKind
 from lifecycle.adapters.sandbox.calls import DECLINED, failure, fingerprint
 from lifecycle.adapters.webhooks import DeliveryRates, Mailbox, SignedMessage, delivery, verify
 from lifecycle.errors import InvalidPayload
+from lifecycle.strict_json import loads_json
 
 Operation = Literal["capture", "refund", "payout", "charge_fee"]
 _REF_PREFIX: Mapping[Operation, str] = {
@@ -112,7 +113,7 @@ class SandboxGateway:
         body, headers = delivery(body, headers, adapter=self._name, operation="parse_callback")
         verify(self._secret, body, headers, adapter=self._name, operation="parse_callback")
         try:
-            data = json.loads(body)
+            data = loads_json(body)
             return PaymentEvent(
                 event_id=str(data["event_id"]),
                 kind=data["kind"],
@@ -122,7 +123,7 @@ class SandboxGateway:
                 currency=str(data["currency"]),
                 reason=data.get("reason"),
             )
-        except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError,
+        except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError,
                 InvalidPayload) as exc:
             raise AdapterError(self._name, "parse_callback", f"malformed callback: {exc}") from None
 
