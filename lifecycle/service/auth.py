@@ -26,7 +26,7 @@ def acting_actor(
     (403) when the key may not act as the actor asked for. Checked before anything is read."""
     engine: lifecycle.Engine = request.app.state.engine
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise lifecycle.Unauthenticated("no API key: send Authorization: Bearer <key>")
+        raise lifecycle.Unauthenticated()
     key = engine.authenticate(credentials.credentials)
     return key.acting_as(lifecycle_actor)
 

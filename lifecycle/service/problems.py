@@ -88,7 +88,10 @@ def from_error(error: lifecycle.LifecycleError, status: int | None = None,
             headers["Retry-After"] = seconds
     if isinstance(error, lifecycle.Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
-    return problem(status, type_uri(cls), _title(cls), " ".join(str(error).split()), members, headers)
+    uri, title = type_uri(cls), _title(cls)
+    if status == 412:
+        uri, title = TYPE_PREFIX + "precondition-failed", "Precondition failed"
+    return problem(status, uri, title, " ".join(str(error).split()), members, headers)
 
 
 def _title(cls: type[Exception]) -> str:
@@ -97,8 +100,10 @@ def _title(cls: type[Exception]) -> str:
 
 def _plain(value: Any) -> Any:
     """A JSON value for an error's attribute, or None to leave it out."""
-    if isinstance(value, bool | int | str):
+    if isinstance(value, bool | int):
         return value
+    if isinstance(value, str):
+        return value or None  # "" is what an error says when it does not know
     if isinstance(value, tuple | list) and all(isinstance(v, str | int | None) for v in value):
         return list(value)
     if isinstance(value, tuple | list) and all(isinstance(v, tuple) for v in value):
@@ -144,8 +149,11 @@ async def http_error(request: Request, error: Exception) -> JSONResponse:
         return await unexpected(request, error)
     titles = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}
     headers = dict(error.headers or {})
+    detail = str(error.detail)
+    if error.status_code in (404, 405):
+        detail = f"no route for {request.method} {request.url.path}"
     return problem(error.status_code, TYPE_PREFIX + f"http-{error.status_code}",
-                   titles.get(error.status_code, "HTTP error"), str(error.detail), headers=headers)
+                   titles.get(error.status_code, "HTTP error"), detail, headers=headers)
 
 
 async def unexpected(request: Request, error: Exception) -> JSONResponse:
