@@ -54,9 +54,10 @@ from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REA
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
-from lifecycle.store.reports import LedgerSum, ParkedDeadline, StateCount
+from lifecycle.store.reports import Backlog, LedgerSum, ParkedDeadline, StateCount
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
 from lifecycle.strict_json import DuplicateKey, JSONRefused, loads_json
+from lifecycle.telemetry import metrics_exposition
 from lifecycle.worker import Backoff, TimerWorker
 
 try:
@@ -170,6 +171,7 @@ __all__ = [
     "Aggregate",
     "AlreadyExists",
     "ApiKey",
+    "Backlog",
     "Backoff",
     "CaptureRefused",
     "Carrier",
@@ -218,6 +220,7 @@ __all__ = [
     "definition",
     "definitions",
     "loads_json",
+    "metrics_exposition",
     "open",
     "trigger_for_scan",
     "upgrade_schema",

@@ -46,7 +46,7 @@ from lifecycle.store import reports
 from lifecycle.store.audit import Violation
 from lifecycle.store.datastore import open_store
 from lifecycle.store.deadlines import ScheduledDeadline
-from lifecycle.store.reports import LedgerSum, ParkedDeadline, StateCount
+from lifecycle.store.reports import Backlog, LedgerSum, ParkedDeadline, StateCount
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
 from lifecycle.timers import Timers
 from lifecycle.unit import Subscriber, Units
@@ -413,6 +413,13 @@ class Engine:
         ``deadlines(failed=True)`` lists, for every aggregate with the prefix and no limit."""
         with self.store.through_core() as conn:
             return reports.parked(conn, prefix)
+
+    def backlog(self) -> Backlog:
+        """What waits in the database: deadlines parked as failed, unpublished outbox rows, and
+        pending deadlines due by the engine's clock; what the metrics' gauges show at each
+        scrape (`lifecycle.metrics_exposition`), the same from every process."""
+        with self.store.through_core() as conn:
+            return reports.backlog(conn, self.clock.now())
 
     def first_deadlines(self, n: int) -> list[tuple[str, datetime]]:
         """(status, due time) of the first ``n`` deadlines by (due time, id), every status, as

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from lifecycle import timers
+from lifecycle import telemetry, timers
 from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters, carry_out
 from lifecycle.errors import (
@@ -78,10 +78,14 @@ class Pipeline:
         definition = self.definition(kind)
         if id is not None:
             id = id_of(id)
-        request = Request(definition.kind, id, definition.creation.trigger, actor_of(actor),
-                          payload_of(payload), key_of(idempotency_key))
-        return self.units.run(request, lambda unit: self._create(unit, definition, request),
-                              creates=True)
+        trigger = definition.creation.trigger
+        request = Request(definition.kind, id, trigger, actor_of(actor), payload_of(payload),
+                          key_of(idempotency_key))
+        with telemetry.observe(definition.kind, trigger, (trigger,), request.actor.role, id) as seen:
+            created = self.units.run(request, lambda unit: self._create(unit, definition, request),
+                                     creates=True)
+            seen.id = created.id
+        return created
 
     def fire(self, kind: str, id: str, trigger: str, actor: Actor,
              payload: Mapping[str, Any] | None, *, idempotency_key: str | None,
@@ -90,9 +94,11 @@ class Pipeline:
         definition = self.definition(kind)
         request = Request(definition.kind, id_of(id), trigger, actor_of(actor), payload_of(payload),
                           key_of(idempotency_key))
-        return self.units.run(
-            request, lambda unit: self.fire_in(unit, definition, request, expected_version),
-            creates=trigger == definition.creation.trigger)
+        with telemetry.observe(definition.kind, trigger, definition.machine.events, request.actor.role,
+                               request.id):
+            return self.units.run(
+                request, lambda unit: self.fire_in(unit, definition, request, expected_version),
+                creates=trigger == definition.creation.trigger)
 
     def fire_in(self, unit: Unit, definition: MachineDefinition, request: Request,
                 expected_version: int | None) -> Aggregate:

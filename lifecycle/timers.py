@@ -18,6 +18,7 @@ from typing import Protocol
 
 import structlog
 
+from lifecycle import telemetry
 from lifecycle.actor import Actor
 from lifecycle.adapters.errors import AdapterError
 from lifecycle.errors import Conflict, Forbidden, GuardFailed, InvalidPayload, InvalidTransition, NotFound
@@ -115,18 +116,30 @@ class Timers:
     def _fire_next_due(self) -> str | None:
         """Take the earliest due deadline and fire it; "fired", "discarded", "failed",
         "conflict", or None when nothing is due."""
+        seen: telemetry.Observed | None = None
         try:
             with self.units.open() as unit:
                 deadline = unit.records.next_due(unit.now)
                 if deadline is None:
                     return None
-                outcome = self._fire(unit, deadline)
-        except Conflict:
-            return "conflict"
+                now = unit.now  # before the trigger moves it to the aggregate's last move
+                seen = telemetry.observe(deadline.kind, deadline.trigger,
+                                         self.triggers.definition(deadline.kind).machine.events,
+                                         TIMER.role, deadline.aggregate_id)
+                outcome = self._fire(unit, deadline, seen)
+        except BaseException as error:
+            if seen is not None:
+                seen.finish(type(error).__name__, error)
+            if isinstance(error, Conflict):
+                return "conflict"
+            raise
+        seen.finish()
+        if outcome == "fired":
+            telemetry.deadline_fired((now - deadline.due_at).total_seconds())
         self.units.publish(unit.events, 0.0)
         return outcome
 
-    def _fire(self, unit: Unit, deadline: ScheduledDeadline) -> str:
+    def _fire(self, unit: Unit, deadline: ScheduledDeadline, seen: telemetry.Observed) -> str:
         """Fire one deadline under a savepoint: a refusal discards it, any other failure counts
         an attempt (and parks it after the last); either way the rest of the unit commits."""
         definition = self.triggers.definition(deadline.kind)
@@ -146,12 +159,14 @@ class Timers:
             raise
         except (InvalidTransition, GuardFailed, Forbidden, InvalidPayload, NotFound) as refusal:
             del unit.events[written:]  # rolled back with the savepoint
+            seen.outcome, seen.error = type(refusal).__name__, refusal
             unit.records.remove_deadline(deadline.id)
             log.warning("timer.discarded", kind=deadline.kind, id=deadline.aggregate_id,
                         trigger=deadline.trigger, reason=str(refusal))
             return "discarded"
         except Exception as error:
             del unit.events[written:]
+            seen.outcome, seen.error = type(error).__name__, error
             attempts = deadline.attempts + 1
             # A declined payout is declined again for the same request: park it for an operator
             # at once. Timeouts and other errors may pass; retry those with backoff.

@@ -15,6 +15,7 @@ runs once per report, where Core's per-call cost does not count. None returns a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import groupby
 from typing import Any, NamedTuple
@@ -22,8 +23,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from lifecycle.money import from_minor
-from lifecycle.store.deadlines import FAILED
-from lifecycle.store.tables import aggregates, deadlines, history, ledger
+from lifecycle.store.deadlines import FAILED, PENDING
+from lifecycle.store.tables import aggregates, deadlines, history, ledger, outbox
 
 # Rows come in batches, not all at once (a server-side cursor on PostgreSQL).
 STREAM: dict[str, Any] = {"stream_results": True, "yield_per": 5000}
@@ -57,6 +58,15 @@ class ParkedDeadline(NamedTuple):
     kind: str
     aggregate_id: str
     trigger: str
+
+
+class Backlog(NamedTuple):
+    """What waits in the database, for the metrics' gauges (`lifecycle.telemetry`): deadlines
+    parked as failed, outbox rows not yet published, and pending deadlines already due."""
+
+    parked_deadlines: int
+    outbox_backlog: int
+    deadlines_due: int
 
 
 Step = tuple[str, str | None]  # (trigger, one field of its payload)
@@ -133,3 +143,14 @@ def parked(conn: Connection, prefix: str) -> list[ParkedDeadline]:
                 d.aggregate_id, prefix)
     return [ParkedDeadline(kind, id, trigger)
             for kind, id, trigger in conn.execute(query.order_by(d.due_at, d.id))]
+
+
+def backlog(conn: Connection, now: datetime) -> Backlog:
+    """Three counts, each through an index: ``(status, due_at)`` and ``(published_at, id)``."""
+    d, o = deadlines.c, outbox.c
+    # UTC: SQLite's DATETIME stores the wall-clock fields it is given, as the recorder does.
+    due = now.astimezone(UTC)
+    parked_n = conn.execute(select(func.count()).where(d.status == FAILED)).scalar_one()
+    unpublished = conn.execute(select(func.count()).where(o.published_at.is_(None))).scalar_one()
+    due_n = conn.execute(select(func.count()).where(d.status == PENDING, d.due_at <= due)).scalar_one()
+    return Backlog(int(parked_n), int(unpublished), int(due_n))
