@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 import lifecycle
 from lifecycle.adapter_calls import SANDBOX_SECRET
-from lifecycle.adapters.webhooks import SIGNATURE_HEADER, signature
+from lifecycle.adapters import signed_headers
 from lifecycle.logs import configure
 from lifecycle.store.tables import idempotency
 from tests.builders import SHIPMENT, SYSTEM, order_in
@@ -34,7 +34,8 @@ def push(waybill: str, n: int, at: datetime) -> tuple[bytes, dict[str, str]]:
         "event_id": f"scan-{n}", "waybill": waybill, "status": "in_transit", "at": at.isoformat(),
         "location": "Leipzig hub", "detail": "processed at facility",
     }]}).encode()
-    return body, {SIGNATURE_HEADER: signature(SANDBOX_SECRET, body)}
+    # Signed at the scan's time, which is the engine's clock when it is ingested.
+    return body, signed_headers(SANDBOX_SECRET, f"msg_scan-{n}", at, body)
 
 
 def main() -> None:

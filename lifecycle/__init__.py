@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 
@@ -93,6 +93,7 @@ def open(
     payments: str | PaymentGateway = "sandbox",
     carriers: Mapping[str, Carrier] | None = None,
     adapter_seed: int = 0,
+    webhook_secrets: Mapping[str, Sequence[str | bytes]] | None = None,
 ) -> Engine:
     """Open an engine on a database URL (``sqlite:///file.db``, ``postgresql+psycopg://…``).
 
@@ -110,13 +111,20 @@ def open(
     ``lifecycle.payments`` entry points) or a `PaymentGateway` object. ``carriers``: carrier
     objects by name; any other carrier is built by name from the registry on first use (built
     in: sandbox dhl, ups, fedex, tnt, postal, sea_freight, air_freight). ``adapter_seed`` seeds
-    the sandbox adapters.
+    the sandbox adapters. ``webhook_secrets``: per adapter name (``"sandbox"``, ``"dhl"``, ...)
+    the Standard Webhooks secrets (``whsec_<base64>`` or bytes, newest first) the built-in
+    sandboxes sign and verify callbacks and pushes with; one with none listed uses the
+    published sandbox secret, which is not a secret (docs/webhooks.md).
     """
     from lifecycle.logs import configure
     from lifecycle.store.database import connect, ensure_schema
 
     if log is not None:
         configure(log)
+    # Adapters first: a malformed webhook secret is refused before any database is touched.
+    clock = clock or SystemClock()
+    adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed,
+                                  webhook_secrets=webhook_secrets)
     database = connect(url)
     try:
         allowed = upgrade if upgrade is not None else database.dialect.name == "sqlite"
@@ -124,8 +132,6 @@ def open(
     except BaseException:
         database.dispose()
         raise
-    clock = clock or SystemClock()
-    adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed)
     engine = Engine(database, clock, policy or Policy(), adapters)
     try:
         engine._policy.put(policy, update=update_policy)

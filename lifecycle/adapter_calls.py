@@ -7,19 +7,21 @@ idempotency key derived from the transition, so a retry never charges twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from lifecycle.adapters import registry
 from lifecycle.adapters.errors import AdapterError
 from lifecycle.adapters.ports import Carrier, Money, Parcel, PaymentGateway, TrackingEvent
+from lifecycle.adapters.webhooks import Secret, webhook_keys
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload, LifecycleError
 from lifecycle.machines.definition import Call
 from lifecycle.machines.order import RECORDED_SCAN_STATES, trigger_for_scan
 
-# Not a secret: the sandbox adapters sign their callbacks with it unless told otherwise.
+# Not a secret: it is published here. The built-in sandbox adapters sign and verify their
+# callbacks and pushes with it unless `configure` is given secrets for them (webhook_secrets).
 SANDBOX_SECRET = b"lifecycle-sandbox-secret"
 
 
@@ -39,12 +41,21 @@ class Adapters:
         carriers: Mapping[str, Carrier] | None = None,
         secret: bytes = SANDBOX_SECRET,
         seed: int = 0,
+        webhook_secrets: Mapping[str, Sequence[Secret]] | None = None,
     ) -> Adapters:
-        """Adapters by name from the registry (built-ins and entry points), or given objects."""
+        """Adapters by name from the registry (built-ins and entry points), or given objects.
+
+        ``webhook_secrets``: per adapter name (``"sandbox"`` for the gateway, ``"dhl"``, ...),
+        the secrets its callbacks or pushes are signed with, newest first (``whsec_<base64>``
+        or bytes). A built-in sandbox with none listed uses ``secret`` (the published
+        `SANDBOX_SECRET` by default). A malformed secret is refused here, before anything runs.
+        """
+        configured = _webhook_secrets(webhook_secrets)
         if isinstance(payments, str):
             options: dict[str, Any] = {}
             if payments in registry.builtin_payment_gateways():
-                options = {"secret": secret, "seed": seed, "remembers_everything": False}
+                options = {"secrets": configured.get(payments, (secret,)), "seed": seed,
+                           "clock": clock, "remembers_everything": False}
             payments = registry.payment_gateway(payments, **options)
         given = dict(carriers or {})
 
@@ -52,7 +63,8 @@ class Adapters:
             if name in given:
                 return given[name]
             if name in registry.builtin_carriers():
-                return registry.carrier(name, clock=clock, secret=secret, seed=seed)
+                return registry.carrier(name, clock=clock, secrets=configured.get(name, (secret,)),
+                                        seed=seed)
             return registry.carrier(name)
 
         return cls(payments, build)
@@ -64,6 +76,23 @@ class Adapters:
 
     def carrier_names(self) -> list[str]:
         return registry.carrier_names()
+
+
+def _webhook_secrets(given: Mapping[str, Sequence[Secret]] | None) -> dict[str, tuple[bytes, ...]]:
+    """Each adapter's webhook keys, read now so that a malformed secret fails at `open`."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise InvalidPayload("webhook_secrets", "must map adapter names to lists of secrets")
+    keys: dict[str, tuple[bytes, ...]] = {}
+    for name, secrets in given.items():
+        if isinstance(secrets, str | bytes) or not isinstance(secrets, Sequence):
+            raise InvalidPayload("webhook_secrets", f"{name!r} must list its secrets (newest first)")
+        try:
+            keys[str(name)] = webhook_keys(secrets)
+        except ValueError as error:
+            raise InvalidPayload("webhook_secrets", f"{name!r}: {error}") from None
+    return keys
 
 
 def carry_out(adapters: Adapters, call: Call, key: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import shutil
 import sys
@@ -454,3 +455,14 @@ def console_script() -> str:
     if found is None:
         pytest.skip("the lifecycle console script is not installed (pip install -e .)")
     return found
+
+
+def signed(body: bytes, clock: lifecycle.Clock, secret: bytes | None = None,
+           message_id: str | None = None) -> dict[str, str]:
+    """Standard Webhooks headers signing ``body`` now on ``clock`` (the engine's, so within its
+    tolerance), with the published sandbox secret unless told otherwise."""
+    from lifecycle.adapter_calls import SANDBOX_SECRET
+    from lifecycle.adapters import signed_headers
+
+    message_id = message_id or f"msg_{hashlib.sha256(body).hexdigest()[:16]}"
+    return signed_headers(secret if secret is not None else SANDBOX_SECRET, message_id, clock.now(), body)

@@ -2,8 +2,12 @@
 implementations, real waybill validators, and the registry that finds adapters by name.
 
     from lifecycle.adapters import registry
-    dhl = registry.carrier("dhl", clock=clock, secret=b"...", seed=7)
+    dhl = registry.carrier("dhl", clock=clock, secrets=["whsec_..."], seed=7)
     dhl.quote(Parcel(Decimal("2.5"), Decimal(40), Decimal(30), Decimal(20)), "CN", "DE")
+
+Webhooks follow Standard Webhooks: an adapter verifies a delivery with `verify` (several keys
+for rotation, the engine's clock for the tolerance); a provider or a test signs one with
+`signed_headers`; `webhook_key` reads a ``whsec_<base64>`` secret.
 """
 
 from __future__ import annotations
@@ -39,12 +43,22 @@ from lifecycle.adapters.waybills import (
     tnt_number,
     ups_number,
 )
-from lifecycle.adapters.webhooks import DeliveryRates
+from lifecycle.adapters.webhooks import (
+    MAX_BODY_BYTES,
+    TOLERANCE,
+    DeliveryRates,
+    sign,
+    signed_headers,
+    verify,
+    webhook_key,
+)
 
 # The sandboxes with their fault, tracking and delivery settings, and the waybill numbers their
 # validators accept, are public too: simulations and tests drive the engine through them.
 __all__ = [
+    "MAX_BODY_BYTES",
     "SANDBOX_CARRIERS",
+    "TOLERANCE",
     "AdapterError",
     "Carrier",
     "DeliveryRates",
@@ -70,6 +84,10 @@ __all__ = [
     "fedex_number",
     "normalise_waybill",
     "s10_number",
+    "sign",
+    "signed_headers",
     "tnt_number",
     "ups_number",
+    "verify",
+    "webhook_key",
 ]

@@ -200,10 +200,15 @@ class PaymentGateway(Protocol):
         ...
 
     def parse_callback(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
-        """Verify the callback's HMAC-SHA256 signature, then parse it.
+        """Verify the callback's Standard Webhooks signature, then parse it.
 
-        A missing, malformed or wrong signature raises `SignatureInvalid` before the body is read;
-        a body that cannot be read, an `AdapterError`. The engine hands over the body as bytes
+        `lifecycle.adapters.verify` does the checking: the ``webhook-id``, ``webhook-timestamp``
+        and ``webhook-signature`` headers, any of the adapter's configured secrets matching, the
+        timestamp within `TOLERANCE` of the engine's clock (the one the adapter was built
+        with), and the body within `MAX_BODY_BYTES`. A missing, malformed, stale or wrong
+        signature raises `SignatureInvalid` before the body is read; a body too large or that
+        cannot be read, an `AdapterError`. Parse with `lifecycle.loads_json`, which refuses
+        duplicate keys. The engine hands over the body as bytes
         and the headers with lower-case names (`webhooks.delivery`).
         """
         ...
@@ -241,10 +246,15 @@ class Carrier(Protocol):
         ...
 
     def parse_push(self, body: bytes, headers: Mapping[str, str]) -> list[TrackingEvent]:
-        """Verify a pushed update's HMAC-SHA256 signature, then parse its events.
+        """Verify a pushed update's Standard Webhooks signature, then parse its events.
 
-        A missing, malformed or wrong signature raises `SignatureInvalid` before the body is read;
-        a body that cannot be read, an `AdapterError`. The engine hands over the body as bytes
+        `lifecycle.adapters.verify` does the checking: the ``webhook-id``, ``webhook-timestamp``
+        and ``webhook-signature`` headers, any of the adapter's configured secrets matching, the
+        timestamp within `TOLERANCE` of the engine's clock (the one the adapter was built
+        with), and the body within `MAX_BODY_BYTES`. A missing, malformed, stale or wrong
+        signature raises `SignatureInvalid` before the body is read; a body too large or that
+        cannot be read, an `AdapterError`. Parse with `lifecycle.loads_json`, which refuses
+        duplicate keys. The engine hands over the body as bytes
         and the headers with lower-case names (`webhooks.delivery`).
         """
         ...

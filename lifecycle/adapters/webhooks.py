@@ -1,29 +1,97 @@
-"""Webhooks: HMAC-SHA256 signed messages a provider sends us, and the sandbox's mailbox of them.
+"""Webhooks: the Standard Webhooks scheme (https://www.standardwebhooks.com) for the callbacks
+and pushes a provider sends us, and the sandbox's mailbox of them.
 
-The signature is ``sha256=<hex of HMAC-SHA256(secret, body)>`` in the ``X-Lifecycle-Signature``
-header. The body is verified before it is parsed: nothing in an unsigned body is trusted, not even
-its JSON. Replay protection is the engine's job (it de-duplicates by event id), so there is no
-timestamp to check here and no clock needed.
+A delivery carries three headers: ``webhook-id`` (the message's id, the same on every retry),
+``webhook-timestamp`` (unix seconds when this attempt was signed) and ``webhook-signature``:
+space-separated ``v1,<base64 HMAC-SHA256(key, f"{id}.{timestamp}.{body}")>`` entries, any one of
+which may match (a sender rotating its secret signs with both). The timestamp must be within
+`TOLERANCE` of the engine's clock (not the system clock: a simulation runs on a simulated one),
+so a captured delivery cannot be replayed later; the engine de-duplicates by event id within it.
+The body is checked against `MAX_BODY_BYTES` before it is hashed, and verified before it is
+parsed: nothing in an unsigned body is trusted, not even its JSON.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from lifecycle.adapters.errors import AdapterError, SignatureInvalid
 from lifecycle.adapters.faults import chance
+from lifecycle.clock import Clock
 
-SIGNATURE_HEADER = "X-Lifecycle-Signature"
-_SCHEME = "sha256="
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
+TOLERANCE = timedelta(minutes=5)
+"""How far a delivery's ``webhook-timestamp`` may be from the engine's clock, either way."""
+MAX_BODY_BYTES = 1024 * 1024
+"""The largest body `verify` reads: a callback or push is a few hundred bytes; 1 MiB is ample."""
+_VERSION = "v1"
+
+Secret = str | bytes
+"""A webhook secret: ``whsec_<base64>`` text as Standard Webhooks prints it, or the raw key bytes."""
 
 
-def signature(secret: bytes, body: bytes) -> str:
-    """The header value that signs ``body`` with ``secret``."""
-    return _SCHEME + hmac.new(secret, body, hashlib.sha256).hexdigest()
+def webhook_key(secret: Secret) -> bytes:
+    """The HMAC key of ``secret``: the base64-decoded part of ``whsec_<base64>``, or raw bytes as
+    they are. Anything else (other text, bad base64, an empty key) is a `ValueError` saying so."""
+    if isinstance(secret, bytes | bytearray):
+        key = bytes(secret)
+    elif isinstance(secret, str):
+        if not secret.startswith(SECRET_PREFIX):
+            raise ValueError(f"a webhook secret given as text is {SECRET_PREFIX}<base64>; "
+                             "pass bytes for a raw key")
+        encoded = secret[len(SECRET_PREFIX):]
+        try:
+            # Unpadded base64 is common in the wild; b64decode ignores padding beyond what it needs.
+            key = base64.b64decode(encoded + "==", validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"webhook secret {SECRET_PREFIX}… is not valid base64 after the "
+                             "prefix") from None
+    else:
+        raise ValueError(f"a webhook secret is str ({SECRET_PREFIX}<base64>) or bytes, "
+                         f"got {type(secret).__name__}")
+    if not key:
+        raise ValueError("a webhook secret must not be empty")
+    return key
+
+
+def webhook_keys(secrets: Secret | Sequence[Secret]) -> tuple[bytes, ...]:
+    """The keys of one secret or several (rotation: the first signs, any one verifies)."""
+    given = [secrets] if isinstance(secrets, str | bytes | bytearray) else list(secrets)
+    if not given:
+        raise ValueError("at least one webhook secret is needed")
+    return tuple(webhook_key(secret) for secret in given)
+
+
+def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` entry (``v1,<base64>``) that signs ``body`` as message
+    ``message_id`` at ``timestamp`` (unix seconds) with ``key``."""
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return f"{_VERSION},{base64.b64encode(digest).decode('ascii')}"
+
+
+def signed_headers(key: bytes, message_id: str, at: datetime, body: bytes) -> dict[str, str]:
+    """The three headers of a delivery of ``body`` as message ``message_id``, signed ``at`` (an
+    aware datetime; a sender signs each attempt when it makes it)."""
+    timestamp = _unix_seconds(at)
+    return {ID_HEADER: message_id, TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(key, message_id, timestamp, body)}
+
+
+def _unix_seconds(at: datetime) -> int:
+    if at.tzinfo is None:
+        raise ValueError("a webhook timestamp needs an aware datetime (tzinfo=UTC)")
+    return math.floor(at.timestamp())
 
 
 def delivery(body: Any, headers: Any, *, adapter: str, operation: str) -> tuple[bytes, dict[str, str]]:
@@ -83,20 +151,77 @@ def _text(part: Any, adapter: str, operation: str) -> str:
                                            f"str or bytes, got {type(part).__name__}")
 
 
-def verify(secret: bytes, body: Any, headers: Any, *, adapter: str, operation: str) -> None:
-    """Return if ``headers`` carry a valid signature of ``body``; else raise `SignatureInvalid`
-    (or `AdapterError` for a delivery in no form `delivery` reads)."""
+def verify(keys: Sequence[bytes], body: Any, headers: Any, *, now: datetime, adapter: str,
+           operation: str, tolerance: timedelta = TOLERANCE) -> None:
+    """Return if ``headers`` carry a valid Standard Webhooks signature of ``body`` by any of
+    ``keys``, timestamped within ``tolerance`` of ``now`` (the engine's clock).
+
+    Raises `SignatureInvalid` naming what is wrong (a header missing, malformed, a timestamp too
+    old or too new, no signature matching), or `AdapterError` for a delivery in no form
+    `delivery` reads or a body over `MAX_BODY_BYTES` (checked before anything is hashed).
+    """
+    if isinstance(body, str) and len(body) > MAX_BODY_BYTES:  # before encoding a huge text
+        raise _too_large(adapter, operation)
     body, found = delivery(body, headers, adapter=adapter, operation=operation)
-    given = found.get(SIGNATURE_HEADER.lower())
-    if given is None:
-        raise SignatureInvalid(adapter, operation, f"unsigned: no {SIGNATURE_HEADER} header")
-    if not given.startswith(_SCHEME):
-        raise SignatureInvalid(adapter, operation, f"malformed signature: expected {_SCHEME}<hex>")
-    # compare_digest: the time taken must not reveal how much of a forged signature was right.
+    if len(body) > MAX_BODY_BYTES:
+        raise _too_large(adapter, operation)
+    message_id, timestamp, given = _signature_headers(found, adapter, operation)
+    _check_timestamp(timestamp, now, tolerance, adapter, operation)
+    candidates = _signatures(given, adapter, operation)
     # surrogatepass: a header value made up in Python may hold what no HTTP request can.
-    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                               signature(secret, body).encode()):
-        raise SignatureInvalid(adapter, operation, "signature does not match the body")
+    signed = f"{message_id}.{timestamp}.".encode("utf-8", "surrogatepass") + body
+    for key in keys:
+        expected = hmac.new(key, signed, hashlib.sha256).digest()
+        # compare_digest: the time taken must not reveal how much of a forged signature was right.
+        if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+            return
+    raise SignatureInvalid(adapter, operation, "no signature matches the body with any of the "
+                                               f"{len(keys)} configured secret(s)")
+
+
+def _too_large(adapter: str, operation: str) -> AdapterError:
+    return AdapterError(adapter, operation, f"the body is over {MAX_BODY_BYTES} bytes")
+
+
+def _signature_headers(found: Mapping[str, str], adapter: str, operation: str) -> tuple[str, int, str]:
+    missing = [name for name in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER) if not found.get(name)]
+    if missing:
+        raise SignatureInvalid(adapter, operation, f"unsigned: no {', '.join(missing)} header")
+    raw = found[TIMESTAMP_HEADER].strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        raise SignatureInvalid(adapter, operation, f"malformed {TIMESTAMP_HEADER}: expected unix "
+                                                   f"seconds, got {raw!r:.40}")
+    return found[ID_HEADER], int(raw), found[SIGNATURE_HEADER]
+
+
+def _check_timestamp(timestamp: int, now: datetime, tolerance: timedelta, adapter: str,
+                     operation: str) -> None:
+    skew = timestamp - _unix_seconds(now)
+    limit = math.floor(tolerance.total_seconds())
+    if skew < -limit:
+        raise SignatureInvalid(adapter, operation, f"{TIMESTAMP_HEADER} too old: {-skew}s before the "
+                                                   f"engine's clock (tolerance {limit}s)")
+    if skew > limit:
+        raise SignatureInvalid(adapter, operation, f"{TIMESTAMP_HEADER} too new: {skew}s after the "
+                                                   f"engine's clock (tolerance {limit}s)")
+
+
+def _signatures(given: str, adapter: str, operation: str) -> list[bytes]:
+    """The v1 signatures in a ``webhook-signature`` value. Entries of other versions are
+    skipped, as the scheme says; a header given twice was joined with ", " by `delivery`."""
+    found: list[bytes] = []
+    for entry in given.split():
+        version, comma, encoded = entry.rstrip(",").partition(",")
+        if version != _VERSION or not comma:
+            continue
+        try:
+            found.append(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    if not found:
+        raise SignatureInvalid(adapter, operation, f"malformed {SIGNATURE_HEADER}: expected "
+                                                   f"{_VERSION},<base64> entries")
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,18 +244,29 @@ class DeliveryRates:
             raise ValueError("delivery rates are probabilities in [0, 1]")
 
 
+@dataclass(frozen=True, slots=True)
+class _Posted:
+    """A message posted and not yet delivered: signed only when it is taken."""
+
+    body: bytes
+    message_id: str
+
+
 class Mailbox:
     """Messages waiting to be delivered, in delivery order, with duplicates and late arrivals.
 
     A late message skips one `take` and is delivered at the end of the next, after everything
-    posted in between: that is how an out-of-order delivery looks to the receiver.
+    posted in between: that is how an out-of-order delivery looks to the receiver. Each
+    delivery is signed when it is taken, at ``clock.now()``, as a real provider signs each
+    attempt: a late one is never outside the receiver's tolerance. A duplicate keeps its
+    message's ``webhook-id``.
     """
 
-    def __init__(self, secret: bytes, seed: int, rates: DeliveryRates):
-        self._secret, self._seed, self._rates = secret, seed, rates
-        self._due: list[SignedMessage] = []
-        self._held: list[SignedMessage] = []
-        self._releasing: list[SignedMessage] = []
+    def __init__(self, key: bytes, seed: int, rates: DeliveryRates, clock: Clock):
+        self._key, self._seed, self._rates, self._clock = key, seed, rates, clock
+        self._due: list[_Posted] = []
+        self._held: list[_Posted] = []
+        self._releasing: list[_Posted] = []
         self._next_duplicate = False
         self._next_late = False
 
@@ -140,9 +276,8 @@ class Mailbox:
         self._next_late = self._next_late or late
 
     def post(self, body: bytes, message_id: str) -> None:
-        """Sign ``body`` and queue it; ``message_id`` seeds its duplicate and late draws."""
-        message = SignedMessage(body, {SIGNATURE_HEADER: signature(self._secret, body),
-                                       "Content-Type": "application/json"})
+        """Queue ``body`` as message ``message_id``, which also seeds its duplicate and late draws."""
+        message = _Posted(body, message_id)
         duplicate = self._next_duplicate or chance(self._rates.duplicate, self._seed, "duplicate", message_id)
         late = self._next_late or chance(self._rates.late, self._seed, "late", message_id)
         self._next_duplicate = self._next_late = False
@@ -155,14 +290,20 @@ class Mailbox:
         delivered = self._due + self._releasing
         # Held messages wait one more take, so they land after whatever is posted meanwhile.
         self._due, self._releasing, self._held = [], self._held, []
-        return delivered
+        return self._signed(delivered)
 
     def flush(self) -> list[SignedMessage]:
         """Everything still waiting, held ones included (the end of a simulation)."""
         delivered = self._due + self._releasing + self._held
         self._due, self._releasing, self._held = [], [], []
-        return delivered
+        return self._signed(delivered)
 
     def pending(self) -> int:
         """How many deliveries are still waiting, held ones included."""
         return len(self._due) + len(self._releasing) + len(self._held)
+
+    def _signed(self, posted: list[_Posted]) -> list[SignedMessage]:
+        at = self._clock.now()
+        return [SignedMessage(p.body, {**signed_headers(self._key, p.message_id, at, p.body),
+                                       "content-type": "application/json"})
+                for p in posted]

@@ -61,7 +61,7 @@ def sandbox_adapters(config: Config, clock: Clock, session: int = 0
     f, b = config.faults, config.behaviour
     faults = FaultRates(decline=f.decline, timeout=f.timeout,
                         timeout_unprocessed=f.timeout_unprocessed, error=f.error)
-    gateway = SandboxGateway(secret=SECRET, seed=seed, faults=faults,
+    gateway = SandboxGateway(clock=clock, secret=SECRET, seed=seed, faults=faults,
                              callbacks=DeliveryRates(duplicate=f.duplicate, late=f.late),
                              remembers_everything=False)
     tracking = TrackingRates(delay=b.tracking_delay, customs_hold=b.customs_hold, lost=b.lost,

@@ -13,7 +13,7 @@ import pytest
 import lifecycle
 from lifecycle.adapters.ports import PaymentEvent
 from lifecycle.adapters.sandbox import SandboxCarrier, SandboxGateway
-from lifecycle.adapters.webhooks import SignedMessage, signature
+from lifecycle.adapters.webhooks import SignedMessage
 from tests.builders import (
     CHECKLIST,
     PICKUP,
@@ -24,14 +24,15 @@ from tests.builders import (
     rows,
     seller,
     seller_in,
+    signed,
 )
 
 SECRET = b"test-secret"
 
 
 @pytest.fixture
-def gateway() -> SandboxGateway:
-    return SandboxGateway(secret=SECRET)
+def gateway(clock: lifecycle.SimulatedClock) -> SandboxGateway:
+    return SandboxGateway(clock=clock, secret=SECRET)
 
 
 @pytest.fixture
@@ -427,7 +428,7 @@ def test_a_signed_100000_deep_delivery_is_an_adapter_error(
 ) -> None:
     order_in(engine, clock, "awaiting_payment")
     body = b"[" * 100_000 + b"]" * 100_000
-    headers = {"X-Lifecycle-Signature": signature(SECRET, body)}
+    headers = signed(body, clock, SECRET)
     before = rows(engine)
 
     with pytest.raises(lifecycle.AdapterError, match="malformed"):
@@ -446,7 +447,7 @@ def test_a_pushed_scan_with_a_nul_is_refused_before_its_waybill_is_looked_up(
     before = rows(engine)
 
     with pytest.raises(lifecycle.AdapterError, match="event #1: waybill holds a NUL"):
-        engine.ingest_tracking("dhl", body, {"X-Lifecycle-Signature": signature(SECRET, body)})
+        engine.ingest_tracking("dhl", body, signed(body, clock, SECRET))
 
     assert rows(engine) == before
 
@@ -461,7 +462,7 @@ class BrittleGateway(SandboxGateway):
 def test_an_outside_gateways_own_failure_on_a_callback_is_an_adapter_error(
     db_url: str, clock: lifecycle.SimulatedClock
 ) -> None:
-    with lifecycle.open(db_url, clock=clock, payments=BrittleGateway(secret=SECRET)) as engine:
+    with lifecycle.open(db_url, clock=clock, payments=BrittleGateway(clock=clock, secret=SECRET)) as engine:
         order_in(engine, clock, "awaiting_payment")
         before = rows(engine)
 

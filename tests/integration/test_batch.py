@@ -25,14 +25,22 @@ from sqlalchemy import text
 from structlog.testing import capture_logs
 
 import lifecycle
-from lifecycle.adapter_calls import SANDBOX_SECRET
-from lifecycle.adapters.webhooks import SIGNATURE_HEADER, signature
 from lifecycle.errors import Conflict, GuardFailed, IdempotencyMismatch, InvalidTransition, NotFound
 from lifecycle.machines.definition import Aggregate, Context
 from lifecycle.pipeline import Pipeline
 from lifecycle.store.recorder import SQLiteRecorder
 from lifecycle.store.tables import metadata
-from tests.builders import SHIPMENT, SYSTEM, buyer, order_in, order_payload, outbox_of, rows, seller
+from tests.builders import (
+    SHIPMENT,
+    SYSTEM,
+    buyer,
+    order_in,
+    order_payload,
+    outbox_of,
+    rows,
+    seller,
+    signed,
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
@@ -290,8 +298,7 @@ def test_a_carrier_push_inside_the_batch_finds_the_waybill_the_batch_wrote(
     with engine.batch():
         engine.fire("order", id, "pay", buyer())
         engine.fire("order", id, "ship_offline", seller(), SHIPMENT)  # indexes the waybill
-        moved = engine.ingest_tracking("dhl", body, {SIGNATURE_HEADER: signature(SANDBOX_SECRET,
-                                                                                 body)})
+        moved = engine.ingest_tracking("dhl", body, signed(body, clock))
         assert [(o.id, o.state) for o in moved] == [(id, "in_transit")]
         assert state_of(other, id) == "awaiting_payment"
 

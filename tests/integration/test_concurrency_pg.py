@@ -432,7 +432,7 @@ def test_trigger_that_loses_the_race_moves_no_money_at_the_gateway(
 ) -> None:
     # Two services share one gateway; the timer's ship_deadline (a full refund) read the order
     # just before the seller's ship_offline committed.
-    gateway = SandboxGateway(secret=b"test-secret")
+    gateway = SandboxGateway(clock=clock, secret=b"test-secret")
     with lifecycle.open(pg_url, clock=clock, payments=gateway) as shop, \
             lifecycle.open(pg_url, clock=clock, payments=gateway) as timer:
         order = order_in(shop, clock, "paid")

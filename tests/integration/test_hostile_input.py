@@ -37,7 +37,7 @@ import lifecycle
 from lifecycle import Actor, LifecycleError
 from lifecycle.adapter_calls import SANDBOX_SECRET
 from lifecycle.adapters.ports import Money
-from lifecycle.adapters.webhooks import SIGNATURE_HEADER, signature
+from lifecycle.adapters.webhooks import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from lifecycle.cli import cli
 from lifecycle.store.tables import metadata
 from tests.builders import (
@@ -49,6 +49,7 @@ from tests.builders import (
     rows,
     seller,
     seller_in,
+    signed,
 )
 
 FUZZ = settings(
@@ -313,9 +314,10 @@ def callback(fuzzed: tuple[lifecycle.Engine, str]) -> tuple[bytes, dict[str, str
 
 @st.composite
 def tampered(draw: st.DrawFn, body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
-    """The genuine callback with its body or its signature changed, or the signature dropped."""
-    how = draw(st.sampled_from(("body", "signature", "both", "headers")))
+    """The genuine callback with its body, signature or timestamp changed, or headers dropped."""
+    how = draw(st.sampled_from(("body", "signature", "both", "headers", "timestamp")))
     given_signature = headers[SIGNATURE_HEADER]
+    message_id, timestamp = headers[ID_HEADER], headers[TIMESTAMP_HEADER]
     if how in ("body", "both"):
         data = bytearray(body)
         for _ in range(draw(st.integers(1, 3))):
@@ -327,17 +329,34 @@ def tampered(draw: st.DrawFn, body: bytes, headers: dict[str, str]) -> tuple[byt
         at = draw(st.integers(0, len(text) - 1))
         text[at] ^= draw(st.integers(1, 127))
         given_signature = text.decode("latin-1")
+    if how == "timestamp":  # re-timed, so the signature no longer covers it
+        timestamp = str(int(timestamp) + draw(st.sampled_from((-1, 1, -60, 60))))
     if how == "headers":
         given_signature = draw(st.one_of(
             hostile_text, st.just(given_signature.upper()), st.just(given_signature[:-1]),
-            st.just(given_signature + "0"), st.just(given_signature.removeprefix("sha256=")),
-            st.just("sha256=" + "0" * 64), st.just(signature(b"wrong secret", body)),
+            st.just(given_signature + "0"), st.just(given_signature.removeprefix("v1,")),
+            st.just("v1," + "A" * 44), st.just("v2," + given_signature.removeprefix("v1,")),
+            st.just(sign(b"wrong secret", message_id, int(timestamp), body)),
         ))
-    name = draw(st.sampled_from((SIGNATURE_HEADER, SIGNATURE_HEADER.lower(), "X-Signature")))
-    sent: dict[str, Any] = {name: given_signature, "Content-Type": "application/json"}
+    name = draw(st.sampled_from((SIGNATURE_HEADER, SIGNATURE_HEADER.upper(), "X-Signature")))
+    sent: dict[str, Any] = {ID_HEADER: message_id, TIMESTAMP_HEADER: timestamp,
+                            name: given_signature, "Content-Type": "application/json"}
     if draw(st.booleans()):
-        sent = {}
+        sent = draw(st.sampled_from(({}, {name: given_signature}, {ID_HEADER: message_id,
+                                                                  name: given_signature})))
     return body, sent
+
+
+def genuine(body: bytes, headers: dict[str, Any]) -> bool:
+    """Whether ``headers`` (names in any case) sign ``body`` with the sandbox's secret."""
+    found = {name.lower(): value for name, value in headers.items()}
+    if not all(isinstance(found.get(name), str)
+               for name in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)):
+        return False
+    if not found[TIMESTAMP_HEADER].isdigit():
+        return False
+    expected = sign(SANDBOX_SECRET, found[ID_HEADER], int(found[TIMESTAMP_HEADER]), body)
+    return expected in found[SIGNATURE_HEADER].split()
 
 
 @FUZZ
@@ -348,7 +367,7 @@ def test_a_tampered_payment_callback_is_refused_and_writes_nothing(
 ) -> None:
     engine, order_id = fuzzed
     body, headers = data.draw(tampered(*callback))
-    if headers.get(SIGNATURE_HEADER) == signature(SANDBOX_SECRET, body):
+    if genuine(body, headers):
         return  # a case-insensitive header name with the very signature: not tampered
     before = rows(engine)
 
@@ -397,7 +416,7 @@ def test_a_signed_callback_with_hostile_contents_answers_or_refuses(
     engine, _ = fuzzed
     genuine, _headers = callback
     body = b"[" * 100_000 + b"]" * 100_000 if data is None else data.draw(signed_bodies(genuine))
-    headers = {SIGNATURE_HEADER: signature(SANDBOX_SECRET, body)}
+    headers = signed(body, engine.clock)
     answers_or_refuses(engine, lambda: engine.ingest_payment_callback(gateway, body, headers))
 
 
@@ -702,7 +721,7 @@ def test_cli_list_ages_count_back_from_the_engines_clock(
 def test_a_signed_deeply_nested_callback_is_refused(fuzzed: tuple[lifecycle.Engine, str]) -> None:
     engine, _ = fuzzed
     body = nested_json(5000, "list").encode()
-    headers = {SIGNATURE_HEADER: signature(SANDBOX_SECRET, body)}
+    headers = signed(body, engine.clock)
     answers_or_refuses(engine, lambda: engine.ingest_payment_callback("sandbox", body, headers))
 
 

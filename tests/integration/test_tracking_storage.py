@@ -10,15 +10,13 @@ import pytest
 from sqlalchemy import select
 
 import lifecycle
-from lifecycle.adapter_calls import SANDBOX_SECRET
-from lifecycle.adapters.webhooks import SIGNATURE_HEADER, signature
 from lifecycle.store.tables import idempotency
-from tests.builders import SHIPMENT, SYSTEM, buyer, order_in, rows
+from tests.builders import SHIPMENT, SYSTEM, buyer, order_in, rows, signed
 
 
-def push(*events: dict[str, object]) -> tuple[bytes, dict[str, str]]:
+def push(clock: lifecycle.Clock, *events: dict[str, object]) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"carrier": "dhl", "events": list(events)}).encode()
-    return body, {SIGNATURE_HEADER: signature(SANDBOX_SECRET, body)}
+    return body, signed(body, clock)
 
 
 def scan(n: int, at: datetime, status: str = "in_transit") -> dict[str, object]:
@@ -30,11 +28,11 @@ def test_scans_are_rows_of_their_own_and_the_order_does_not_grow(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "in_transit")
-    engine.ingest_tracking("dhl", *push(scan(0, clock.now())))
+    engine.ingest_tracking("dhl", *push(clock, scan(0, clock.now())))
     size_after_one = len(json.dumps(engine.get("order", order.id).data))
 
     for n in range(1, 200):
-        engine.ingest_tracking("dhl", *push(scan(n, clock.now())))
+        engine.ingest_tracking("dhl", *push(clock, scan(n, clock.now())))
 
     assert len(json.dumps(engine.get("order", order.id).data)) == size_after_one
     first, *recorded = engine.tracking(order.id)
@@ -48,7 +46,7 @@ def test_an_idempotency_record_keeps_a_reference_not_a_copy_of_the_aggregate(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "in_transit")
-    engine.ingest_tracking("dhl", *push(scan(1, clock.now())))
+    engine.ingest_tracking("dhl", *push(clock, scan(1, clock.now())))
 
     with engine.database.connect() as conn:
         results = [row.result for row in conn.execute(select(idempotency.c.result))]
@@ -59,7 +57,7 @@ def test_a_redelivered_scan_is_recorded_once(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "in_transit")
-    body, headers = push(scan(1, clock.now()))
+    body, headers = push(clock, scan(1, clock.now()))
     engine.ingest_tracking("dhl", body, headers)
     before = rows(engine)
 
@@ -73,7 +71,7 @@ def test_an_event_with_an_unknown_status_does_not_hold_back_the_rest_of_its_push
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "shipped")
-    body, headers = push(scan(1, clock.now()), scan(2, clock.now(), status="teleported"),
+    body, headers = push(clock, scan(1, clock.now()), scan(2, clock.now(), status="teleported"),
                          scan(3, clock.now(), status="delivered"))
 
     with pytest.raises(lifecycle.EventsRejected) as refused:

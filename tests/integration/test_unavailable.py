@@ -105,7 +105,7 @@ def app_name() -> str:
 @pytest.fixture
 def world(pg_engine: lifecycle.Engine, pg_url: str, clock: lifecycle.SimulatedClock,
           app_name: str) -> Iterator[World]:
-    gateway = SandboxGateway(secret=SECRET)
+    gateway = SandboxGateway(clock=clock, secret=SECRET)
     dhl = SandboxCarrier("dhl", clock=clock, secret=SECRET)
     url = named_url(pg_url, app_name, password=PASSWORD)
     with lifecycle.open(url, clock=clock, payments=gateway, carriers={"dhl": dhl}) as engine:

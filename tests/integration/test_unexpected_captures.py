@@ -11,18 +11,16 @@ import pytest
 from click.testing import CliRunner
 
 import lifecycle
-from lifecycle.adapter_calls import SANDBOX_SECRET
-from lifecycle.adapters.webhooks import SIGNATURE_HEADER, signature
 from lifecycle.cli import cli
-from tests.builders import ORDER_TOTAL, buyer, order_in, rows
+from tests.builders import ORDER_TOTAL, buyer, order_in, rows, signed
 
 
-def callback(order_id: str, amount: str = ORDER_TOTAL, currency: str = "USD",
+def callback(clock: lifecycle.Clock, order_id: str, amount: str = ORDER_TOTAL, currency: str = "USD",
              event_id: str = "evt-1", payment_ref: str = "psp-1") -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"event_id": event_id, "kind": "captured", "order_id": order_id,
                        "payment_ref": payment_ref, "amount": amount, "currency": currency,
                        "reason": None}).encode()
-    return body, {SIGNATURE_HEADER: signature(SANDBOX_SECRET, body)}
+    return body, signed(body, clock)
 
 
 def captures(engine: lifecycle.Engine) -> list[lifecycle.Aggregate]:
@@ -40,7 +38,7 @@ def test_a_capture_in_another_currency_does_not_pay_the_order_and_is_refunded(
     order = order_in(engine, clock, "awaiting_payment")
 
     with pytest.raises(lifecycle.CaptureRefused) as refused:
-        engine.ingest_payment_callback("sandbox", *callback(order.id, currency="EUR"))
+        engine.ingest_payment_callback("sandbox", *callback(engine.clock, order.id, currency="EUR"))
 
     assert "EUR" in str(refused.value)
     assert "USD" in str(refused.value)
@@ -62,7 +60,7 @@ def test_a_capture_of_another_amount_does_not_pay_the_order(
     order = order_in(engine, clock, "awaiting_payment")
 
     with pytest.raises(lifecycle.CaptureRefused, match=r"totals 52\.48 USD"):
-        engine.ingest_payment_callback("sandbox", *callback(order.id, amount="1.00"))
+        engine.ingest_payment_callback("sandbox", *callback(engine.clock, order.id, amount="1.00"))
 
     assert engine.get("order", order.id).state == "awaiting_payment"
     assert [c.state for c in captures(engine)] == ["refunded"]
@@ -72,16 +70,16 @@ def test_the_same_event_with_another_amount_is_an_idempotency_mismatch(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "awaiting_payment")
-    paid = engine.ingest_payment_callback("sandbox", *callback(order.id))
+    paid = engine.ingest_payment_callback("sandbox", *callback(engine.clock, order.id))
     assert paid is not None
     assert paid.state == "paid"
     before = rows(engine)
 
     with pytest.raises(lifecycle.IdempotencyMismatch):
-        engine.ingest_payment_callback("sandbox", *callback(order.id, amount="1.00"))
+        engine.ingest_payment_callback("sandbox", *callback(engine.clock, order.id, amount="1.00"))
 
     assert rows(engine) == before
-    again = engine.ingest_payment_callback("sandbox", *callback(order.id))
+    again = engine.ingest_payment_callback("sandbox", *callback(engine.clock, order.id))
     assert again is not None
     assert (again.state, again.version) == ("paid", paid.version)
     assert rows(engine) == before
@@ -91,7 +89,7 @@ def test_a_capture_for_a_cancelled_order_is_recorded_and_refunded_once(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "cancelled")
-    body, headers = callback(order.id)
+    body, headers = callback(engine.clock, order.id)
 
     with pytest.raises(lifecycle.CaptureRefused, match="is cancelled") as refused:
         engine.ingest_payment_callback("sandbox", body, headers)
@@ -110,11 +108,11 @@ def test_a_second_capture_for_a_paid_order_is_refunded_and_the_first_stands(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "awaiting_payment")
-    engine.ingest_payment_callback("sandbox", *callback(order.id))
+    engine.ingest_payment_callback("sandbox", *callback(engine.clock, order.id))
 
     with pytest.raises(lifecycle.CaptureRefused, match="paid with psp-1"):
         engine.ingest_payment_callback(
-            "sandbox", *callback(order.id, event_id="evt-2", payment_ref="psp-2"))
+            "sandbox", *callback(engine.clock, order.id, event_id="evt-2", payment_ref="psp-2"))
 
     paid = engine.get("order", order.id)
     assert (paid.state, paid.data["payment_ref"]) == ("paid", "psp-1")
@@ -125,7 +123,7 @@ def test_a_second_capture_for_a_paid_order_is_refunded_and_the_first_stands(
 
 def test_a_capture_for_no_order_is_recorded_and_refunded(engine: lifecycle.Engine) -> None:
     with pytest.raises(lifecycle.CaptureRefused, match="there is no order o-nobody"):
-        engine.ingest_payment_callback("sandbox", *callback("o-nobody"))
+        engine.ingest_payment_callback("sandbox", *callback(engine.clock, "o-nobody"))
 
     assert [c.state for c in captures(engine)] == ["refunded"]
 
@@ -138,7 +136,7 @@ def test_a_refund_the_gateway_fails_is_reported_by_check_and_retried_by_the_time
     gateway.fail_next("refund", "error")
 
     with pytest.raises(lifecycle.CaptureRefused, match="refund is pending") as refused:
-        engine.ingest_payment_callback("sandbox", *callback(order.id))
+        engine.ingest_payment_callback("sandbox", *callback(engine.clock, order.id))
 
     assert not refused.value.refunded
     assert [v.rule for v in engine.check()] == ["payment.unexpected_capture_refunded"]
@@ -163,7 +161,7 @@ def test_a_gateway_event_id_a_key_could_not_hold_still_pays_once(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "awaiting_payment")
-    body, headers = callback(order.id, event_id="evt 1 from a gateway that uses spaces")
+    body, headers = callback(engine.clock, order.id, event_id="evt 1 from a gateway that uses spaces")
 
     paid = engine.ingest_payment_callback("sandbox", body, headers)
     before = rows(engine)
@@ -180,7 +178,7 @@ def test_lifecycle_check_shows_the_unexpected_captures(
 ) -> None:
     order = order_in(engine, clock, "cancelled")
     with pytest.raises(lifecycle.CaptureRefused):
-        engine.ingest_payment_callback("sandbox", *callback(order.id))
+        engine.ingest_payment_callback("sandbox", *callback(engine.clock, order.id))
 
     shown = CliRunner().invoke(cli, ["--db", db_url, "check"])
     as_json = CliRunner().invoke(cli, ["--db", db_url, "check", "--json"])

@@ -83,7 +83,7 @@ def test_built_ins_are_found_by_name(installed: Installed) -> None:
     clock = SimulatedClock()
 
     dhl = registry.carrier("dhl", clock=clock, secret=SECRET, seed=2)
-    gateway = registry.payment_gateway("sandbox", secret=SECRET)
+    gateway = registry.payment_gateway("sandbox", clock=clock, secret=SECRET)
 
     assert isinstance(dhl, SandboxCarrier)
     assert dhl.name == "dhl"
@@ -151,13 +151,14 @@ PLUGIN = '''
 from decimal import Decimal
 
 from lifecycle.adapters.sandbox import SandboxGateway
+from lifecycle.clock import SystemClock
 
 
 class AcmePay(SandboxGateway):
     """An outside gateway: here, the sandbox under another name."""
 
     def __init__(self, *, secret: bytes):
-        super().__init__(secret=secret, name="acme_pay", seed=99)
+        super().__init__(clock=SystemClock(), secret=secret, name="acme_pay", seed=99)
 '''
 
 

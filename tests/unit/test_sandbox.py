@@ -320,7 +320,7 @@ def test_reading_or_booking_again_keeps_nothing_more(clock: SimulatedClock) -> N
 
 @pytest.fixture
 def forgetful() -> SandboxGateway:
-    return SandboxGateway(secret=SECRET, seed=1, remembers_everything=False)
+    return SandboxGateway(clock=SimulatedClock(), secret=SECRET, seed=1, remembers_everything=False)
 
 
 def test_a_gateway_that_does_not_remember_everything_keeps_totals_not_a_ledger(
@@ -352,7 +352,8 @@ def test_totals_in_several_currencies_need_a_subject(forgetful: SandboxGateway) 
 
 @pytest.mark.parametrize("remembers_everything", [True, False])
 def test_refunds_are_counted_against_their_capture(remembers_everything: bool) -> None:
-    gateway = SandboxGateway(secret=SECRET, seed=1, remembers_everything=remembers_everything)
+    gateway = SandboxGateway(clock=SimulatedClock(),
+                             secret=SECRET, seed=1, remembers_everything=remembers_everything)
     ref = gateway.capture("o-1", usd("30.00"), "pay")
     for n in range(50):  # others' refunds do not count against this one
         gateway.refund(gateway.capture(f"o-{n + 2}", usd("30.00"), f"pay-{n}"), usd("30.00"), f"other-r-{n}")
@@ -402,7 +403,7 @@ def settle(gateway: SandboxGateway, orders: int) -> None:
 
 
 def test_a_forgetful_gateway_keeps_no_entry_per_operation(forgetful: SandboxGateway) -> None:
-    remembering = SandboxGateway(secret=SECRET, seed=1)
+    remembering = SandboxGateway(clock=SimulatedClock(), secret=SECRET, seed=1)
     with traced() as held:
         settle(remembering, ORDERS)
         remembered = held()

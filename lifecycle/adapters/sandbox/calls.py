@@ -3,10 +3,11 @@ retry with an idempotency key from the key reused for another request."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from lifecycle.adapters.errors import AdapterError
 from lifecycle.adapters.faults import Fault
+from lifecycle.adapters.webhooks import Secret, webhook_keys
 
 # Why a provider declined, by operation: the same words every time, so a retry reads the same.
 DECLINED: Mapping[str, str] = {
@@ -36,3 +37,13 @@ def fingerprint(*request: object) -> int:
     equal requests hash equal, and a 64-bit collision between two requests sent with the same
     key is a risk a sandbox can take for not keeping every request."""
     return hash(request)
+
+
+def keys(secrets: Secret | Sequence[Secret] | None, secret: Secret | None) -> tuple[bytes, ...]:
+    """A sandbox's webhook keys from ``secrets=`` (one or several) or ``secret=`` (one): exactly
+    one of them is given."""
+    if secrets is not None and secret is None:
+        return webhook_keys(secrets)
+    if secret is not None and secrets is None:
+        return webhook_keys(secret)
+    raise ValueError("give a sandbox adapter its webhook secrets= or secret=, not both or neither")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -15,7 +15,7 @@ from lifecycle.adapters.errors import AdapterError, EventsRejected, UnknownAdapt
 from lifecycle.adapters.faults import Fault, FaultPlan, FaultRates, digest
 from lifecycle.adapters.ports import Parcel, Quote, ServiceLevel, TrackingEvent
 from lifecycle.adapters.rates import RATE_CARDS, quotes, zone
-from lifecycle.adapters.sandbox.calls import failure, fingerprint
+from lifecycle.adapters.sandbox.calls import failure, fingerprint, keys
 from lifecycle.adapters.timelines import Route, TrackingRates, plan
 from lifecycle.adapters.waybills import (
     VALIDATORS,
@@ -27,7 +27,14 @@ from lifecycle.adapters.waybills import (
     tnt_number,
     ups_number,
 )
-from lifecycle.adapters.webhooks import DeliveryRates, Mailbox, SignedMessage, delivery, verify
+from lifecycle.adapters.webhooks import (
+    DeliveryRates,
+    Mailbox,
+    Secret,
+    SignedMessage,
+    delivery,
+    verify,
+)
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload
 from lifecycle.strict_json import loads_json
@@ -111,6 +118,7 @@ class SandboxCarrier:
     Quotes come from `rates`; waybills pass the carrier's real validator; tracking timelines come
     from `timelines`, anchored when the pickup is booked (or when an offline waybill is first
     seen) and revealed as the clock moves. ``take_pushes`` hands over the signed pushes due now.
+    ``secrets`` (or ``secret=`` for one) sign and verify pushes as the gateway's do.
     """
 
     def __init__(
@@ -118,7 +126,8 @@ class SandboxCarrier:
         name: str,
         *,
         clock: Clock,
-        secret: bytes,
+        secrets: Secret | Sequence[Secret] | None = None,
+        secret: Secret | None = None,
         seed: int = 0,
         currency: str = "USD",
         faults: FaultRates | None = None,
@@ -127,11 +136,12 @@ class SandboxCarrier:
     ):
         if name not in SANDBOX_CARRIERS:
             raise UnknownAdapter("carrier", name, SANDBOX_CARRIERS)
-        self._name, self._clock, self._secret, self._seed = name, clock, secret, seed
+        self._name, self._clock, self._seed = name, clock, seed
+        self._keys = keys(secrets, secret)
         self._currency = currency
         self._faults = FaultPlan(seed, faults or FaultRates())
         self._tracking = tracking or TrackingRates()
-        self._mailbox = Mailbox(secret, seed, pushes or DeliveryRates())
+        self._mailbox = Mailbox(self._keys[0], seed, pushes or DeliveryRates(), clock)
         self._bookings: dict[str, _Booking] = {}  # by idempotency key
         self._shipments: dict[str, _Shipment] = {}
         # (when, seq, waybill) of each parcel's next event to push: take_pushes looks only at
@@ -212,7 +222,8 @@ class SandboxCarrier:
         """Verify the signature, then parse the pushed events. Body and headers may come in
         any form `webhooks.delivery` reads."""
         body, headers = delivery(body, headers, adapter=self._name, operation="parse_push")
-        verify(self._secret, body, headers, adapter=self._name, operation="parse_push")
+        verify(self._keys, body, headers, now=self._clock.now(), adapter=self._name,
+               operation="parse_push")
         try:
             pushed = loads_json(body)["events"]
             if not isinstance(pushed, list):

@@ -4,7 +4,7 @@ keys, signed callbacks (duplicated and late as configured) and seeded failures."
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -12,8 +12,16 @@ from typing import Literal
 from lifecycle.adapters.errors import AdapterError, PaymentDeclined
 from lifecycle.adapters.faults import Fault, FaultPlan, FaultRates, digest
 from lifecycle.adapters.ports import Money, PaymentEvent, PaymentEventKind
-from lifecycle.adapters.sandbox.calls import DECLINED, failure, fingerprint
-from lifecycle.adapters.webhooks import DeliveryRates, Mailbox, SignedMessage, delivery, verify
+from lifecycle.adapters.sandbox.calls import DECLINED, failure, fingerprint, keys
+from lifecycle.adapters.webhooks import (
+    DeliveryRates,
+    Mailbox,
+    Secret,
+    SignedMessage,
+    delivery,
+    verify,
+)
+from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload
 from lifecycle.strict_json import loads_json
 
@@ -54,12 +62,18 @@ class SandboxGateway:
     ``fail_next`` scripts failures; ``faults`` draws them at seeded rates. ``take_callbacks``
     hands over the signed callbacks it would have POSTed, with duplicates and late ones as
     configured by ``callbacks`` or ``inject_callback``.
+
+    ``secrets``: one webhook secret or several (``whsec_<base64>`` or raw bytes; ``secret=``
+    is the same for one): callbacks are signed with the first, and verified if any one
+    matches. ``clock``: the engine's, which timestamps callbacks and checks their tolerance.
     """
 
     def __init__(
         self,
         *,
-        secret: bytes,
+        clock: Clock,
+        secrets: Secret | Sequence[Secret] | None = None,
+        secret: Secret | None = None,
         seed: int = 0,
         name: str = "sandbox",
         faults: FaultRates | None = None,
@@ -72,9 +86,10 @@ class SandboxGateway:
         # small, no ledger is kept, only totals by operation (`ledger` and a `total` for one
         # subject then refuse).
         self._remembers_everything = remembers_everything
-        self._name, self._seed, self._secret = name, seed, secret
+        self._name, self._seed, self._clock = name, seed, clock
+        self._keys = keys(secrets, secret)
         self._faults = FaultPlan(seed, faults or FaultRates())
-        self._mailbox = Mailbox(secret, seed, callbacks or DeliveryRates())
+        self._mailbox = Mailbox(self._keys[0], seed, callbacks or DeliveryRates(), clock)
         # What each key did, to replay to a retry with it: one entry per key for the sandbox's
         # lifetime, so a small one. The reference and a decline's reason follow from the
         # operation and the key; kept are the request's `fingerprint`, by operation and key,
@@ -111,7 +126,8 @@ class SandboxGateway:
         """Verify the signature, then parse. A replay parses to the same event (same event id).
         Body and headers may come in any form `webhooks.delivery` reads."""
         body, headers = delivery(body, headers, adapter=self._name, operation="parse_callback")
-        verify(self._secret, body, headers, adapter=self._name, operation="parse_callback")
+        verify(self._keys, body, headers, now=self._clock.now(), adapter=self._name,
+               operation="parse_callback")
         try:
             data = loads_json(body)
             return PaymentEvent(
