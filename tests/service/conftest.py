@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -17,6 +18,10 @@ import httpx
 import pytest
 
 import lifecycle
+
+#: the sandbox gateway's webhook secrets on the test server, newest first (a rotation under way)
+GATEWAY_SECRET = "whsec_" + base64.b64encode(b"the-test-gateway-key-012345678").decode()
+OLD_GATEWAY_SECRET = "whsec_" + base64.b64encode(b"the-old-gateway-key-9876543210").decode()
 
 
 def free_port() -> int:
@@ -55,7 +60,8 @@ class Server:
 
 def start(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "LIFECYCLE_LOG_LEVEL": "error"}
+    env = {**os.environ, "LIFECYCLE_LOG_LEVEL": "error",
+           "LIFECYCLE_WEBHOOK_SECRETS_SANDBOX": f"{GATEWAY_SECRET},{OLD_GATEWAY_SECRET}"}
     command = [sys.executable, "-c", "from lifecycle.cli import main; main()", "--db", db_url,
                "serve", "--port", str(port)]
     with open(workdir / "server.log", "wb") as log:

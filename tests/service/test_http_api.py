@@ -4,11 +4,17 @@ Idempotency-Key replays and If-Match."""
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+import socket
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from lifecycle.adapters import MAX_BODY_BYTES, signed_headers, webhook_key
 from tests.builders import (
     DOCUMENTS,
     FEE,
@@ -18,7 +24,7 @@ from tests.builders import (
     order_payload,
     profile,
 )
-from tests.service.conftest import Server, new_id
+from tests.service.conftest import GATEWAY_SECRET, OLD_GATEWAY_SECRET, Server, new_id
 
 PROBLEM = "application/problem+json"
 OPERATOR = ("operator", "ana")
@@ -33,11 +39,12 @@ def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
 
 def problem_of(response: httpx.Response, status: int, type_end: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.headers["content-type"].startswith(PROBLEM), response.text
     body: dict[str, Any] = response.json()
     assert body["type"].endswith(f"problem/{type_end}")
     assert body["status"] == status
-    assert body["title"] and body["detail"]
+    assert body["title"]
+    assert body["detail"]
     return body
 
 
@@ -71,7 +78,7 @@ def delivered_order(server: Server) -> tuple[str, str, str]:
 
 
 def test_a_whole_order_over_http(server: Server) -> None:
-    sid, bid, oid = delivered_order(server)
+    _, bid, oid = delivered_order(server)
     buyer = ("buyer", bid)
     assert "confirm_receipt" in ok(server.request("GET", f"/v1/orders/{oid}/allowed", buyer))["allowed"]
 
@@ -120,7 +127,8 @@ def test_a_list_pages_with_a_next_cursor_for_operators_only(server: Server) -> N
     second = ok(server.request("GET", f"/v1/sellers?state=active&limit=1&after={first['next']}", OPERATOR))
     refused = server.request("GET", "/v1/sellers", ("buyer", "b-1"))
 
-    assert len(first["items"]) == 1 and first["next"] == first["items"][0]["id"]
+    assert len(first["items"]) == 1
+    assert first["next"] == first["items"][0]["id"]
     assert second["items"][0]["id"] > first["items"][0]["id"]
     problem_of(refused, 403, "forbidden")
     assert isinstance(ok(server.request("GET", "/v1/deadlines?due=false", OPERATOR)), list)
@@ -180,7 +188,7 @@ def test_another_buyers_aggregate_reads_as_absent(server: Server) -> None:
 
     for path in ("", "/history", "/allowed", "/ledger", "/balances", "/deadlines", "/tracking"):
         body = problem_of(server.request("GET", f"/v1/orders/{oid}{path}", stranger), 404, "not-found")
-        assert body["kind"] == "order" and body["id"] == oid
+        assert (body["kind"], body["id"]) == ("order", oid)
     absent = problem_of(server.request("GET", "/v1/orders/o-absent", stranger), 404, "not-found")
     assert set(absent) == set(body)
     problem_of(server.request("POST", "/v1/check", stranger), 403, "forbidden")
@@ -217,9 +225,11 @@ def test_if_match_fires_on_the_version_read_and_a_stale_one_is_412(server: Serve
     stale = server.request("POST", f"/v1/orders/{oid}/request_cancel", ("buyer", bid),
                            {"reason": "changed my mind"}, headers={"If-Match": tag})
 
-    assert ok(paid)["state"] == "paid" and paid.headers["etag"] == '"2"'
+    assert ok(paid)["state"] == "paid"
+    assert paid.headers["etag"] == '"2"'
     body = problem_of(stale, 412, "precondition-failed")
-    assert body["expected_version"] == 1 and "retry-after" not in stale.headers
+    assert body["expected_version"] == 1
+    assert "retry-after" not in stale.headers
     assert server.engine.get("order", oid).version == 2
 
 
@@ -268,29 +278,78 @@ def test_every_refusal_is_a_problem_with_its_status_and_data(server: Server) -> 
     assert server.engine.get("order", oid).version == 1  # none of them wrote
 
 
-def test_a_webhook_with_a_bad_signature_is_401_and_an_oversized_one_413(server: Server) -> None:
+def callback(order_id: str, event_id: str, amount: str = ORDER_TOTAL) -> bytes:
+    return json.dumps({"event_id": event_id, "kind": "captured", "order_id": order_id,
+                       "payment_ref": f"pay-{event_id}", "amount": amount,
+                       "currency": "USD"}).encode()
+
+
+def deliver(server: Server, path: str, body: bytes, secret: str = GATEWAY_SECRET,
+            message_id: str | None = None) -> httpx.Response:
+    headers = signed_headers(webhook_key(secret), message_id or new_id("msg"),
+                             datetime.now(UTC), body)
+    return server.request("POST", path, content=body, headers=headers)
+
+
+def test_a_signed_payment_callback_pays_the_order_once_and_a_second_capture_is_refused(
+    server: Server,
+) -> None:
     sid = active_seller(server)
     oid = placed_order(server, sid, new_id("b"))["id"]
-    body = b'{"event_id": "e-1", "kind": "captured", "order_id": "%s"}' % oid.encode()
+    body, message = callback(oid, new_id("ev")), new_id("msg")
+
+    paid = ok(deliver(server, "/webhooks/payments/sandbox", body, message_id=message))
+    again = ok(deliver(server, "/webhooks/payments/sandbox", body, OLD_GATEWAY_SECRET, message))
+    second = ok(deliver(server, "/webhooks/payments/sandbox", callback(oid, new_id("ev"))))
+
+    assert paid["outcome"] == "applied"
+    assert paid["order"]["state"] == "paid"
+    assert again["order"]["version"] == paid["order"]["version"]  # the redelivery wrote nothing
+    assert second["outcome"] == "refused"
+    assert second["retry"] is False
+    assert second["capture"]
+    history = server.engine.history("order", oid)
+    assert [h.trigger for h in history] == ["place", "pay"]
+    assert history[-1].actor.role == "system"
+
+
+def test_a_webhook_with_a_bad_signature_is_401_an_unreadable_one_400(server: Server) -> None:
+    sid = active_seller(server)
+    oid = placed_order(server, sid, new_id("b"))["id"]
+    body = callback(oid, new_id("ev"))
+    forged_secret = "whsec_" + base64.b64encode(b"not-the-gateway-key-at-all-000").decode()
 
     unsigned = server.request("POST", "/webhooks/payments/sandbox", content=body)
-    forged = server.request("POST", "/webhooks/payments/sandbox", content=body, headers={
-        "webhook-id": "msg_1", "webhook-timestamp": "1700000000", "webhook-signature": "v1,AAAA"})
-    huge = server.request("POST", "/webhooks/carriers/dhl", content=b"x" * (8 * 1024 * 1024))
+    forged = deliver(server, "/webhooks/payments/sandbox", body, forged_secret)
+    unreadable = deliver(server, "/webhooks/payments/sandbox", b'{"event_id": "e-1"}')
+    duplicated = deliver(server, "/webhooks/payments/sandbox", b'{"kind": "captured", "kind": "x"}')
 
     problem_of(unsigned, 401, "signature-invalid")
     problem_of(forged, 401, "signature-invalid")
-    problem_of(huge, 413, "http-413")
+    problem_of(unreadable, 400, "adapter-error")
+    problem_of(duplicated, 400, "adapter-error")
     assert server.engine.get("order", oid).state == "awaiting_payment"
+
+
+def test_a_webhook_body_over_the_cap_is_413_before_it_is_read(server: Server) -> None:
+    """A raw socket declares a huge body and sends almost none of it: the answer comes at once."""
+    host, port = server.url.removeprefix("http://").split(":")
+    declared = MAX_BODY_BYTES * 100
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(f"POST /webhooks/carriers/dhl HTTP/1.1\r\nHost: {host}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n{{".encode())
+        answer = raw.recv(65536).decode("latin-1")
+
+    assert answer.startswith("HTTP/1.1 413")
+    assert "application/problem+json" in answer
 
 
 def test_the_docs_page_and_everything_it_loads_come_from_the_server(server: Server) -> None:
     page = server.request("GET", "/docs")
     document = ok(server.request("GET", "/openapi.json"))
 
-    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    import re
-
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
     assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
     assert assets, "the page references its stylesheet and the document"
     for asset in assets:
