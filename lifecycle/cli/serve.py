@@ -7,8 +7,8 @@ import tempfile
 
 import click
 
-import lifecycle.service
 from lifecycle.cli.session import Session, pass_session
+from lifecycle.service import FACTORY
 
 
 @click.command()
@@ -32,5 +32,5 @@ def serve(session: Session, host: str, port: int, workers: int, server_log_level
         # prometheus_client sums the workers' metrics through files in this directory; it
         # must exist, empty, before the first worker starts.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lifecycle-metrics-")
-    uvicorn.run(lifecycle.service.FACTORY, factory=True, host=host, port=port, workers=workers,
+    uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers,
                 log_level=server_log_level)

@@ -43,9 +43,11 @@ async def raw_body(request: Request) -> bytes:
 
 Body = Annotated[bytes, Depends(raw_body)]
 IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", description="A retry with the same key returns the first result")]
+    alias="Idempotency-Key", max_length=200,
+    description="A retry with the same key returns the first result")]
 IfMatch = Annotated[str | None, Header(
-    alias="If-Match", description='The version read, as its ETag ("3"): stale is 412')]
+    alias="If-Match", pattern=r'^(\*|"[0-9]{1,18}")$',
+    description='The version read, as its ETag ("3"): stale is 412')]
 
 
 def parsed(body: bytes) -> Any:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 import lifecycle
-import lifecycle.adapters
+from lifecycle.adapters import MAX_BODY_BYTES
 from lifecycle.service import problems
 from lifecycle.service.representation import aggregate
 
@@ -29,7 +29,7 @@ _NAME = Path(pattern=r"^[a-z0-9_\-]{1,50}$", description="The adapter's name (sa
 async def capped_body(request: Request) -> bytes:
     """The body, refused with 413 once it is known to exceed the cap (from Content-Length,
     else as it streams in)."""
-    cap = lifecycle.adapters.MAX_BODY_BYTES
+    cap = MAX_BODY_BYTES
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         raise HTTPException(413, f"the body is over {cap} bytes")

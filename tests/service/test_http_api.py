@@ -262,7 +262,7 @@ def test_every_refusal_is_a_problem_with_its_status_and_data(server: Server) -> 
     route = problem_of(server.request("GET", "/v2/nothing"), 404, "http-404")
     query = problem_of(server.request("GET", "/v1/orders?limit=0", OPERATOR), 422, "invalid-request")
     bad_tag = problem_of(server.request("POST", f"/v1/orders/{oid}/pay", buyer, {},
-                                        headers={"If-Match": "W/\"1\""}), 422, "invalid-payload")
+                                        headers={"If-Match": "W/\"1\""}), 422, "invalid-request")
 
     assert (transition["state"], transition["trigger"]) == ("awaiting_payment", "confirm_receipt")
     assert "pay" in transition["allowed"]
@@ -274,7 +274,7 @@ def test_every_refusal_is_a_problem_with_its_status_and_data(server: Server) -> 
     assert absent["id"] == "o-nothing"
     assert "/v2/nothing" in route["detail"]
     assert query["field"] == "query.limit"
-    assert bad_tag["field"] == "If-Match"
+    assert bad_tag["field"] == "header.If-Match"
     assert server.engine.get("order", oid).version == 1  # none of them wrote
 
 
