@@ -13,6 +13,7 @@ from lifecycle.cli import (
     dispute,
     generic,
     graph,
+    keys,
     order,
     policy,
     seller,
@@ -24,7 +25,7 @@ from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
                  *generic.COMMANDS, db.db, timers.timers, policy.policy, simulate.simulate,
-                 carriers.carriers, serve.serve):
+                 carriers.carriers, keys.keys, serve.serve):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

@@ -9,9 +9,11 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine as Database
+from sqlalchemy import inspect, select
 
 import lifecycle
+from lifecycle.store.database import _alembic_config, connect, current_revision, head_revision
 from lifecycle.store.tables import api_keys, metadata
 from tests.builders import order_in
 
@@ -204,3 +206,50 @@ def test_a_key_revoked_by_one_engine_is_refused_by_another(db_url: str,
         engine.revoke_key(key.id)
         with pytest.raises(lifecycle.Unauthenticated):
             other.authenticate(token)
+
+
+def migrate(database: Database, revision: str, *, down: bool = False) -> None:
+    from alembic import command
+
+    with database.begin() as conn:
+        config = _alembic_config(database, conn)
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_a_database_at_the_previous_revision_upgrades_to_keys(db_url: str,
+                                                              clock: lifecycle.SimulatedClock) -> None:
+    database = connect(db_url)
+    try:
+        migrate(database, "0005")
+        assert current_revision(database) == "0005"
+        assert "api_keys" not in inspect(database).get_table_names()
+
+        with lifecycle.open(db_url, clock=clock) as engine:  # SQLite: upgraded on open
+            key, token = engine.create_key("operator", actor_id="ana")
+            assert engine.authenticate(token) == key
+
+        assert current_revision(database) == head_revision(database) == "0006"
+        migrate(database, "0005", down=True)
+        assert "api_keys" not in inspect(database).get_table_names()
+    finally:
+        database.dispose()
+
+
+@pytest.mark.pg
+def test_on_postgresql_the_keys_migration_goes_down_and_up_again(pg_url: str) -> None:
+    database = connect(pg_url)
+    try:
+        migrate(database, "0005", down=True)
+        assert "api_keys" not in inspect(database).get_table_names()
+        with pytest.raises(lifecycle.SchemaOutdated, match="0005"):
+            lifecycle.open(pg_url)
+
+        migrate(database, "head")
+
+        assert current_revision(database) == "0006"
+        with lifecycle.open(pg_url) as engine:
+            key, token = engine.create_key("seller", actor_id="acme")
+            assert engine.authenticate(token) == key
+            engine.revoke_key(key.id)
+    finally:
+        database.dispose()
