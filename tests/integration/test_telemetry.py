@@ -328,3 +328,32 @@ def test_a_metrics_port_in_use_is_an_error_before_the_worker_runs(db_url: str) -
     assert result.exit_code == 1
     assert "cannot serve metrics" in result.output
     assert "fired" not in result.output
+
+
+def test_without_an_sdk_a_trigger_does_no_span_work(db_url: str) -> None:
+    # A process of its own: this one has an SDK provider set for the span tests.
+    script = ("import lifecycle\n"
+              "from lifecycle import telemetry\n"
+              "from lifecycle.machines import DEFINITIONS\n"
+              "seen = telemetry.observe('order', 'pay', DEFINITIONS['order'].machine.events, 'buyer')\n"
+              "seen.finish()\n"
+              "print(telemetry._tracer() is None, seen.span is None)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")})
+    assert done.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.pg
+def test_the_gauges_count_on_postgresql(pg_engine: lifecycle.Engine,
+                                        clock: lifecycle.SimulatedClock) -> None:
+    order_in(pg_engine, clock, "awaiting_payment")
+    before = pg_engine.backlog()
+    clock.advance(pg_engine.policy.payment_timeout + timedelta(seconds=1))
+    pg_engine.execute(update(deadlines).where(deadlines.c.kind == "seller").values(status="failed"))
+
+    after = pg_engine.backlog()
+
+    assert before.deadlines_due == 0
+    assert after.deadlines_due == 1
+    assert after.parked_deadlines == len(pg_engine.deadlines(failed=True)) > 0
+    assert after.outbox_backlog == before.outbox_backlog > 0
