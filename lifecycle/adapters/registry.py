@@ -109,14 +109,14 @@ def carrier_factory(name: str) -> CarrierFactory:
 
 
 def payment_gateway(name: str, **options: Any) -> PaymentGateway:
-    """Build gateway ``name`` with ``options`` (for the sandbox: ``secret``, ``seed``, ...)."""
+    """Build gateway ``name`` with ``options`` (for the sandbox: ``clock``, ``secrets``, ``seed``, ...)."""
     adapter = payment_gateway_factory(name)(**options)
     _check(PaymentGateway, "payment gateway", name, adapter)
     return adapter
 
 
 def carrier(name: str, **options: Any) -> Carrier:
-    """Build carrier ``name`` with ``options`` (for the sandbox: ``clock``, ``secret``, ``seed``, ...)."""
+    """Build carrier ``name`` with ``options`` (for the sandbox: ``clock``, ``secrets``, ``seed``, ...)."""
     adapter = carrier_factory(name)(**options)
     _check(Carrier, "carrier", name, adapter)
     return adapter

@@ -15,9 +15,11 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import lifecycle
 from lifecycle import Engine, LifecycleError
+from lifecycle.adapters import webhook_key
 from lifecycle.cli import output
 
 USAGE = 2
+WEBHOOK_SECRETS_ENV = "LIFECYCLE_WEBHOOK_SECRETS"
 
 
 class Session:
@@ -30,7 +32,7 @@ class Session:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = lifecycle.open(self.url)
+            self._engine = lifecycle.open(self.url, webhook_secrets=webhook_secrets())
         return self._engine
 
     def close(self) -> None:
@@ -39,6 +41,32 @@ class Session:
 
 
 pass_session = click.make_pass_decorator(Session)
+
+
+def webhook_secrets() -> dict[str, list[str]] | None:
+    """Each adapter's webhook secrets from ``LIFECYCLE_WEBHOOK_SECRETS``: a JSON object from
+    adapter name to a list of ``whsec_<base64>`` secrets, newest first (docs/webhooks.md).
+    Unset or empty: every sandbox keeps its published default. Malformed: a usage error that
+    names the variable but never echoes a secret."""
+    text = os.environ.get(WEBHOOK_SECRETS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = lifecycle.loads_json(text)
+    except lifecycle.JSONRefused as error:
+        raise BadUsage(f"{WEBHOOK_SECRETS_ENV} is not JSON lifecycle accepts: {error}") from None
+    if not isinstance(value, dict):
+        raise BadUsage(f"{WEBHOOK_SECRETS_ENV} must be a JSON object: adapter name -> list of secrets")
+    for name, secrets in value.items():
+        if not isinstance(secrets, list) or not secrets or not all(isinstance(s, str) for s in secrets):
+            raise BadUsage(f"{WEBHOOK_SECRETS_ENV}: {name!r} must be a non-empty list of "
+                           "whsec_<base64> strings")
+        for n, secret in enumerate(secrets):
+            try:
+                webhook_key(secret)
+            except ValueError as error:
+                raise BadUsage(f"{WEBHOOK_SECRETS_ENV}: {name!r} secret #{n + 1}: {error}") from None
+    return value
 
 
 class OneLine(click.ClickException):

@@ -347,16 +347,23 @@ def test_a_delivery_in_no_readable_form_is_an_adapter_error(
         assert says in str(refused.value)
 
 
-def test_a_repeated_signature_header_is_not_read_as_its_first(
+def test_a_repeated_signature_header_is_read_as_all_its_signatures(
     gateway: SandboxGateway, clock: SimulatedClock
 ) -> None:
     gateway.capture("o-1", usd("25.00"), "pay-o-1")
     [message] = gateway.take_callbacks()
     genuine = message.headers[SIGNATURE_HEADER]
     forged = signed(message.body, clock, b"someone-else")[SIGNATURE_HEADER]
+    others = [(name, value) for name, value in message.headers.items() if name != SIGNATURE_HEADER]
 
-    with pytest.raises(SignatureInvalid):
-        gateway.parse_callback(message.body, [(SIGNATURE_HEADER, genuine), (SIGNATURE_HEADER, forged)])
+    # Standard Webhooks: one matching signature is enough (a sender rotating signs with both),
+    # wherever it stands; forged ones around it change nothing, and forged ones alone fail.
+    for pair in ((forged, genuine), (genuine, forged)):
+        sent = [*others, *((SIGNATURE_HEADER, value) for value in pair)]
+        assert gateway.parse_callback(message.body, sent).kind == "captured"
+    with pytest.raises(SignatureInvalid, match="no signature matches"):
+        gateway.parse_callback(message.body, [*others, (SIGNATURE_HEADER, forged),
+                                              (SIGNATURE_HEADER.upper(), forged)])
 
 
 @pytest.mark.parametrize("nesting", ["[", '{"events": '])
