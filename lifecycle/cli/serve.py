@@ -7,7 +7,7 @@ import tempfile
 
 import click
 
-from lifecycle.cli.session import Session, pass_session
+from lifecycle.cli.session import Session, pass_session, webhook_secrets
 from lifecycle.service import FACTORY
 
 
@@ -28,6 +28,7 @@ def serve(session: Session, host: str, port: int, workers: int, server_log_level
     # Each worker opens its own engine in `app_from_environment`, so the URL goes by the
     # environment, which uvicorn's worker processes inherit.
     os.environ["LIFECYCLE_DB"] = session.url
+    webhook_secrets()  # a malformed LIFECYCLE_WEBHOOK_SECRETS is a usage error here, not in each worker
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # prometheus_client sums the workers' metrics through files in this directory; it
         # must exist, empty, before the first worker starts.

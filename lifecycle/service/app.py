@@ -48,22 +48,28 @@ def create_app(engine: lifecycle.Engine, *, close_engine: bool = False) -> FastA
 def app_from_environment() -> FastAPI:
     """For ``uvicorn --factory lifecycle.service:app_from_environment`` and each worker of
     ``lifecycle serve``: the engine on ``LIFECYCLE_DB`` (else `lifecycle.DEFAULT_URL`),
-    logging at ``LIFECYCLE_LOG_LEVEL`` (default warning), each adapter's webhook secrets from
-    ``LIFECYCLE_WEBHOOK_SECRETS_<ADAPTER>`` (see `webhook_secrets`)."""
+    logging at ``LIFECYCLE_LOG_LEVEL`` (default warning), the adapters' webhook secrets from
+    ``LIFECYCLE_WEBHOOK_SECRETS`` as the CLI reads them (docs/webhooks.md)."""
     lifecycle.configure_logs(os.environ.get("LIFECYCLE_LOG_LEVEL", "warning"))
     engine = lifecycle.open(os.environ.get("LIFECYCLE_DB", lifecycle.DEFAULT_URL),
                             webhook_secrets=webhook_secrets(os.environ))
     return create_app(engine, close_engine=True)
 
 
-SECRETS_PREFIX = "LIFECYCLE_WEBHOOK_SECRETS_"
+SECRETS_VARIABLE = "LIFECYCLE_WEBHOOK_SECRETS"
 
 
-def webhook_secrets(environ: Mapping[str, str]) -> dict[str, list[str]]:
-    """``LIFECYCLE_WEBHOOK_SECRETS_DHL=whsec_new,whsec_old`` → ``{"dhl": [...]}``: an adapter's
-    secrets, newest first (the first signs, any verifies while a rotation is under way)."""
-    return {name[len(SECRETS_PREFIX):].lower(): [s.strip() for s in value.split(",") if s.strip()]
-            for name, value in environ.items() if name.startswith(SECRETS_PREFIX) and value.strip()}
+def webhook_secrets(environ: Mapping[str, str]) -> Any:
+    """``{"sandbox": ["whsec_new", "whsec_old"], "dhl": [...]}``: each adapter's secrets,
+    newest first; None (the sandboxes' published default) when unset. `lifecycle.open`
+    refuses a malformed one before anything runs, so a worker never starts with it."""
+    text = environ.get(SECRETS_VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        return lifecycle.loads_json(text)
+    except lifecycle.JSONRefused:
+        raise lifecycle.InvalidPayload(SECRETS_VARIABLE, "is not JSON lifecycle accepts") from None
 
 
 def _install_handlers(app: FastAPI) -> None:

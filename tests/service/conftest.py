@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -61,7 +62,7 @@ class Server:
 def start(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "LIFECYCLE_LOG_LEVEL": "error",
-           "LIFECYCLE_WEBHOOK_SECRETS_SANDBOX": f"{GATEWAY_SECRET},{OLD_GATEWAY_SECRET}"}
+           "LIFECYCLE_WEBHOOK_SECRETS": json.dumps({"sandbox": [GATEWAY_SECRET, OLD_GATEWAY_SECRET]})}
     command = [sys.executable, "-c", "from lifecycle.cli import main; main()", "--db", db_url,
                "serve", "--port", str(port)]
     with open(workdir / "server.log", "wb") as log:
