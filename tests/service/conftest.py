@@ -59,12 +59,12 @@ class Server:
         return self.http.request(method, path, json=json, headers=headers, **kwargs)
 
 
-def start(db_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(db_url: str, workdir: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "LIFECYCLE_LOG_LEVEL": "error",
            "LIFECYCLE_WEBHOOK_SECRETS": json.dumps({"sandbox": [GATEWAY_SECRET, OLD_GATEWAY_SECRET]})}
     command = [sys.executable, "-c", "from lifecycle.cli import main; main()", "--db", db_url,
-               "serve", "--port", str(port)]
+               "serve", "--port", str(port), *options]
     with open(workdir / "server.log", "wb") as log:
         process = subprocess.Popen(command, env=env, cwd=workdir, stdout=subprocess.DEVNULL,
                                    stderr=log)
@@ -95,12 +95,17 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         with httpx.Client(base_url=url, timeout=30) as http:
             yield Server(url, engine, http)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         engine.close()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def new_id(prefix: str) -> str:
