@@ -25,7 +25,10 @@ log = structlog.get_logger(__name__)
 MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "tag:lifecycle.dev,2026:problem/"
 #: seconds a client should wait before retrying a `Conflict` or an `Unavailable`
-RETRY_AFTER = {"Conflict": "1", "Unavailable": "5"}
+RETRY_AFTER: tuple[tuple[type[Exception], str], ...] = (
+    (lifecycle.Conflict, "1"),
+    (lifecycle.Unavailable, "5"),
+)
 
 #: most specific class first: the first one an error is an instance of gives its status
 STATUSES: tuple[tuple[type[Exception], int], ...] = (
@@ -83,9 +86,9 @@ def from_error(error: lifecycle.LifecycleError, status: int | None = None,
                if _plain(getattr(error, name, None)) is not None}
     members.update(extra or {})
     headers = {}
-    for name, seconds in RETRY_AFTER.items():
-        if isinstance(error, getattr(lifecycle, name)) and status != 412:
-            headers["Retry-After"] = seconds
+    retry_after = next((seconds for cls_, seconds in RETRY_AFTER if isinstance(error, cls_)), None)
+    if retry_after is not None and status != 412:  # a failed If-Match wants a fresh read first
+        headers["Retry-After"] = retry_after
     if isinstance(error, lifecycle.Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
     uri, title = type_uri(cls), _title(cls)
