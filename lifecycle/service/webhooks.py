@@ -77,6 +77,8 @@ def payment_callback(request: Request, gateway: Annotated[str, _NAME], body: Del
         raise
     except lifecycle.AdapterError as unreadable:
         return problems.from_error(unreadable, 400)
+    except lifecycle.InvalidPayload as unknown:
+        return _unknown_adapter(unknown, "gateway")
     return JSONResponse({"outcome": "applied", "retry": False,
                          "order": aggregate(order) if order is not None else None})
 
@@ -93,4 +95,13 @@ def tracking_push(request: Request, carrier: Annotated[str, _NAME], body: Delive
         raise
     except lifecycle.AdapterError as unreadable:
         return problems.from_error(unreadable, 400)
+    except lifecycle.InvalidPayload as unknown:
+        return _unknown_adapter(unknown, "carrier")
     return JSONResponse({"outcome": "applied", "retry": False, "orders": [aggregate(o) for o in orders]})
+
+
+def _unknown_adapter(error: lifecycle.InvalidPayload, field: str) -> JSONResponse:
+    """No such gateway or carrier here: the endpoint does not exist (404), not a bad body."""
+    if error.field != field:
+        raise error
+    return problems.from_error(error, 404)

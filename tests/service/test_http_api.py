@@ -327,6 +327,8 @@ def test_a_webhook_with_a_bad_signature_is_401_an_unreadable_one_400(server: Ser
     problem_of(unsigned, 401, "signature-invalid")
     problem_of(forged, 401, "signature-invalid")
     problem_of(unreadable, 400, "adapter-error")
+    unknown = problem_of(deliver(server, "/webhooks/payments/paypal", body), 404, "invalid-payload")
+    assert unknown["field"] == "gateway"
     problem_of(duplicated, 400, "adapter-error")
     assert server.engine.get("order", oid).state == "awaiting_payment"
 
