@@ -10,6 +10,7 @@ unit of work (`lifecycle.unit`). Anything raised on the way rolls all of it back
 
 Authorisation happens at the public entry only (`create`, `fire`, and `fire_in` for a due
 deadline): a follow-up is the definition's own doing, so it takes the same path without it.
+The public entries are also where a trigger is counted, timed and traced (`lifecycle.telemetry`).
 
 One module, a little over 400 lines, on purpose: the whole path of a trigger reads top-down in
 one place, each step a method in the order it runs.

@@ -7,7 +7,10 @@ it inside the transition's own transaction (`follow_state`, which the pipeline c
 `Timers` fires the due ones, each in a unit of work of its own, through the trigger path it is
 given (the pipeline, which this module does not import: the pipeline imports it). A deadline
 whose trigger the machine now refuses is discarded; one that fails otherwise is retried with
-backoff and parked after `MAX_ATTEMPTS`; contention leaves it pending, untouched.
+backoff and parked after `MAX_ATTEMPTS`; contention leaves it pending, untouched. Each one
+taken is counted, timed and traced as a trigger of the ``system`` actor (`lifecycle.telemetry`),
+its outcome the refusal's or the error's class when it did not fire, and its lag observed when
+it did.
 """
 
 from __future__ import annotations
