@@ -114,9 +114,10 @@ def world(pg_engine: lifecycle.Engine, pg_url: str, clock: lifecycle.SimulatedCl
         clock.advance(timedelta(days=1))  # its payment_timeout is due
         shipped = order_in(engine, clock, "shipped")
         dhl.register_shipment(shipped.data["waybill"], origin="CN", destination="PT")
-        callback = _capture_callback(gateway, unpaid.id)
         clock.advance(timedelta(hours=12))
         push = dhl.take_pushes()[0]
+        # Taken last: a delivery is signed when taken, and must be within the tolerance.
+        callback = _capture_callback(gateway, unpaid.id)
         yield World(engine, unpaid, shipped, callback, push)
 
 
