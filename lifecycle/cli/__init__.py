@@ -17,6 +17,7 @@ from lifecycle.cli import (
     order,
     policy,
     seller,
+    serve,
     simulate,
     timers,
 )
@@ -24,7 +25,7 @@ from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
                  *generic.COMMANDS, db.db, timers.timers, policy.policy, simulate.simulate,
-                 carriers.carriers, keys.keys):
+                 carriers.carriers, keys.keys, serve.serve):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

@@ -22,8 +22,9 @@ PACKAGE = ROOT / "lifecycle"
 #: each front end: its contract, and the packages whose root (their __init__) it may import
 #: but none of their modules
 FRONT_ENDS = {
-    "cli": ("cli uses only the public API", {"adapters", "simulation"}),
+    "cli": ("cli uses only the public API", {"adapters", "simulation", "service"}),
     "simulation": ("simulation uses only the public API", {"adapters"}),
+    "service": ("service uses only the public API", {"adapters"}),
 }
 
 

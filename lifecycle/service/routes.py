@@ -1,0 +1,232 @@
+"""The ``/v1`` routes, generated from the machine definitions: create, get and fire on every
+kind, each trigger's payload model as its request body in the OpenAPI document, and the reads
+(history, allowed, balances, ledger, deadlines, tracking, lists)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+import lifecycle
+from lifecycle.service import problems
+from lifecycle.service.auth import Acting, require_operator
+from lifecycle.service.representation import aggregate, aggregate_response, plain, posting
+
+#: the schemas the routes refer to by name, for the OpenAPI document's components
+AGGREGATE_REF = {"$ref": "#/components/schemas/Aggregate"}
+PROBLEM = {"description": "A problem (RFC 9457)",
+           "content": {problems.MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+_ETAG = re.compile(r'^"(\d{1,18})"$')
+
+
+def plural(kind: str) -> str:
+    """The collection's name in paths: ``order`` → ``orders``."""
+    return f"{kind}s"
+
+
+def payload_models() -> dict[str, type[BaseModel]]:
+    """Every trigger's payload model by name, for the OpenAPI document."""
+    return {t.payload.__name__: t.payload for d in lifecycle.definitions().values()
+            for t in d.transitions if t.payload is not None and not t.internal}
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request's body as sent: the routes parse it themselves, strictly (duplicate keys
+    refused), and the engine validates it against the trigger's payload model."""
+    return await request.body()
+
+
+Body = Annotated[bytes, Depends(raw_body)]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=200,
+    description="A retry with the same key returns the first result")]
+IfMatch = Annotated[str | None, Header(
+    alias="If-Match", pattern=r'^(\*|"[0-9]{1,18}")$',
+    description='The version read, as its ETag ("3"): stale is 412')]
+
+
+def parsed(body: bytes) -> Any:
+    """The JSON payload, or None for an empty body (a trigger that takes nothing)."""
+    if not body.strip():
+        return None
+    try:
+        return lifecycle.loads_json(body)
+    except ValueError as error:  # not JSON, not UTF-8, a key given twice
+        raise problems.MalformedBody(str(error)) from None
+
+
+def expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _ETAG.match(if_match.strip())
+    if match is None:
+        raise lifecycle.InvalidPayload("If-Match", f'{if_match!r} is not an ETag this API sent ("3")')
+    return int(match.group(1))
+
+
+def readable(engine: lifecycle.Engine, actor: lifecycle.Actor, kind: str, id: str) -> lifecycle.Aggregate:
+    """The aggregate if ``actor`` may read it; another's is `NotFound`, as if absent."""
+    found = engine.get(kind, id)
+    if not lifecycle.definition(kind).owns(actor, found.id, found.data):
+        raise lifecycle.NotFound(kind, id)
+    return found
+
+
+def engine_of(request: Request) -> lifecycle.Engine:
+    engine: lifecycle.Engine = request.app.state.engine
+    return engine
+
+
+def router() -> APIRouter:
+    routes = APIRouter(prefix="/v1", responses={"default": PROBLEM})
+    for definition in lifecycle.definitions().values():
+        _kind_routes(routes, definition)
+    _operator_routes(routes)
+    return routes
+
+
+def _kind_routes(routes: APIRouter, definition: lifecycle.MachineDefinition) -> None:
+    kind, base = definition.kind, f"/{plural(definition.kind)}"
+    tags: list[str | Any] = [kind]
+    if not definition.creation.internal:
+        routes.add_api_route(base, _create(definition), methods=["POST"], status_code=201, tags=tags,
+                             summary=f"{definition.creation.trigger} a {kind}",
+                             openapi_extra=_body_of(definition.creation),
+                             responses={201: _aggregate_doc("Created")},
+                             operation_id=f"create_{kind}")
+    routes.add_api_route(base, _list(kind), methods=["GET"], tags=tags, summary=f"list {kind}s",
+                         operation_id=f"list_{kind}s")
+    routes.add_api_route(base + "/{id}", _get(kind), methods=["GET"], tags=tags, summary=f"get a {kind}",
+                         responses={200: _aggregate_doc("The aggregate")}, operation_id=f"get_{kind}")
+    reads: dict[str, Callable[[lifecycle.Engine, lifecycle.Aggregate], Any]] = {
+        "history": lambda e, a: [plain(entry) for entry in e.history(kind, a.id)],
+        "balances": lambda e, a: plain(e.balances(kind, a.id)),
+        "ledger": lambda e, a: [posting(entry) for entry in e.postings(kind, a.id)],
+        "deadlines": lambda e, a: [plain(d) for d in e.deadlines(kind=kind, id=a.id)],
+    }
+    if kind == "order":
+        reads["tracking"] = lambda e, a: [plain(scan) for scan in e.tracking(a.id)]
+    for name, read in reads.items():
+        routes.add_api_route(f"{base}/{{id}}/{name}", _read(kind, read), methods=["GET"], tags=tags,
+                             summary=f"a {kind}'s {name}", operation_id=f"{kind}_{name}")
+    routes.add_api_route(f"{base}/{{id}}/allowed", _allowed(kind), methods=["GET"], tags=tags,
+                         summary=f"the triggers the key's actor may fire on a {kind}",
+                         operation_id=f"{kind}_allowed")
+    seen: set[str] = set()
+    for transition in definition.transitions:
+        if transition.internal or transition is definition.creation or transition.trigger in seen:
+            continue
+        seen.add(transition.trigger)
+        routes.add_api_route(f"{base}/{{id}}/{transition.trigger}", _fire(kind, transition.trigger),
+                             methods=["POST"], tags=tags, openapi_extra=_body_of(transition),
+                             summary=f"{transition.trigger} ({', '.join(sorted(transition.roles))})",
+                             responses={200: _aggregate_doc("The aggregate after the trigger")},
+                             operation_id=f"{kind}_{transition.trigger}")
+
+
+def _aggregate_doc(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": AGGREGATE_REF}},
+            "headers": {"ETag": {"description": 'The version, quoted ("3")',
+                                 "schema": {"type": "string"}}}}
+
+
+def _body_of(transition: lifecycle.Transition) -> dict[str, Any]:
+    if transition.payload is None:
+        return {}
+    schema = {"$ref": f"#/components/schemas/{transition.payload.__name__}"}
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
+
+
+def _create(definition: lifecycle.MachineDefinition) -> Callable[..., JSONResponse]:
+    kind = definition.kind
+
+    def create(request: Request, actor: Acting, body: Body, idempotency_key: IdempotencyKey = None,
+               id: Annotated[str | None, Query(description="The new aggregate's id")] = None,
+               ) -> JSONResponse:
+        engine = engine_of(request)
+        created = engine.create(kind, actor, parsed(body), id=id, idempotency_key=idempotency_key)
+        return aggregate_response(created, 201, f"/v1/{plural(kind)}/{created.id}")
+
+    return create
+
+
+def _fire(kind: str, trigger: str) -> Callable[..., JSONResponse]:
+    def fire(request: Request, id: str, actor: Acting, body: Body,
+             idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> JSONResponse:
+        engine = engine_of(request)
+        version = expected_version(if_match)
+        payload = parsed(body)
+        try:
+            fired = engine.fire(kind, id, trigger, actor, payload, idempotency_key=idempotency_key,
+                                expected_version=version)
+        except lifecycle.Conflict as error:
+            if version is None:
+                raise
+            return problems.from_error(error, 412)  # the If-Match precondition failed
+        return aggregate_response(fired)
+
+    return fire
+
+
+def _get(kind: str) -> Callable[..., JSONResponse]:
+    def get(request: Request, id: str, actor: Acting) -> JSONResponse:
+        return aggregate_response(readable(engine_of(request), actor, kind, id))
+
+    return get
+
+
+def _read(kind: str, read: Callable[[lifecycle.Engine, lifecycle.Aggregate], Any]
+          ) -> Callable[..., JSONResponse]:
+    def get(request: Request, id: str, actor: Acting) -> JSONResponse:
+        engine = engine_of(request)
+        return JSONResponse(read(engine, readable(engine, actor, kind, id)))
+
+    return get
+
+
+def _allowed(kind: str) -> Callable[..., JSONResponse]:
+    def allowed(request: Request, id: str, actor: Acting) -> JSONResponse:
+        engine = engine_of(request)
+        found = readable(engine, actor, kind, id)
+        return JSONResponse({"actor": plain(actor), "allowed": engine.allowed(kind, found.id, actor)})
+
+    return allowed
+
+
+def _list(kind: str) -> Callable[..., JSONResponse]:
+    def find(request: Request, actor: Acting,
+             state: Annotated[str | None, Query(max_length=100)] = None,
+             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+             after: Annotated[str | None, Query(max_length=200, description="`next` of the page before")]
+             = None) -> JSONResponse:
+        require_operator(actor, f"list {kind}s")
+        found = engine_of(request).find(kind, state=state, limit=limit + 1, after_id=after)
+        page = found[:limit]
+        following = page[-1].id if len(found) > limit else None
+        return JSONResponse({"items": [aggregate(a) for a in page], "next": following})
+
+    return find
+
+
+def _operator_routes(routes: APIRouter) -> None:
+    def deadlines(request: Request, actor: Acting, due: bool = False, failed: bool = False,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> JSONResponse:
+        """Scheduled deadlines: all, those due by the engine's clock, or the failed ones."""
+        require_operator(actor, "list deadlines")
+        found = engine_of(request).deadlines(due=due, failed=failed, limit=limit)
+        return JSONResponse([plain(d) for d in found])
+
+    def check(request: Request, actor: Acting) -> JSONResponse:
+        """Verify the whole database (`Engine.check`): the violations, none when it is sound."""
+        require_operator(actor, "check")
+        violations = engine_of(request).check()
+        return JSONResponse({"ok": not violations, "violations": [plain(v) for v in violations]})
+
+    routes.add_api_route("/deadlines", deadlines, methods=["GET"], tags=["operator"],
+                         operation_id="deadlines")
+    routes.add_api_route("/check", check, methods=["POST"], tags=["operator"], operation_id="check")
