@@ -15,6 +15,7 @@ from pydantic import BaseModel
 import lifecycle
 from lifecycle.service import problems
 from lifecycle.service.auth import Acting, require_operator
+from lifecycle.service.bodies import capped_body
 from lifecycle.service.representation import aggregate, aggregate_response, plain, posting
 
 #: the schemas the routes refer to by name, for the OpenAPI document's components
@@ -35,13 +36,9 @@ def payload_models() -> dict[str, type[BaseModel]]:
             for t in d.transitions if t.payload is not None and not t.internal}
 
 
-async def raw_body(request: Request) -> bytes:
-    """The request's body as sent: the routes parse it themselves, strictly (duplicate keys
-    refused), and the engine validates it against the trigger's payload model."""
-    return await request.body()
-
-
-Body = Annotated[bytes, Depends(raw_body)]
+# The request's body as sent, up to the cap (413 past it): the routes parse it themselves,
+# strictly (duplicate keys refused), and the engine validates it against the trigger's model.
+Body = Annotated[bytes, Depends(capped_body)]
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", max_length=200,
     description="A retry with the same key returns the first result")]

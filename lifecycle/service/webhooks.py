@@ -16,30 +16,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
 
 import lifecycle
-from lifecycle.adapters import MAX_BODY_BYTES
 from lifecycle.service import problems
+from lifecycle.service.bodies import capped_body
 from lifecycle.service.representation import aggregate
 
 _NAME = Path(pattern=r"^[a-z0-9_\-]{1,50}$", description="The adapter's name (sandbox, dhl)")
-
-
-async def capped_body(request: Request) -> bytes:
-    """The body, refused with 413 once it is known to exceed the cap (from Content-Length,
-    else as it streams in)."""
-    cap = MAX_BODY_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise HTTPException(413, f"the body is over {cap} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise HTTPException(413, f"the body is over {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 Delivery = Annotated[bytes, Depends(capped_body)]

@@ -55,3 +55,14 @@ def test_peers_benchmark_runs_with_tiny_sizes() -> None:
     assert done.returncode == 0, done.stderr
     assert "lifecycle / eventsourcing" in done.stdout
     assert "lifecycle / django-fsm-2" in done.stdout
+
+
+def test_http_benchmark_runs_with_tiny_sizes() -> None:
+    """Two real servers (1 and 4 workers) on a scratch PostgreSQL database, a few orders each."""
+    server = os.environ.get("LIFECYCLE_TEST_PG")
+    if not server:
+        pytest.skip("LIFECYCLE_TEST_PG is unset: the HTTP benchmark needs PostgreSQL")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.http", "--pg", server, "--n", "4",
+                           "--clients", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "http 1 worker / library" in done.stdout

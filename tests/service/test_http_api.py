@@ -333,12 +333,15 @@ def test_a_webhook_with_a_bad_signature_is_401_an_unreadable_one_400(server: Ser
     assert server.engine.get("order", oid).state == "awaiting_payment"
 
 
-def test_a_webhook_body_over_the_cap_is_413_before_it_is_read(server: Server) -> None:
-    """A raw socket declares a huge body and sends almost none of it: the answer comes at once."""
+@pytest.mark.parametrize("path", ["/webhooks/carriers/dhl", "/v1/orders", "/v1/orders/o-1/pay"])
+def test_a_body_over_the_cap_is_413_before_it_is_read(server: Server, path: str) -> None:
+    """A raw socket declares a huge body and sends almost none of it: the answer comes at once,
+    for a webhook and for a trigger's payload alike."""
     host, port = server.url.removeprefix("http://").split(":")
     declared = MAX_BODY_BYTES * 100
+    key = f"Authorization: Bearer {server.token('buyer', 'b-cap')}\r\n"
     with socket.create_connection((host, int(port)), timeout=10) as raw:
-        raw.sendall(f"POST /webhooks/carriers/dhl HTTP/1.1\r\nHost: {host}\r\n"
+        raw.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{key}"
                     f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n{{".encode())
         answer = raw.recv(65536).decode("latin-1")
 
