@@ -165,6 +165,11 @@ def _fire(kind: str, trigger: str) -> Callable[..., JSONResponse]:
             if version is None:
                 raise
             return problems.from_error(error, 412)  # the If-Match precondition failed
+        except lifecycle.Forbidden as error:
+            if error.kind:
+                raise  # a role refusal, on the actor's own aggregate: it may know it exists
+            # Not theirs: answered as a read of it is, as if it did not exist (404, not 403).
+            raise lifecycle.NotFound(kind, id) from None
         return aggregate_response(fired)
 
     return fire

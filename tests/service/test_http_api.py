@@ -156,15 +156,22 @@ def test_keys_out_of_scope_are_refused_and_write_nothing(server: Server) -> None
         "another buyer than the key's": server.request(
             "POST", f"/v1/orders/{oid}/pay", ("buyer", stranger), {}, headers={"Lifecycle-Actor": bid}),
         "a role scope naming nobody": server.request("POST", f"/v1/orders/{oid}/pay", ("buyer", None), {}),
-        "another buyer's order": server.request("POST", f"/v1/orders/{oid}/pay", ("buyer", stranger), {}),
         "a seller's trigger": server.request("POST", f"/v1/orders/{oid}/cancel", ("seller", sid), {}),
+        "another buyer's order": server.request("POST", f"/v1/orders/{oid}/pay", ("buyer", stranger), {}),
     }
 
     for what, response in list(attempts.items())[:3]:
         problem_of(response, 401, "unauthenticated")
         assert response.headers["www-authenticate"] == "Bearer", what
-    for response in list(attempts.values())[3:]:
+    for response in list(attempts.values())[3:6]:
         problem_of(response, 403, "forbidden")
+    # Firing on another's order is answered as reading it is: as if it did not exist.
+    theirs = problem_of(attempts["another buyer's order"], 404, "not-found")
+    nobodys = problem_of(server.request("POST", "/v1/orders/o-absent/pay", ("buyer", stranger), {}),
+                         404, "not-found")
+    assert (theirs["kind"], theirs["id"]) == ("order", oid)
+    assert set(theirs) == set(nobodys)
+    assert theirs["detail"] == nobodys["detail"].replace("o-absent", oid)
     after = (server.engine.get("order", oid).version, len(server.engine.history("order", oid)))
     assert after == before
 
