@@ -57,7 +57,7 @@ from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.reports import Backlog, LedgerSum, ParkedDeadline, StateCount
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
 from lifecycle.strict_json import DuplicateKey, JSONRefused, loads_json
-from lifecycle.telemetry import metrics_exposition
+from lifecycle.telemetry import metrics_exposition, tracing_enabled
 from lifecycle.worker import Backoff, TimerWorker
 
 try:
@@ -228,6 +228,7 @@ __all__ = [
     "loads_json",
     "metrics_exposition",
     "open",
+    "tracing_enabled",
     "trigger_for_scan",
     "upgrade_schema",
     "voucher_id",

@@ -73,6 +73,13 @@ def _tracer() -> trace.Tracer | None:
     return _cached
 
 
+def tracing_enabled() -> bool:
+    """Whether an OpenTelemetry SDK tracer provider is set, so that spans are recorded. Front
+    ends ask before instrumenting themselves: without one, a request span would cost a
+    request ~0.5 ms of CPU and record nothing."""
+    return _tracer() is not None
+
+
 _provider: trace.TracerProvider | None = None
 _cached: trace.Tracer | None = None
 _UNREAD = object()  # the API moved its global: always ask it

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fastapi.responses import JSONResponse
+import orjson
+from fastapi.responses import Response
 
 import lifecycle
 
@@ -46,11 +47,24 @@ def aggregate(found: lifecycle.Aggregate) -> dict[str, Any]:
 
 
 def aggregate_response(found: lifecycle.Aggregate, status: int = 200,
-                       location: str | None = None) -> JSONResponse:
+                       location: str | None = None) -> Response:
+    """What every create and fire answers: encoded by orjson in one pass (what `plain` then
+    the standard library's encoder took a tenth of a request's time for), the same JSON."""
     headers = {"ETag": etag(found.version)}
     if location:
         headers["Location"] = location
-    return JSONResponse(aggregate(found), status_code=status, headers=headers)
+    body = {"kind": found.kind, "id": found.id, "state": found.state, "version": found.version,
+            "data": found.data}
+    return Response(orjson.dumps(body, default=_unusual, option=orjson.OPT_NON_STR_KEYS),
+                    status_code=status, headers=headers, media_type="application/json")
+
+
+def _unusual(value: Any) -> Any:
+    """What orjson does not encode itself, as `plain` writes it (a mapping that is not a dict
+    included); anything else is its TypeError, as the standard encoder's would be."""
+    if isinstance(value, Decimal | timedelta | Mapping | set | frozenset):
+        return plain(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def posting(entry: tuple[int, str, str, Decimal, str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 import lifecycle
@@ -139,12 +139,12 @@ def _body_of(transition: lifecycle.Transition) -> dict[str, Any]:
     return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
 
 
-def _create(definition: lifecycle.MachineDefinition) -> Callable[..., JSONResponse]:
+def _create(definition: lifecycle.MachineDefinition) -> Callable[..., Response]:
     kind = definition.kind
 
     def create(request: Request, actor: Acting, body: Body, idempotency_key: IdempotencyKey = None,
                id: Annotated[str | None, Query(description="The new aggregate's id")] = None,
-               ) -> JSONResponse:
+               ) -> Response:
         engine = engine_of(request)
         created = engine.create(kind, actor, parsed(body), id=id, idempotency_key=idempotency_key)
         return aggregate_response(created, 201, f"/v1/{plural(kind)}/{created.id}")
@@ -152,9 +152,9 @@ def _create(definition: lifecycle.MachineDefinition) -> Callable[..., JSONRespon
     return create
 
 
-def _fire(kind: str, trigger: str) -> Callable[..., JSONResponse]:
+def _fire(kind: str, trigger: str) -> Callable[..., Response]:
     def fire(request: Request, id: str, actor: Acting, body: Body,
-             idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> JSONResponse:
+             idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> Response:
         engine = engine_of(request)
         version = expected_version(if_match)
         payload = parsed(body)
@@ -175,24 +175,24 @@ def _fire(kind: str, trigger: str) -> Callable[..., JSONResponse]:
     return fire
 
 
-def _get(kind: str) -> Callable[..., JSONResponse]:
-    def get(request: Request, id: str, actor: Acting) -> JSONResponse:
+def _get(kind: str) -> Callable[..., Response]:
+    def get(request: Request, id: str, actor: Acting) -> Response:
         return aggregate_response(readable(engine_of(request), actor, kind, id))
 
     return get
 
 
 def _read(kind: str, read: Callable[[lifecycle.Engine, lifecycle.Aggregate], Any]
-          ) -> Callable[..., JSONResponse]:
-    def get(request: Request, id: str, actor: Acting) -> JSONResponse:
+          ) -> Callable[..., Response]:
+    def get(request: Request, id: str, actor: Acting) -> Response:
         engine = engine_of(request)
         return JSONResponse(read(engine, readable(engine, actor, kind, id)))
 
     return get
 
 
-def _allowed(kind: str) -> Callable[..., JSONResponse]:
-    def allowed(request: Request, id: str, actor: Acting) -> JSONResponse:
+def _allowed(kind: str) -> Callable[..., Response]:
+    def allowed(request: Request, id: str, actor: Acting) -> Response:
         engine = engine_of(request)
         found = readable(engine, actor, kind, id)
         return JSONResponse({"actor": plain(actor), "allowed": engine.allowed(kind, found.id, actor)})
@@ -200,12 +200,12 @@ def _allowed(kind: str) -> Callable[..., JSONResponse]:
     return allowed
 
 
-def _list(kind: str) -> Callable[..., JSONResponse]:
+def _list(kind: str) -> Callable[..., Response]:
     def find(request: Request, actor: Acting,
              state: Annotated[str | None, Query(max_length=100)] = None,
              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
              after: Annotated[str | None, Query(max_length=200, description="`next` of the page before")]
-             = None) -> JSONResponse:
+             = None) -> Response:
         require_operator(actor, f"list {kind}s")
         found = engine_of(request).find(kind, state=state, limit=limit + 1, after_id=after)
         page = found[:limit]
@@ -217,13 +217,13 @@ def _list(kind: str) -> Callable[..., JSONResponse]:
 
 def _operator_routes(routes: APIRouter) -> None:
     def deadlines(request: Request, actor: Acting, due: bool = False, failed: bool = False,
-                  limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> JSONResponse:
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> Response:
         """Scheduled deadlines: all, those due by the engine's clock, or the failed ones."""
         require_operator(actor, "list deadlines")
         found = engine_of(request).deadlines(due=due, failed=failed, limit=limit)
         return JSONResponse([plain(d) for d in found])
 
-    def check(request: Request, actor: Acting) -> JSONResponse:
+    def check(request: Request, actor: Acting) -> Response:
         """Verify the whole database (`Engine.check`): the violations, none when it is sound."""
         require_operator(actor, "check")
         violations = engine_of(request).check()

@@ -4,6 +4,8 @@ parent of the engine's span for the trigger it fired."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -53,3 +55,23 @@ def test_the_request_span_is_the_parent_of_the_trigger_span(
     assert trigger.parent is not None
     assert trigger.parent.span_id == request.context.span_id
     assert trigger.context.trace_id == request.context.trace_id
+
+
+def test_without_an_sdk_provider_the_app_is_not_instrumented() -> None:
+    """No SDK set up: no request middleware (it would record nothing and cost every request);
+    the same app once a provider is set is instrumented. In a process of its own, since this
+    one's provider is set for good by the test above."""
+    probe = (
+        "import lifecycle, lifecycle.service\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "engine = lifecycle.open('sqlite://')\n"
+        "bare = lifecycle.service.create_app(engine)\n"
+        "trace.set_tracer_provider(TracerProvider())\n"
+        "traced = lifecycle.service.create_app(engine)\n"
+        "flag = '_is_instrumented_by_opentelemetry'\n"
+        "print(getattr(bare, flag, False), getattr(traced, flag, False))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["False", "True"]
