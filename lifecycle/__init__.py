@@ -23,6 +23,7 @@ from lifecycle.adapters.errors import (
 )
 from lifecycle.adapters.ports import Carrier, PaymentGateway
 from lifecycle.api_keys import ApiKey
+from lifecycle.brokers import Broker, BrokerUnavailable, InvalidBrokerUrl, Message, UnknownBroker, broker_for
 from lifecycle.clock import Clock, SimulatedClock, SystemClock
 from lifecycle.engine import Engine
 from lifecycle.errors import (
@@ -30,6 +31,7 @@ from lifecycle.errors import (
     CaptureRefused,
     Conflict,
     DefinitionError,
+    EventsExpired,
     Forbidden,
     GuardFailed,
     IdempotencyMismatch,
@@ -45,15 +47,20 @@ from lifecycle.errors import (
     UnknownKind,
     UnknownPolicyValues,
 )
+from lifecycle.events import SCHEMA_VERSION as EVENT_SCHEMA_VERSION
+from lifecycle.events import Event
 from lifecycle.logs import configure as configure_logs
 from lifecycle.machines import ALIASES, DEFINITIONS
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
 from lifecycle.policy import Policy, PolicyVersion
+from lifecycle.relay import Relay
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
+from lifecycle.store.outbox import RelayRow
 from lifecycle.store.reports import Backlog, LedgerSum, ParkedDeadline, StateCount
 from lifecycle.store.repository import HistoryEntry, TrackingRecord
 from lifecycle.strict_json import DuplicateKey, JSONRefused, loads_json
@@ -169,6 +176,7 @@ def carrier(name: str) -> Carrier:
 
 __all__ = [
     "DEFAULT_URL",
+    "EVENT_SCHEMA_VERSION",
     "NOT_RECEIVED_REASONS",
     "RECEIVED_REASONS",
     "ROLES",
@@ -179,6 +187,8 @@ __all__ = [
     "ApiKey",
     "Backlog",
     "Backoff",
+    "Broker",
+    "BrokerUnavailable",
     "CaptureRefused",
     "Carrier",
     "Clock",
@@ -186,11 +196,14 @@ __all__ = [
     "DefinitionError",
     "DuplicateKey",
     "Engine",
+    "Event",
+    "EventsExpired",
     "EventsRejected",
     "Forbidden",
     "GuardFailed",
     "HistoryEntry",
     "IdempotencyMismatch",
+    "InvalidBrokerUrl",
     "InvalidPayload",
     "InvalidTransition",
     "InvalidWaybill",
@@ -198,6 +211,7 @@ __all__ = [
     "LedgerSum",
     "LifecycleError",
     "MachineDefinition",
+    "Message",
     "NotFound",
     "ParkedDeadline",
     "PaymentDeclined",
@@ -205,22 +219,29 @@ __all__ = [
     "Policy",
     "PolicyMismatch",
     "PolicyVersion",
+    "Relay",
+    "RelayRow",
+    "RelayStatus",
     "ReplayMismatch",
     "ScheduledDeadline",
     "SchemaOutdated",
     "SignatureInvalid",
     "SimulatedClock",
     "StateCount",
+    "Subscription",
+    "SubscriptionStatus",
     "SystemClock",
     "TimerWorker",
     "TrackingRecord",
     "Transition",
     "Unauthenticated",
     "Unavailable",
+    "UnknownBroker",
     "UnknownKind",
     "UnknownPolicyValues",
     "Violation",
     "__version__",
+    "broker_for",
     "carrier",
     "configure_logs",
     "definition",

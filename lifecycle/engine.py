@@ -34,10 +34,12 @@ from lifecycle.adapter_calls import Adapters
 from lifecycle.api_keys import ApiKey, ApiKeys
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload, NotFound, ReplayMismatch
+from lifecycle.events import Event
 from lifecycle.ids import identifier
 from lifecycle.ingestion import Headers, Ingestion
 from lifecycle.machines import DEFINITIONS
 from lifecycle.machines.definition import Aggregate, MachineDefinition
+from lifecycle.outbox import Claim, Outbox, RelayStatus, Subscription
 from lifecycle.pipeline import Pipeline
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.request import id_of
@@ -76,6 +78,7 @@ class Engine:
         self._timers = Timers(units, self._pipeline)
         self._ingestion = Ingestion(self._pipeline, self.adapters)
         self._keys = ApiKeys(self.store, clock)
+        self._outbox = Outbox(self.store, clock)
 
     # --- public API ---------------------------------------------------------------------
 
@@ -242,12 +245,21 @@ class Engine:
     def prune(self, limit: int = 5000) -> dict[str, int]:
         """Forget idempotency records older than the policy's ``idempotency_retention`` and
         drop outbox rows published longer ago than ``outbox_retention`` (SPEC §2), at most
-        ``limit`` of each; returns how many of each went. The timer worker calls it."""
+        ``limit`` of each; returns how many of each went. The timer worker calls it.
+
+        An event a durable subscription has not acknowledged stays. In a database no relay
+        has run on (`relay_status`) and read through durable subscriptions, an event is done
+        when every subscription acknowledged it and goes ``outbox_retention`` after it was
+        written. A database with neither relay nor subscription keeps every event."""
         now = self.clock.now()
         policy = self.policy
+        self._outbox.last_position()  # every committed event has a position before any goes
         with self.store.transaction() as records:
             keys = records.prune_keys(now - policy.idempotency_retention, limit)
-            published = records.prune_published(now - policy.outbox_retention, limit)
+            before, upto = now - policy.outbox_retention, records.slowest_subscription()
+            published = records.prune_events(before, limit, upto=upto, unpublished=False)
+            if upto is not None and not records.any_relay():  # read, not relayed: acked is done
+                published += records.prune_events(before, limit, upto=upto, unpublished=True)
         if keys or published:
             log.info("retention.pruned", idempotency_keys=keys, published_events=published)
         return {"idempotency_keys": keys, "published_events": published}
@@ -430,8 +442,43 @@ class Engine:
 
     def subscribe(self, pattern: str, fn: Subscriber) -> None:
         """Call ``fn(event)`` after commit for each event whose name matches ``pattern``
-        (``"order.*"``, ``"dispute.resolved_refund"``, ``"*"``)."""
+        (``"order.*"``, ``"dispute.resolved_refund"``, ``"*"``).
+
+        At most once, and in this process only: a process killed after a commit and before its
+        subscribers ran misses them. For every event, at least once, from any process, read
+        them with `events` or a durable `subscription`, or run `lifecycle relay` to a broker.
+        """
         self._subscribers.append((pattern, fn))
+
+    # --- events out of the database (issue #17, docs/events.md) ---------------------------
+
+    def events(self, after: int = 0, limit: int = 100) -> list[Event]:
+        """Committed events after position ``after`` (0: from the oldest kept), in commit
+        order, at most ``limit``: each with its ``position`` (the cursor to pass next) and
+        its ``body`` (docs/events.md). One aggregate's events come in seq order. Raises
+        `EventsExpired` if retention pruned events after ``after``."""
+        return self._outbox.events(after, limit)
+
+    def subscription(self, name: str) -> Subscription:
+        """The durable subscription ``name``, made on first use (starting at the oldest event
+        kept): `Subscription.poll` and `Subscription.ack`, its position kept in the database."""
+        return Subscription(self._outbox, name)
+
+    def claim_unpublished(self, limit: int, *, relay: str,
+                          target: str) -> AbstractContextManager[Claim]:
+        """For a relay (`lifecycle.Relay`): up to ``limit`` unpublished events, oldest first,
+        none of an aggregate whose earlier event another relay holds. Those reported
+        `Claim.published` inside the block are marked published when it ends."""
+        return self._outbox.claim(limit, relay, target)
+
+    def relay_seen(self, relay: str, target: str) -> None:
+        """A relay's heartbeat, for `relay_status`."""
+        self._outbox.relay_seen(relay, target)
+
+    def relay_status(self) -> RelayStatus:
+        """The unpublished backlog, its oldest event and how long it has waited (by the
+        engine's clock), the relays seen and each durable subscription's position."""
+        return self._outbox.status()
 
     def definition(self, kind: str) -> MachineDefinition:
         return self._pipeline.definition(kind)

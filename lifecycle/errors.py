@@ -222,3 +222,15 @@ class UnknownPolicyValues(LifecycleError):
             f"the database's {which} has values this lifecycle does not know: "
             f"{', '.join(self.names)} (a newer lifecycle stored it; upgrade lifecycle)"
         )
+
+
+class EventsExpired(LifecycleError):
+    """A reader of `Engine.events` (a durable subscription) asked for events after a position
+    that retention has since pruned past: what lay between is gone. ``first`` is the first
+    position still kept (None: none is); `Subscription.seek` to it to go on, knowingly."""
+
+    def __init__(self, after: int, first: int | None):
+        self.after, self.first = after, first
+        kept = f"the first kept is {first}" if first is not None else "none is kept"
+        super().__init__(f"events after position {after} were pruned by retention ({kept}); "
+                         f"seek to a kept position to go on")

@@ -37,6 +37,7 @@ from lifecycle.errors import (
     NotFound,
     UnknownKind,
 )
+from lifecycle.events import event_body
 from lifecycle.machines import ALIASES
 from lifecycle.machines.definition import (
     Aggregate,
@@ -279,20 +280,9 @@ class Pipeline:
         entry = HistoryEntry(aggregate.version, trigger, source, aggregate.state, actor, body,
                              request.idempotency_key, unit.now)
         unit.records.append_history(aggregate, entry)
-        changed = source != aggregate.state
-        event = {
-            "event": f"{aggregate.kind}.{aggregate.state if changed else trigger}",
-            "kind": aggregate.kind,
-            "id": aggregate.id,
-            "seq": aggregate.version,
-            "trigger": trigger,
-            "source": source,
-            "dest": aggregate.state,
-            "actor": str(actor),
-            "payload": body,
-            "at": unit.now.isoformat(),
-        }
-        unit.records.append_outbox(str(event["event"]), event, unit.now)
+        event = event_body(aggregate.kind, aggregate.id, aggregate.version, trigger, source,
+                           aggregate.state, actor, body, unit.now)
+        unit.records.append_outbox(event, unit.now)
         unit.events.append(event)
 
     # --- follow-ups: the same path, without authorisation ---------------------------------

@@ -181,15 +181,17 @@ class Units:
     def _announce(self, events: list[dict[str, Any]], seconds: float) -> None:
         logger = transition_log.get()
         for event in events:
-            logger.info("transition", kind=event["kind"], id=event["id"], trigger=event["trigger"],
-                        actor=event["actor"], src=event["source"], dst=event["dest"],
+            actor = event["actor"]
+            logger.info("transition", kind=event["kind"], id=event["aggregate_id"],
+                        trigger=event["trigger"], actor=f"{actor['role']}:{actor['id']}",
+                        src=event["source"], dst=event["dest"],
                         duration_ms=round(seconds * 1000, 3))
             for pattern, fn in self.subscribers:
-                if fnmatch.fnmatchcase(event["event"], pattern):
+                if fnmatch.fnmatchcase(event["name"], pattern):
                     try:
                         fn(event)
                     except Exception:
                         # The transition is committed; a subscriber's failure must not
                         # look like the trigger failed.
-                        log.exception("subscriber.failed", domain_event=event["event"],
+                        log.exception("subscriber.failed", domain_event=event["name"],
                                       pattern=pattern)

@@ -76,7 +76,7 @@ class CouponActors:
     # --- reacting -----------------------------------------------------------------------
 
     def on_event(self, event: Event, at: datetime) -> None:
-        id, trigger, seq = event["id"], event["trigger"], event["seq"]
+        id, trigger, seq = event["aggregate_id"], event["trigger"], event["seq"]
         self._track_active(id, event["source"], event["dest"])
         react = self._after.get(trigger)
         if react is not None:
@@ -119,7 +119,7 @@ class CouponActors:
         if aggregate.state == "active":
             bisect.insort(self.active.setdefault(seller_of(aggregate.id), []), aggregate.id)
         last = history[-1]
-        event = {"id": aggregate.id, "trigger": last.trigger, "source": aggregate.state,
+        event = {"aggregate_id": aggregate.id, "trigger": last.trigger, "source": aggregate.state,
                  "dest": aggregate.state, "seq": last.seq}
         self.on_event(event, last.at)
 

@@ -61,7 +61,7 @@ class DisputeActors:
     # --- reacting -------------------------------------------------------------------------
 
     def on_event(self, event: Event, at: datetime) -> None:
-        id, trigger, dest = event["id"], event["trigger"], event["dest"]
+        id, trigger, dest = event["aggregate_id"], event["trigger"], event["dest"]
         if trigger == "open":
             self._orders[id] = event["payload"]["order"]
         react = self._after.get(trigger) or self._entering.get(dest)
@@ -105,7 +105,7 @@ class DisputeActors:
     def resume(self, aggregate: Aggregate, history: list[HistoryEntry]) -> None:
         self._orders[aggregate.id] = aggregate.data["order"]
         last = history[-1]
-        event = {"id": aggregate.id, "trigger": last.trigger, "source": last.source,
+        event = {"aggregate_id": aggregate.id, "trigger": last.trigger, "source": last.source,
                  "dest": last.dest, "seq": last.seq, "payload": last.payload}
         self.on_event(event, last.at)
 

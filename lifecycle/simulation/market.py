@@ -319,7 +319,7 @@ class Market:
                 self._apply(event)
 
     def _apply(self, event: Event) -> None:
-        id = event["id"]
+        id = event["aggregate_id"]
         if not id.startswith(self.prefix):
             return  # somebody else's aggregate in a shared database
         kind, trigger, source, dest = event["kind"], event["trigger"], event["source"], event["dest"]

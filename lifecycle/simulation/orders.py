@@ -133,7 +133,7 @@ class OrderActors:
     # --- reacting -------------------------------------------------------------------------
 
     def on_event(self, event: Event, at: datetime) -> None:
-        id, dest = event["id"], event["dest"]
+        id, dest = event["aggregate_id"], event["dest"]
         if dest in ORDER.terminal:
             self.open.pop(id, None)
             return
@@ -215,7 +215,7 @@ class OrderActors:
             replay.append(shipped[-1])
         replay.append(next(e for e in reversed(history) if e.source != e.dest))
         for entry in replay:
-            event = {"id": aggregate.id, "trigger": entry.trigger, "source": entry.source,
+            event = {"aggregate_id": aggregate.id, "trigger": entry.trigger, "source": entry.source,
                      "dest": entry.dest, "seq": entry.seq, "payload": entry.payload}
             self.on_event(event, entry.at)
 

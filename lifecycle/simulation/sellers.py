@@ -64,7 +64,7 @@ class SellerActors:
     # --- reacting -----------------------------------------------------------------------
 
     def on_event(self, event: Event, at: datetime) -> None:
-        id, trigger, dest, seq = event["id"], event["trigger"], event["dest"], event["seq"]
+        id, trigger, dest, seq = event["aggregate_id"], event["trigger"], event["dest"], event["seq"]
         self._track_active(id, event["source"], dest)
         react = self._after.get(trigger) or self._entering.get(dest)
         if react is not None:
@@ -118,7 +118,7 @@ class SellerActors:
         if aggregate.state == "active":
             bisect.insort(self.active, aggregate.id)
         last = next(e for e in reversed(history) if e.source != e.dest)
-        event = {"id": aggregate.id, "trigger": last.trigger, "source": aggregate.state,
+        event = {"aggregate_id": aggregate.id, "trigger": last.trigger, "source": aggregate.state,
                  "dest": aggregate.state, "seq": last.seq}
         self.on_event(event, last.at)
 

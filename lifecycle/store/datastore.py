@@ -72,6 +72,9 @@ class Store:
 
     driver: ClassVar[tuple[str, str]]  # (dialect, DBAPI driver) as SQLAlchemy names them
     recorder: ClassVar[type[Recorder]]
+    # Whether a relay's claim of outbox rows holds them locked in its transaction while it
+    # publishes (`lifecycle.outbox`).
+    claims_lock_rows: ClassVar[bool]
 
     def __init__(self, database: Engine):
         self.database = database
@@ -317,6 +320,7 @@ class SQLiteStore(Store):
 
     driver = ("sqlite", "pysqlite")
     recorder = SQLiteRecorder
+    claims_lock_rows = False  # one writer: a relay's claim is a read, its marks a short write
 
     @contextmanager
     def quick(self) -> Iterator[Recorder]:
@@ -341,3 +345,4 @@ class PostgresStore(Store):
 
     driver = ("postgresql", "psycopg")
     recorder = PostgresRecorder
+    claims_lock_rows = True  # a relay's claim holds its rows (SKIP LOCKED) until it ends

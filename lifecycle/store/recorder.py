@@ -4,7 +4,7 @@ A recorder holds one DBAPI connection and the cursor its statements run on; it b
 commits and rolls back that connection's transaction and takes savepoints inside it; and it has
 a method for every read and write the engine makes, each beside its statement (the parts:
 `store.repository`, `store.deadlines`, `store.ledger`, `store.policies`, `store.retention`,
-`store.audit`, `store.keys`). `store.datastore.Store` decides which connection a caller gets.
+`store.audit`, `store.keys`, `store.outbox`). `store.datastore.Store` decides which connection a caller gets.
 
 Where the databases differ, the dialect's class says so: SQLite begins ``IMMEDIATE`` (a writer
 takes the write lock before it reads), needs no version claim, and keeps timestamps as text;
@@ -30,6 +30,7 @@ from lifecycle.store.audit import AuditQueries
 from lifecycle.store.deadlines import DeadlineRecords
 from lifecycle.store.keys import KeyRecords
 from lifecycle.store.ledger import LedgerRecords
+from lifecycle.store.outbox import OutboxRecords
 from lifecycle.store.policies import PolicyRecords
 from lifecycle.store.repository import AggregateRecords
 from lifecycle.store.retention import RetentionRecords
@@ -39,7 +40,7 @@ STREAM_BATCH = 5000
 
 
 class Recorder(AggregateRecords, DeadlineRecords, LedgerRecords, PolicyRecords, RetentionRecords,
-               AuditQueries, KeyRecords):
+               AuditQueries, KeyRecords, OutboxRecords):
     """One connection's transaction, its savepoints, and every statement the engine runs.
 
     A trigger is one transaction: `Store.transaction` begins it on the thread's writing

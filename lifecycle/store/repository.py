@@ -212,13 +212,14 @@ class AggregateRecords(Statements):
                 for seq, trigger, source, dest, role, actor_id, payload, key, at
                 in self.cur.fetchall()]
 
-    INSERT_OUTBOX = Statement(insert(outbox).values(values_of(outbox, "id", "published_at")))
+    INSERT_OUTBOX = Statement(insert(outbox).values(values_of(outbox, "id", "published_at", "position")))
 
-    def append_outbox(self, event: str, body: Mapping[str, Any], now: datetime) -> None:
+    def append_outbox(self, body: Mapping[str, Any], now: datetime) -> None:
+        """One event (`lifecycle.events.event_body`), unpublished and without a position."""
         self.cur.execute(self.INSERT_OUTBOX, {
-            "event": event,
+            "event": body["name"],
             "kind": body["kind"],
-            "aggregate_id": body["id"],
+            "aggregate_id": body["aggregate_id"],
             "seq": body["seq"],
             "body": self.json(body),
             "created_at": self.moment(now),

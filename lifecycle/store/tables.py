@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -65,8 +66,44 @@ outbox = Table(
     Column("seq", Integer, nullable=False),
     Column("body", Json, nullable=False),
     Column("created_at", Moment, nullable=False),
-    Column("published_at", Moment, nullable=True),
+    Column("published_at", Moment, nullable=True),  # when a relay's broker confirmed it
+    # Its place in the order readers of `Engine.events` see (commit order, gap-free): given
+    # when first read, not at insert, since PostgreSQL commits rows out of their id order.
+    Column("position", BigInteger, nullable=True),
     Index("ix_outbox_unpublished", "published_at", "id"),
+    Index("ix_outbox_position", "position", unique=True),
+    Index("ix_outbox_unpositioned", "id", sqlite_where=text("position IS NULL"),
+          postgresql_where=text("position IS NULL")),
+)
+
+# The last outbox position given (one row, name "outbox"); the row's lock orders the givers.
+event_sequence = Table(
+    "event_sequence",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("last", BigInteger, nullable=False),
+)
+
+# Durable subscriptions (`Engine.subscription`): each name's last acknowledged position.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("created_at", Moment, nullable=False),
+    Column("updated_at", Moment, nullable=False),
+)
+
+# The relays that have run on this database (`lifecycle relay status`): what each published
+# and when it was last seen. A database with none prunes events by age alone (SPEC §2).
+relays = Table(
+    "relays",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("target", String(500), nullable=False),  # the broker URL, without its password
+    Column("started_at", Moment, nullable=False),
+    Column("seen_at", Moment, nullable=False),
+    Column("published", BigInteger, nullable=False),
 )
 
 idempotency = Table(

@@ -177,8 +177,8 @@ def test_subscribers_and_logs_hear_of_a_batch_after_it_commits_and_never_of_a_re
     first, victim, last = placed(engine, 3)
     heard: list[tuple[str, str, str | None]] = []
     # What another connection sees when the subscriber is called: it has committed.
-    engine.subscribe("order.*", lambda e: heard.append((e["event"], e["id"],
-                                                         state_of(other, e["id"]))))
+    engine.subscribe("order.*", lambda e: heard.append((e["name"], e["aggregate_id"],
+                                                         state_of(other, e["aggregate_id"]))))
     monkeypatch.setattr(Pipeline, "_follow", refusing_after_writes(victim))
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
 
@@ -311,7 +311,7 @@ def test_a_nested_batch_joins_the_outer_one(
     engine, other = shop
     a, b, c = placed(engine, 3)
     heard: list[str] = []
-    engine.subscribe("order.paid", lambda e: heard.append(e["id"]))
+    engine.subscribe("order.paid", lambda e: heard.append(e["aggregate_id"]))
 
     with engine.batch():
         engine.fire("order", a, "pay", buyer())
@@ -452,7 +452,7 @@ def test_a_failed_commit_loses_the_batch_and_publishes_nothing(
     order_in(engine, clock, "awaiting_payment")
     a, b = placed(engine, 2)
     heard: list[str] = []
-    engine.subscribe("*", lambda e: heard.append(e["id"]))
+    engine.subscribe("*", lambda e: heard.append(e["aggregate_id"]))
     before = rows(engine)
 
     def failing(self: SQLiteRecorder) -> None:
@@ -475,13 +475,13 @@ def test_the_batchs_own_code_reads_the_events_it_wrote_before_the_commit(
     engine, _ = shop
     a, victim, b, c = placed(engine, 4)
     heard: list[str] = []
-    engine.subscribe("order.paid", lambda e: heard.append(e["id"]))
+    engine.subscribe("order.paid", lambda e: heard.append(e["aggregate_id"]))
     assert engine.batch_events() == []  # outside a batch
     monkeypatch.setattr(Pipeline, "_follow", refusing_after_writes(victim))
 
     with engine.batch():
         engine.fire("order", a, "pay", buyer())
-        assert [(e["id"], e["trigger"]) for e in engine.batch_events()] == [(a, "pay")]
+        assert [(e["aggregate_id"], e["trigger"]) for e in engine.batch_events()] == [(a, "pay")]
         with pytest.raises(GuardFailed):
             engine.fire("order", victim, "pay", buyer())
         engine.fire("order", b, "pay", buyer())
@@ -489,8 +489,8 @@ def test_the_batchs_own_code_reads_the_events_it_wrote_before_the_commit(
             engine.fire("order", c, "pay", buyer())
             _ = 1 / 0
         # The refused trigger and the inner block that raised wrote no events.
-        assert [e["id"] for e in engine.batch_events()] == [a, b]
-        assert [e["id"] for e in engine.batch_events(1)] == [b]
+        assert [e["aggregate_id"] for e in engine.batch_events()] == [a, b]
+        assert [e["aggregate_id"] for e in engine.batch_events(1)] == [b]
         assert heard == []
 
     assert heard == [a, b]

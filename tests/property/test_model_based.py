@@ -361,7 +361,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     def open(self) -> lifecycle.Engine:
         engine = lifecycle.open(self.url, clock=self.clock)
-        engine.subscribe("*", lambda e: self.published.append((e["kind"], e["id"], e["seq"])))
+        engine.subscribe("*", lambda e: self.published.append((e["kind"], e["aggregate_id"], e["seq"])))
         engine.subscribe("order.cancelled", self.broken_subscriber)
         return engine
 
@@ -947,7 +947,7 @@ def test_a_failing_subscriber_does_not_fail_the_trigger(shop: lifecycle.Engine) 
         raise RuntimeError("the broker is down")
 
     shop.subscribe("order.*", broker_down)
-    shop.subscribe("order.*", lambda event: heard.append(event["event"]))
+    shop.subscribe("order.*", lambda event: heard.append(event["name"]))
 
     order = shop.create("order", lifecycle.Actor("buyer", "b-1"), order_payload_for("s-1"))
 

@@ -1,0 +1,90 @@
+"""Domain events as they leave the database (issue #17): the body every transition writes to the
+outbox, in the versioned schema of docs/events.md, and `Event`, one as a reader gets it.
+
+The same body is what in-process subscribers receive, what the relay publishes to a broker (the
+event's ``id`` as the broker's message id) and what `Engine.events` hands a reader.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lifecycle.actor import Actor
+
+# The body's schema version (docs/events.md). A change that renames or drops a field, or
+# changes one's meaning, is a new version; adding a field is not.
+SCHEMA_VERSION = 1
+
+
+def event_body(kind: str, aggregate_id: str, seq: int, trigger: str, source: str | None,
+               dest: str, actor: Actor, payload: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """The event of one committed transition: named for the state it entered, or for its
+    trigger when the state did not change (``order.shipped``, ``order.tracking_exception``)."""
+    return {
+        "id": str(uuid.uuid4()),  # unique across databases: several may feed one stream
+        "version": SCHEMA_VERSION,
+        "name": f"{kind}.{dest if source != dest else trigger}",
+        "kind": kind,
+        "aggregate_id": aggregate_id,
+        "seq": seq,
+        "occurred_at": at.isoformat(),
+        "actor": {"role": actor.role, "id": actor.id},
+        "trigger": trigger,
+        "source": source,
+        "dest": dest,
+        "payload": payload,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as `Engine.events` hands it out: its ``position`` (the reader's cursor; gap-free
+    and in commit order) and its ``body`` (docs/events.md), whose fields it also carries."""
+
+    position: int
+    body: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.body["id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["name"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.body["kind"])
+
+    @property
+    def aggregate_id(self) -> str:
+        return str(self.body["aggregate_id"])
+
+    @property
+    def seq(self) -> int:
+        return int(self.body["seq"])
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """An unpublished outbox row as the relay claims it: its row id (what marks it published)
+    and its body."""
+
+    row_id: int
+    body: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.body["id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["name"])
+
+    @property
+    def key(self) -> str:
+        """The aggregate, ``order/o-1``: one aggregate's events keep their order."""
+        return f"{self.body['kind']}/{self.body['aggregate_id']}"
