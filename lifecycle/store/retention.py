@@ -5,7 +5,6 @@ database for long. A part of `Recorder`."""
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, literal_column, select
