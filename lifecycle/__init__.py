@@ -23,7 +23,15 @@ from lifecycle.adapters.errors import (
 )
 from lifecycle.adapters.ports import Carrier, PaymentGateway
 from lifecycle.api_keys import ApiKey
-from lifecycle.brokers import Broker, BrokerUnavailable, InvalidBrokerUrl, Message, UnknownBroker, broker_for
+from lifecycle.brokers import (
+    Broker,
+    BrokerUnavailable,
+    InvalidBrokerUrl,
+    Message,
+    UnknownBroker,
+    broker_for,
+    redacted,
+)
 from lifecycle.clock import Clock, SimulatedClock, SystemClock
 from lifecycle.engine import Engine
 from lifecycle.errors import (
@@ -249,6 +257,7 @@ __all__ = [
     "loads_json",
     "metrics_exposition",
     "open",
+    "redacted",
     "tracing_enabled",
     "trigger_for_scan",
     "upgrade_schema",

@@ -16,6 +16,7 @@ from lifecycle.cli import (
     keys,
     order,
     policy,
+    relay,
     seller,
     serve,
     simulate,
@@ -25,7 +26,7 @@ from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
                  *generic.COMMANDS, db.db, timers.timers, policy.policy, simulate.simulate,
-                 carriers.carriers, keys.keys, serve.serve):
+                 carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]
