@@ -48,12 +48,13 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (lifecycle.InvalidWaybill, 422),
     (lifecycle.AdapterError, 502),  # an outgoing call failed; an unreadable delivery is 400
     (lifecycle.SchemaOutdated, 503),
+    (lifecycle.EventsExpired, 410),  # pruned by retention: gone, and it will not come back
 )
 
 #: the error data a problem may carry: plain values only (never a database URL)
 _MEMBERS = ("kind", "id", "state", "trigger", "allowed", "rule", "field", "expected_version",
             "role", "actor_id", "reason", "key", "adapter", "operation", "retryable", "timeout",
-            "order_id", "capture", "refunded", "number", "problem", "rejected")
+            "order_id", "capture", "refunded", "number", "problem", "rejected", "after", "first")
 
 
 def slug(cls: type[Exception]) -> str:

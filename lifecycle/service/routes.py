@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
@@ -231,4 +231,60 @@ def _operator_routes(routes: APIRouter) -> None:
 
     routes.add_api_route("/deadlines", deadlines, methods=["GET"], tags=["operator"],
                          operation_id="deadlines")
+    _event_routes(routes)
     routes.add_api_route("/check", check, methods=["POST"], tags=["operator"], operation_id="check")
+
+
+# --- events out of the database (issue #17, docs/events.md) ---------------------------------
+
+Cursor = Annotated[int, Query(ge=0, le=2**62, description="The position of the last event read "
+                                                          "(0: from the oldest kept)")]
+PageSize = Annotated[int, Query(ge=1, le=1000)]
+SubscriptionName = Annotated[str, Path(max_length=100, pattern=r"^[^\s]+$")]
+
+
+def _page(events: list[lifecycle.Event]) -> Response:
+    """A page of events and the cursor to ask with next (the last position, or None)."""
+    return JSONResponse({"items": [{"position": e.position, "event": e.body} for e in events],
+                         "next": events[-1].position if events else None})
+
+
+def _event_routes(routes: APIRouter) -> None:
+    """Events for services that run no broker: pages by position, and durable subscriptions
+    whose position the database keeps. Every event of every aggregate: operator and system
+    keys only."""
+
+    def events(request: Request, actor: Acting, after: Cursor = 0, limit: PageSize = 100) -> Response:
+        """Committed events after position ``after``, in commit order (410 when retention
+        pruned some of those)."""
+        require_operator(actor, "read events")
+        return _page(engine_of(request).events(after=after, limit=limit))
+
+    def poll(request: Request, name: SubscriptionName, actor: Acting,
+             limit: PageSize = 100) -> Response:
+        """The next events of the durable subscription ``name`` (made on first use): the same
+        ones until acknowledged."""
+        require_operator(actor, "read events")
+        return _page(engine_of(request).subscription(name).poll(limit=limit))
+
+    def ack(request: Request, name: SubscriptionName, actor: Acting, body: Body) -> Response:
+        """Acknowledge every event of ``name`` up to ``cursor`` (``{"cursor": 42}``); never
+        moves it back."""
+        require_operator(actor, "acknowledge events")
+        cursor = parsed(body)
+        if not isinstance(cursor, dict) or set(cursor) != {"cursor"}:
+            raise lifecycle.InvalidPayload("body", 'must be {"cursor": POSITION}')
+        subscription = engine_of(request).subscription(name)
+        subscription.ack(cursor["cursor"])
+        return JSONResponse({"name": subscription.name, "cursor": subscription.cursor})
+
+    routes.add_api_route("/events", events, methods=["GET"], tags=["events"], operation_id="events")
+    routes.add_api_route("/subscriptions/{name}/events", poll, methods=["GET"], tags=["events"],
+                         operation_id="poll_subscription")
+    routes.add_api_route("/subscriptions/{name}/ack", ack, methods=["POST"], tags=["events"],
+                         operation_id="ack_subscription",
+                         openapi_extra={"requestBody": {"required": True, "content": {
+                             "application/json": {"schema": {
+                                 "type": "object", "required": ["cursor"],
+                                 "additionalProperties": False,
+                                 "properties": {"cursor": {"type": "integer", "minimum": 0}}}}}}})

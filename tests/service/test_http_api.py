@@ -376,3 +376,38 @@ def test_the_docs_page_and_everything_it_loads_come_from_the_server(server: Serv
 @pytest.mark.parametrize("path", ["/healthz", "/metrics"])
 def test_operations_endpoints_need_no_key(server: Server, path: str) -> None:
     assert server.request("GET", path).status_code == 200
+
+
+# --- events for services without a broker (issue #17) -----------------------------------------
+
+
+def test_events_page_by_position_and_a_subscription_goes_on_after_its_ack(server: Server) -> None:
+    sid = active_seller(server)
+    first = ok(server.request("GET", "/v1/events?limit=2", OPERATOR))
+    rest = ok(server.request("GET", f"/v1/events?after={first['next']}&limit=1000", OPERATOR))
+    positions = [item["position"] for item in first["items"] + rest["items"]]
+    assert positions == list(range(positions[0], positions[0] + len(positions)))
+    mine = [item["event"] for item in first["items"] + rest["items"]
+            if item["event"]["aggregate_id"] == sid]
+    assert [e["name"] for e in mine][-1] == "seller.active"
+    assert [e["seq"] for e in mine] == list(range(1, len(mine) + 1))
+
+    name = new_id("billing")
+    polled = ok(server.request("GET", f"/v1/subscriptions/{name}/events?limit=3", OPERATOR))
+    again = ok(server.request("GET", f"/v1/subscriptions/{name}/events?limit=3", OPERATOR))
+    assert again == polled  # the same until acknowledged
+    acked = ok(server.request("POST", f"/v1/subscriptions/{name}/ack", SYSTEM,
+                              {"cursor": polled["next"]}))
+    assert acked == {"name": name, "cursor": polled["next"]}
+    after = ok(server.request("GET", f"/v1/subscriptions/{name}/events?limit=1", OPERATOR))
+    assert after["items"][0]["position"] == polled["next"] + 1
+
+
+def test_events_are_for_operator_and_system_keys_and_a_bad_ack_is_refused(server: Server) -> None:
+    problem_of(server.request("GET", "/v1/events", ("buyer", "b-1")), 403, "forbidden")
+    problem_of(server.request("GET", "/v1/subscriptions/x/events", ("seller", "s-1")), 403,
+               "forbidden")
+    for body in ({"cursor": -1}, {"position": 1}, {"cursor": "1"}, {"cursor": 10**12}):
+        problem_of(server.request("POST", "/v1/subscriptions/x/ack", OPERATOR, body), 422,
+                   "invalid-payload")
+    assert server.request("GET", "/v1/events?after=-1", OPERATOR).status_code == 422
