@@ -272,3 +272,40 @@ def test_two_claims_at_once_share_the_work_and_never_split_an_aggregate(
         assert {(e.body["kind"], e.body["aggregate_id"]) for e in third.events} <= held
         third.published(third.events)
     assert pg_engine.relay_status().backlog == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def test_events_written_before_the_relay_revision_are_upgraded_to_the_schema(
+        request: pytest.FixtureRequest, backend: str, clock: lifecycle.SimulatedClock) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from lifecycle.store.database import _alembic_config, connect
+
+    url = request.getfixturevalue("db_url" if backend == "sqlite" else "pg_url")
+    database = connect(url)
+    try:
+        with database.begin() as conn:
+            if backend == "pg":  # the session's database is at head: down to 0006 again
+                command.downgrade(_alembic_config(database, conn), "0006")
+                conn.execute(text("TRUNCATE outbox"))
+            else:
+                command.upgrade(_alembic_config(database, conn), "0006")
+            old = {"event": "order.paid", "kind": "order", "id": "o-1", "seq": 2,
+                   "trigger": "pay", "source": "awaiting_payment", "dest": "paid",
+                   "actor": "buyer:b-1", "payload": {}, "at": "2026-01-01T00:00:00+00:00"}
+            conn.execute(outbox.insert().values(event="order.paid", kind="order", aggregate_id="o-1",
+                                                seq=2, body=old, created_at=clock.now()))
+            assert "position" not in {c["name"] for c in inspect(conn).get_columns("outbox")}
+            command.upgrade(_alembic_config(database, conn), "head")
+    finally:
+        database.dispose()
+
+    with lifecycle.open(url, clock=clock) as engine:
+        (event,) = engine.events()
+    assert event.body == {"id": event.id, "version": 1, "name": "order.paid", "kind": "order",
+                          "aggregate_id": "o-1", "seq": 2,
+                          "occurred_at": "2026-01-01T00:00:00+00:00",
+                          "actor": {"role": "buyer", "id": "b-1"}, "trigger": "pay",
+                          "source": "awaiting_payment", "dest": "paid", "payload": {}}
+    assert str(uuid.UUID(event.id)) == event.id
