@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qs
 
 import nats
@@ -129,7 +130,8 @@ class JetStreamBroker:
         loop = asyncio.get_running_loop()
         for confirmed, ack in enumerate(acks):
             if not ack.done():
-                await asyncio.wait({ack, lost}, timeout=max(deadline - loop.time(), 0),
+                waited: set[asyncio.Future[Any]] = {ack, lost}
+                await asyncio.wait(waited, timeout=max(deadline - loop.time(), 0),
                                    return_when=asyncio.FIRST_COMPLETED)
             if not ack.done():
                 if not lost.done():
