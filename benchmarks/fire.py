@@ -317,16 +317,18 @@ def split(ids: Sequence[str], n: int, parts: int) -> list[tuple[list[str], list[
 def _event(step: Step, id: str, seq: int, at: str) -> dict[str, Any]:
     """The outbox body, built the way `Pipeline._record` builds it."""
     return {
-        "event": step.event,
+        "id": str(uuid.uuid4()),
+        "version": 1,
+        "name": step.event,
         "kind": KIND,
-        "id": id,
+        "aggregate_id": id,
         "seq": seq,
+        "occurred_at": at,
+        "actor": {"role": step.actor.role, "id": step.actor.id},
         "trigger": step.trigger,
         "source": step.source,
         "dest": step.dest,
-        "actor": str(step.actor),
         "payload": step.body,
-        "at": at,
     }
 
 
