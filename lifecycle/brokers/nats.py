@@ -112,8 +112,13 @@ class JetStreamBroker:
                     reason = f"publish failed: {exc!r}"
                     break
             confirmed, why = await self._leading_acks(acks, lost, deadline)
+            # Repeats the stream dropped (a batch published again after a crash between the
+            # confirm and the mark): counted so the at-least-once cost is visible in the log.
+            repeats = sum(1 for ack in acks[:confirmed] if ack.result().duplicate)
         finally:
             _settle(acks)
+        if repeats:
+            log.info("broker.duplicates", broker="nats", stream=self.stream, dropped=repeats)
         reason = why or reason
         if confirmed == 0:
             await self._disconnect()
