@@ -103,11 +103,13 @@ class JetStreamBroker:
                 headers = {"Nats-Msg-Id": message.id, "Lifecycle-Aggregate": message.key,
                            "Content-Type": "application/json"}
                 try:
+                    # wait_stall: past 4000 in flight, publish_async waits for acks; a lost
+                    # connection would keep it waiting until the batch's deadline.
                     acks.append(await js.publish_async(
                         message.subject, message.body, headers=headers,
                         wait_stall=max(deadline - loop.time(), 0.001)))
-                # Stop sending at the first one that cannot go (too big, connection closed,
-                # too many in flight): sending later ones would put them on the stream ahead of it.
+                # Stop sending at the first one that cannot go (too big, connection closed, too
+                # many in flight): sending later ones would put them on the stream ahead of it.
                 except (nats.errors.Error, OSError) as exc:
                     reason = f"publish failed: {exc!r}"
                     break
@@ -208,6 +210,15 @@ class JetStreamBroker:
         nc, self._nc, self._js, self._lost = self._nc, None, None, None
         if nc is not None:
             await _close_quietly(nc)
+        # A connection the server dropped leaves its subscriptions' reader tasks waiting for
+        # ever; nothing else runs on this private loop between publishes, so end them all: else
+        # every outage would leak some, and closing the loop would destroy them pending.
+        current = asyncio.current_task()
+        leftovers = [task for task in asyncio.all_tasks() if task is not current]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=CONNECT_TIMEOUT)
 
 
 def _settle(acks: list[asyncio.Future[PubAck]]) -> None:

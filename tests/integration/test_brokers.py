@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from lifecycle.brokers import (
     broker_for,
 )
 from tests.brokers import (
+    NATS_SERVER,
     PrivateNats,
     delete_exchange_and_queue,
     delete_stream,
@@ -35,6 +37,8 @@ NATS_URL = os.environ.get("LIFECYCLE_TEST_NATS")
 AMQP_URL = os.environ.get("LIFECYCLE_TEST_AMQP")
 needs_nats = pytest.mark.skipif(not NATS_URL, reason="LIFECYCLE_TEST_NATS is unset (.ci/run sets it)")
 needs_amqp = pytest.mark.skipif(not AMQP_URL, reason="LIFECYCLE_TEST_AMQP is unset (.ci/run sets it)")
+needs_nats_server = pytest.mark.skipif(not os.access(NATS_SERVER, os.X_OK),
+                                       reason=f"no {NATS_SERVER} to run a private server")
 
 
 def batch(prefix: str, n: int, *, start: int = 0) -> list[Message]:
@@ -179,6 +183,7 @@ def test_a_scheme_declared_under_lifecycle_relays_is_used(monkeypatch: pytest.Mo
     assert "memory" in brokers.broker_schemes()
 
 
+@needs_nats_server
 def test_the_nats_stream_survives_a_broker_restart_and_the_same_broker_publishes_again(
         prefix: str) -> None:
     with PrivateNats() as server:
@@ -195,3 +200,29 @@ def test_the_nats_stream_survives_a_broker_restart_and_the_same_broker_publishes
 
         ids = [r.id for r in stream_messages(server.url, "RESTART")]
     assert ids == [m.id for m in batch(prefix, 20)]
+
+
+@needs_nats_server
+def test_a_nats_server_killed_mid_batch_confirms_only_what_the_stream_has(prefix: str) -> None:
+    sent = batch(prefix, 30_000)
+    with PrivateNats() as server:
+        broker = broker_for(f"{server.url}?stream=KILLED", prefix=prefix)
+        try:
+            assert broker.publish(sent[:1]) == 1  # connected, the stream created
+            threading.Timer(0.2, server.kill).start()
+            try:
+                confirmed = 1 + broker.publish(sent[1:])
+            except BrokerUnavailable:
+                confirmed = 1
+            server.start()
+            # The relay publishes again from the first unconfirmed one; what the stream has
+            # already (acked but the ack lost) it drops by Nats-Msg-Id.
+            assert broker.publish(sent[confirmed:confirmed + 100]) == 100
+        finally:
+            broker.close()
+        ids = [r.id for r in stream_messages(server.url, "KILLED")]
+
+    assert confirmed < len(sent), "the kill came too late to test anything"
+    assert ids[:confirmed] == [m.id for m in sent[:confirmed]]
+    assert len(ids) == len(set(ids))
+    assert set(ids) >= {m.id for m in sent[:confirmed + 100]}
