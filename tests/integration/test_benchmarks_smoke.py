@@ -66,3 +66,18 @@ def test_http_benchmark_runs_with_tiny_sizes() -> None:
                            "--clients", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "http 1 worker / library" in done.stdout
+
+
+def test_relay_benchmark_runs_with_tiny_sizes() -> None:
+    """The outbox to both brokers through the relay, against each broker's own rate."""
+    nats, amqp = os.environ.get("LIFECYCLE_TEST_NATS"), os.environ.get("LIFECYCLE_TEST_AMQP")
+    if not (nats and amqp):
+        pytest.skip("LIFECYCLE_TEST_NATS / LIFECYCLE_TEST_AMQP are unset: the relay benchmark "
+                    "needs both brokers")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.relay", "--events", "200",
+                           "--batch", "50", "--nats", nats, "--amqp", amqp], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("relay / broker") == 1
+    assert "SQLite      NATS" in done.stdout
+    assert "SQLite      RabbitMQ" in done.stdout
