@@ -35,19 +35,12 @@ import lifecycle
 from benchmarks.broker_rate import DEFAULT_AMQP, DEFAULT_NATS, _cleanup, _scratch, raw_publish_rate
 from benchmarks.fire import scratch_database
 from lifecycle.store.tables import outbox
-from tests.builders import active_seller, buyer, order_payload
+from tests.builders import paid_orders
 
 
 def fill(engine: lifecycle.Engine, events: int) -> int:
     """Orders placed and paid (two events each) until the outbox holds ``events``."""
-    active_seller(engine)
-    orders = max(events // 2, 1)
-    for start in range(0, orders, 500):
-        with engine.batch():
-            for _ in range(start, min(start + 500, orders)):
-                order = engine.create("order", buyer(), order_payload())
-                engine.fire("order", order.id, "pay", buyer())
-    return engine.relay_status().backlog
+    return paid_orders(engine, max(events // 2, 1))
 
 
 def median_body(engine: lifecycle.Engine) -> int:

@@ -39,12 +39,10 @@ def event_body(kind: str, aggregate_id: str, seq: int, trigger: str, source: str
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One event as `Engine.events` hands it out: its ``position`` (the reader's cursor; gap-free
-    and in commit order) and its ``body`` (docs/events.md), whose fields it also carries."""
+class _Fields:
+    """The body's fields as attributes, for `Event` and `OutboxEvent`."""
 
-    position: int
+    __slots__ = ()
     body: dict[str, Any]
 
     @property
@@ -69,7 +67,16 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxEvent:
+class Event(_Fields):
+    """One event as `Engine.events` hands it out: its ``position`` (the reader's cursor; gap-free
+    and in commit order) and its ``body`` (docs/events.md), whose fields it also carries."""
+
+    position: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent(_Fields):
     """An unpublished outbox row as the relay claims it: its row id (what marks it published)
     and its body."""
 
@@ -77,14 +84,6 @@ class OutboxEvent:
     body: dict[str, Any]
 
     @property
-    def id(self) -> str:
-        return str(self.body["id"])
-
-    @property
-    def name(self) -> str:
-        return str(self.body["name"])
-
-    @property
     def key(self) -> str:
         """The aggregate, ``order/o-1``: one aggregate's events keep their order."""
-        return f"{self.body['kind']}/{self.body['aggregate_id']}"
+        return f"{self.kind}/{self.aggregate_id}"

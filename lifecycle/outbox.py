@@ -178,20 +178,19 @@ class Outbox:
             return records.drop_subscription(name)
 
     def ack(self, name: str, position: int) -> None:
-        position = _position(position, "cursor")
-        with self.store.transaction() as records:
-            if position > records.last_position():
-                raise InvalidPayload("cursor", f"{position} is past the last event "
-                                               f"({records.last_position()})")
-            records.ack(name, position, self.clock.now())
+        self._move(name, position, forward_only=True)
 
     def seek(self, name: str, position: int) -> None:
+        self._move(name, position, forward_only=False)
+
+    def _move(self, name: str, position: int, *, forward_only: bool) -> None:
         position = _position(position, "cursor")
         with self.store.transaction() as records:
-            if position > records.last_position():
-                raise InvalidPayload("cursor", f"{position} is past the last event "
-                                               f"({records.last_position()})")
-            records.seek(name, position, self.clock.now())
+            last = records.last_position()
+            if position > last:
+                raise InvalidPayload("cursor", f"{position} is past the last event ({last})")
+            move = records.ack if forward_only else records.seek
+            move(name, position, self.clock.now())
 
     # --- status ---------------------------------------------------------------------------------
 

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import pytest
+
 NATS_SERVER = "/usr/sbin/nats-server"
+
+# The shared servers the broker tests publish to (.ci/run sets both, starting the servers).
+NATS_URL = os.environ.get("LIFECYCLE_TEST_NATS")
+AMQP_URL = os.environ.get("LIFECYCLE_TEST_AMQP")
+needs_nats = pytest.mark.skipif(not NATS_URL, reason="LIFECYCLE_TEST_NATS is unset (.ci/run sets it)")
+needs_amqp = pytest.mark.skipif(not AMQP_URL, reason="LIFECYCLE_TEST_AMQP is unset (.ci/run sets it)")
+needs_nats_server = pytest.mark.skipif(not os.access(NATS_SERVER, os.X_OK),
+                                       reason=f"{NATS_SERVER} is not installed (Debian's nats-server)")
 
 
 def free_port() -> int:

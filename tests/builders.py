@@ -353,6 +353,18 @@ def unexpected_capture_in(engine: lifecycle.Engine, state: str) -> lifecycle.Agg
     return recorded
 
 
+def paid_orders(engine: lifecycle.Engine, orders: int) -> int:
+    """An active seller and ``orders`` orders placed and paid, in batches: two outbox events an
+    order, for the relay's tests and benchmark. Returns the unpublished backlog."""
+    active_seller(engine)
+    for start in range(0, orders, 250):
+        with engine.batch():
+            for _ in range(start, min(start + 250, orders)):
+                order = engine.create("order", buyer(), order_payload())
+                engine.fire("order", order.id, "pay", buyer())
+    return engine.relay_status().backlog
+
+
 def outbox_of(engine: lifecycle.Engine, kind: str, id: str) -> list[tuple[str, int]]:
     """(event, seq) of every outbox row written for one aggregate, oldest first."""
     database: Database = engine.database

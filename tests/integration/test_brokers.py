@@ -4,7 +4,6 @@ subjects, exchange and queue, and deletes them, so the shared servers are left a
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -24,21 +23,18 @@ from lifecycle.brokers import (
     broker_for,
 )
 from tests.brokers import (
-    NATS_SERVER,
+    AMQP_URL,
+    NATS_URL,
     PrivateNats,
     delete_exchange_and_queue,
     delete_stream,
     free_port,
+    needs_amqp,
+    needs_nats,
+    needs_nats_server,
     queue_messages,
     stream_messages,
 )
-
-NATS_URL = os.environ.get("LIFECYCLE_TEST_NATS")
-AMQP_URL = os.environ.get("LIFECYCLE_TEST_AMQP")
-needs_nats = pytest.mark.skipif(not NATS_URL, reason="LIFECYCLE_TEST_NATS is unset (.ci/run sets it)")
-needs_amqp = pytest.mark.skipif(not AMQP_URL, reason="LIFECYCLE_TEST_AMQP is unset (.ci/run sets it)")
-needs_nats_server = pytest.mark.skipif(not os.access(NATS_SERVER, os.X_OK),
-                                       reason=f"no {NATS_SERVER} to run a private server")
 
 
 def batch(prefix: str, n: int, *, start: int = 0) -> list[Message]:

@@ -4,7 +4,6 @@ end, a relay stopped with SIGTERM, and one started before its broker is up."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -18,30 +17,22 @@ import pytest
 
 import lifecycle
 from tests.brokers import (
-    NATS_SERVER,
+    AMQP_URL,
+    NATS_URL,
     PrivateNats,
     delete_exchange_and_queue,
     delete_stream,
     free_port,
+    needs_amqp,
+    needs_nats,
+    needs_nats_server,
     queue_messages,
     stream_messages,
 )
-from tests.builders import active_seller, buyer, console_script, order_payload
+from tests.builders import console_script, paid_orders
 
-NATS = os.environ.get("LIFECYCLE_TEST_NATS")
-AMQP = os.environ.get("LIFECYCLE_TEST_AMQP")
-needs_nats = pytest.mark.skipif(not NATS, reason="LIFECYCLE_TEST_NATS is unset (.ci/run sets it)")
-needs_amqp = pytest.mark.skipif(not AMQP, reason="LIFECYCLE_TEST_AMQP is unset (.ci/run sets it)")
-
-
-def fill(engine: lifecycle.Engine, orders: int) -> int:
-    active_seller(engine)
-    for start in range(0, orders, 250):
-        with engine.batch():
-            for _ in range(start, min(start + 250, orders)):
-                order = engine.create("order", buyer(), order_payload())
-                engine.fire("order", order.id, "pay", buyer())
-    return engine.relay_status().backlog
+NATS, AMQP = NATS_URL, AMQP_URL
+fill = paid_orders
 
 
 def in_seq_order(messages: Sequence[object], seq_of: dict[str, int]) -> bool:
@@ -166,7 +157,7 @@ def test_rabbitmq_gets_each_event_once_with_its_id_routing_key_and_order(
     assert f"published {total} events" in (tmp_path / "relay.log").read_text()
 
 
-@pytest.mark.skipif(not Path(NATS_SERVER).exists(), reason=f"{NATS_SERVER} is not installed")
+@needs_nats_server
 def test_a_relay_started_before_its_broker_waits_then_publishes_and_sigterm_marks_nothing_twice(
         engine: lifecycle.Engine, tmp_path: Path) -> None:
     total = fill(engine, 20)
