@@ -22,6 +22,7 @@ from typing import Protocol
 import orjson
 import structlog
 
+from lifecycle import telemetry
 from lifecycle.brokers import Broker, BrokerUnavailable, Message
 from lifecycle.errors import Unavailable
 from lifecycle.events import OutboxEvent
@@ -75,6 +76,7 @@ class Relay:
         `BrokerUnavailable` or `Unavailable` (the database) when one is out of reach, and
         `BrokerUnavailable` too when the broker confirmed only part of the batch (the part it
         confirmed is marked)."""
+        started = time.perf_counter()
         with self.engine.claim_unpublished(self.batch, relay=self.name,
                                            target=self.target) as claim:
             if not claim.events:
@@ -82,6 +84,8 @@ class Relay:
             confirmed = self.broker.publish(messages(claim.events, self.prefix))
             claim.published(claim.events[:confirmed])
         self.published += confirmed
+        telemetry.RELAY_PUBLISHED.labels(self.target).inc(confirmed)
+        telemetry.RELAY_BATCH_SECONDS.labels(self.target).observe(time.perf_counter() - started)
         self._seen_at = time.monotonic()
         if confirmed < len(claim.events):
             raise BrokerUnavailable(self.target, f"it confirmed {confirmed} of "
@@ -113,6 +117,7 @@ class Relay:
             self._seen_at = time.monotonic()
 
     def _outage(self, error: Exception) -> float:
+        telemetry.RELAY_FAILURES.labels(self.target).inc()
         wait = self.backoff.next()
         if self._down_since is None:
             self._down_since = time.monotonic()

@@ -52,6 +52,16 @@ DEADLINE_LAG = Histogram(
     "lifecycle_deadline_lag_seconds", "How late a deadline fired: the engine clock's now minus its due time.",
     buckets=(.1, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400))
 
+# The outbox relay (issue #17), labelled by the broker it publishes to (its URL, no password).
+RELAY_PUBLISHED = Counter(
+    "lifecycle_relay_published", "Outbox events a relay published and marked.", ["target"])
+RELAY_BATCH_SECONDS = Histogram(
+    "lifecycle_relay_batch_seconds", "Wall time of one relay batch: claim, publish, confirm, mark.",
+    ["target"], buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+RELAY_FAILURES = Counter(
+    "lifecycle_relay_failures", "Relay batches that failed: the broker or the database unavailable.",
+    ["target"])
+
 _PROXIES = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 

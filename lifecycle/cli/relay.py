@@ -11,6 +11,7 @@ import click
 
 import lifecycle
 from lifecycle.cli import output
+from lifecycle.cli.metrics import metrics_options, serve_metrics
 from lifecycle.cli.options import json_option
 from lifecycle.cli.session import Noun, Session, pass_session
 
@@ -28,9 +29,10 @@ from lifecycle.cli.session import Noun, Session, pass_session
               help="Seconds to wait when there is nothing to publish.")
 @click.option("--name", default=None,
               help="This relay's name in 'relay status' (default HOST-PID).")
+@metrics_options
 @click.pass_context
 def relay(ctx: click.Context, url: str | None, prefix: str, batch: int, interval: float,
-          name: str | None) -> None:
+          name: str | None, metrics_port: int | None, metrics_host: str) -> None:
     """Publish outbox events to a broker until stopped: at least once, in order per aggregate,
     the event's id as the message id. Several relays may run at once on PostgreSQL. A broker or
     database outage is waited out (0.5 s, doubling to 30 s); SIGINT/SIGTERM finish the batch in
@@ -43,11 +45,12 @@ def relay(ctx: click.Context, url: str | None, prefix: str, batch: int, interval
         raise click.UsageError("--to URL is required to run the relay (or: lifecycle relay status)")
     session: Session = ctx.find_object(Session)  # type: ignore[assignment]
     _run(session, url, prefix=prefix, batch=batch, interval=interval,
-         name=name or f"{socket.gethostname()}-{os.getpid()}")
+         name=name or f"{socket.gethostname()}-{os.getpid()}",
+         metrics=None if metrics_port is None else (metrics_host, metrics_port))
 
 
 def _run(session: Session, url: str, *, prefix: str, batch: int, interval: float,
-         name: str) -> None:
+         name: str, metrics: tuple[str, int] | None) -> None:
     import signal
     import threading
 
@@ -62,10 +65,14 @@ def _run(session: Session, url: str, *, prefix: str, batch: int, interval: float
     signal.signal(signal.SIGTERM, stop)
     worker = lifecycle.Relay(engine, broker, name=name, target=lifecycle.redacted(url),
                              prefix=prefix, batch=batch, interval=interval)
+    server = None if metrics is None else serve_metrics(engine, *metrics)
     try:
         total = worker.run(stopping)
     finally:
         broker.close()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     output.echo(f"published {total} event{'s' if total != 1 else ''}")
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import click
 
 import lifecycle
 from lifecycle.cli import output
+from lifecycle.cli.metrics import metrics_options, serve_metrics
 from lifecycle.cli.options import json_option
 from lifecycle.cli.session import Noun, Session, pass_session
 
@@ -25,10 +25,7 @@ def timers() -> None:
               help="Seconds to wait when nothing is due.")
 @click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True,
               help="Deadlines to fire before looking again.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve Prometheus metrics at http://HOST:PORT/metrics while running (0: any free port).")
-@click.option("--metrics-host", default="127.0.0.1", show_default=True,
-              help="The address --metrics-port listens on.")
+@metrics_options
 @pass_session
 def run(session: Session, once: bool, interval: float, batch: int, metrics_port: int | None,
         metrics_host: str) -> None:
@@ -46,7 +43,7 @@ def run(session: Session, once: bool, interval: float, batch: int, metrics_port:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     worker = lifecycle.TimerWorker(session.engine, interval=interval, batch=batch)
-    server = None if metrics_port is None else _serve_metrics(session.engine, metrics_host, metrics_port)
+    server = None if metrics_port is None else serve_metrics(session.engine, metrics_host, metrics_port)
     try:
         total = worker.run(stopping, once=once)
     finally:
@@ -54,38 +51,6 @@ def run(session: Session, once: bool, interval: float, batch: int, metrics_port:
             server.shutdown()
             server.server_close()
     output.echo(f"fired {total} deadline{'s' if total != 1 else ''}")
-
-
-def _serve_metrics(engine: lifecycle.Engine, host: str, port: int) -> ThreadingHTTPServer:
-    """``GET /metrics`` on a thread of its own: the worker's counts and the database's gauges
-    (`lifecycle.metrics_exposition`)."""
-    import threading
-
-    class Metrics(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?", 1)[0] != "/metrics":
-                self.send_error(404)
-                return
-            body, content_type = lifecycle.metrics_exposition(engine)
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # a scrape every few seconds is not worth a line on stderr
-
-    try:
-        server = ThreadingHTTPServer((host, port), Metrics)
-    except OSError as error:
-        reason = error.strerror or error
-        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {reason}") from None
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    bound_host, bound_port = server.server_address[:2]
-    output.echo(f"metrics at http://{bound_host!s}:{bound_port}/metrics", err=True)
-    return server
 
 
 @timers.command("list")

@@ -132,3 +132,26 @@ def test_the_cli_refuses_a_bad_broker_url_before_touching_the_database(tmp_path:
     assert result.exit_code == 2
     assert "--to URL is required" in result.output
     assert not (tmp_path / "none.db").exists()
+
+
+def _sample(text: str, name: str, target: str) -> float:
+    line = next((line for line in text.splitlines()
+                 if line.startswith(f'{name}{{target="{target}"}}')), None)
+    return 0.0 if line is None else float(line.rsplit(" ", 1)[1])
+
+
+def test_the_relay_counts_what_it_published_and_its_failures_in_the_metrics(
+        shop: lifecycle.Engine) -> None:
+    target = f"memory://{id(shop)}"
+    broker = MemoryBroker()
+    broker.down = 1
+    relay = lifecycle.Relay(shop, broker, name="r-m", target=target,  # type: ignore[arg-type]
+                            backoff=lifecycle.Backoff(0.0, 0.0))
+
+    relay.run(Stop(rounds=2))
+
+    text = lifecycle.metrics_exposition(shop)[0].decode()
+    assert _sample(text, "lifecycle_relay_published_total", target) == len(broker.stored) > 0
+    assert _sample(text, "lifecycle_relay_failures_total", target) == 1
+    assert _sample(text, "lifecycle_relay_batch_seconds_count", target) >= 1
+    assert "lifecycle_outbox_backlog 0.0" in text
