@@ -81,3 +81,7 @@ def test_relay_benchmark_runs_with_tiny_sizes() -> None:
     assert done.stdout.count("relay / broker") == 1
     assert "SQLite      NATS" in done.stdout
     assert "SQLite      RabbitMQ" in done.stdout
+    ratios = [float(line.split()[-1]) for line in done.stdout.splitlines()
+              if line.startswith("SQLite")]
+    assert len(ratios) == 2
+    assert all(ratio > 0 for ratio in ratios), done.stdout  # the rate counts what was timed

@@ -82,7 +82,7 @@ def test_a_relay_killed_five_times_and_a_broker_restart_lose_and_reorder_nothing
     report = status(url)
     assert report.backlog == 0, log.read_text()[-2000:]
     with lifecycle.open(url) as engine:
-        events = []
+        events: list[lifecycle.Event] = []
         while page := engine.events(after=events[-1].position if events else 0, limit=10_000):
             events.extend(page)
     assert len(events) == total
