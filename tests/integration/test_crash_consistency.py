@@ -39,7 +39,10 @@ def killed_and_resumed(db: str, tmp_path: Path) -> list[str]:
         args = [command, *RUN, *(["--resume"] if attempt else [])]
         process = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-        time.sleep(chance.uniform(1.5, 4.0))  # past start-up (about a second), mid-run
+        # Mid-run: a random moment after the run's first order committed (start-up takes about
+        # a second on a quiet machine, several under load).
+        wait_for_an_order(db, process)
+        time.sleep(chance.uniform(0.2, 2.5))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
@@ -54,6 +57,29 @@ def killed_and_resumed(db: str, tmp_path: Path) -> list[str]:
     assert '"status": "finished"' in finished.stdout
     assert '"passed": true' in finished.stdout
     return checks
+
+
+def wait_for_an_order(db: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Until the run has committed an order (read through Core alone: opening an engine here
+    would race the run's own creation of the schema)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    database = create_engine(db)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with database.connect() as conn:
+                    if conn.execute(text("SELECT 1 FROM aggregates WHERE kind = 'order' "
+                                         "AND id LIKE 'crash-o%' LIMIT 1")).first():
+                        return
+            except DBAPIError:
+                pass  # no schema yet, or the file is being created
+            time.sleep(0.05)
+    finally:
+        database.dispose()
+    raise AssertionError("the run committed no order in time")
 
 
 def assert_progress_covers_the_database(db: str, kills: int) -> None:
