@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -161,10 +162,11 @@ def test_rabbitmq_gets_each_event_once_with_its_id_routing_key_and_order(
 def test_a_relay_started_before_its_broker_waits_then_publishes_and_sigterm_marks_nothing_twice(
         engine: lifecycle.Engine, tmp_path: Path) -> None:
     total = fill(engine, 20)
-    port = free_port()
+    port, metrics = free_port(), free_port()
     db = engine.database.url.render_as_string(hide_password=False)
     log = tmp_path / "relay.log"
-    process = relay_process(db, f"nats://127.0.0.1:{port}?stream=LATE", log)
+    process = relay_process(db, f"nats://127.0.0.1:{port}?stream=LATE", log,
+                            "--metrics-port", str(metrics))
     wait_for(lambda: "relay.unavailable" in log.read_text(), 15)
     assert process.poll() is None  # still running, backing off
     assert engine.relay_status().backlog == total
@@ -173,9 +175,15 @@ def test_a_relay_started_before_its_broker_waits_then_publishes_and_sigterm_mark
     nats.port, nats.url = port, f"nats://127.0.0.1:{port}"
     with nats:
         wait_for(lambda: engine.relay_status().backlog == 0, 40)
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5).read()
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
         stored = stream_messages(nats.url, "LATE")
     assert "relay.back" in log.read_text()
     assert len(stored) == total == len({m.id for m in stored})
     assert [r.published for r in engine.relay_status().relays] == [total]
+    target = f'target="nats://127.0.0.1:{port}?stream=LATE"'
+    lines = scraped.decode().splitlines()
+    assert f"lifecycle_relay_published_total{{{target}}} {float(total)}" in lines
+    assert any(line.startswith(f"lifecycle_relay_failures_total{{{target}}}") and
+               float(line.split()[-1]) >= 1 for line in lines)
