@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck, StorageType
 
 from lifecycle.brokers import BrokerUnavailable, InvalidBrokerUrl, Message, redacted, split
+from lifecycle.brokers.private_loop import OnPrivateLoop
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +39,7 @@ BATCH_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 2.0
 
 
-class JetStreamBroker:
+class JetStreamBroker(OnPrivateLoop):
     """Publishes to one JetStream stream; connects on first publish and again after a loss."""
 
     def __init__(self, url: str, *, prefix: str = "lifecycle", timeout: float = BATCH_TIMEOUT,
@@ -58,7 +59,6 @@ class JetStreamBroker:
         self._server = parts._replace(query="", fragment="").geturl()
         self._timeout = timeout
         self._connect_timeout = connect_timeout
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         # Set by the client's callbacks when the connection goes: acks still awaited then will
@@ -68,29 +68,7 @@ class JetStreamBroker:
     def __repr__(self) -> str:
         return f"JetStreamBroker({redacted(self.url)!r}, stream={self.stream!r})"
 
-    # -- the port ---------------------------------------------------------------------------
-
-    def publish(self, messages: Sequence[Message]) -> int:
-        """Publish ``messages`` in order; the number of leading ones the stream acked (a
-        duplicate's ack counts: the stream has it). `BrokerUnavailable` if none was."""
-        if not messages:
-            return 0
-        if self._loop is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(self._publish(messages))
-
-    def close(self) -> None:
-        """Close the connection and the private loop; a later publish starts both afresh."""
-        if self._loop is None or self._loop.is_closed():
-            return
-        try:
-            self._loop.run_until_complete(self._disconnect())
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        finally:
-            self._loop.close()
-            self._loop = None
-
-    # -- on the private loop ------------------------------------------------------------------
+    # -- on the private loop: `OnPrivateLoop` runs these for the port's publish and close --
 
     async def _publish(self, messages: Sequence[Message]) -> int:
         js, lost = await self._connected()

@@ -25,6 +25,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from lifecycle.brokers import BrokerUnavailable, InvalidBrokerUrl, Message, redacted, split
+from lifecycle.brokers.private_loop import OnPrivateLoop
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,7 @@ CONNECT_TIMEOUT = 3.0
 LOST = (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError)
 
 
-class RabbitMQBroker:
+class RabbitMQBroker(OnPrivateLoop):
     """Publishes to one topic exchange with publisher confirms; connects on first publish and
     again after a loss."""
 
@@ -56,7 +57,6 @@ class RabbitMQBroker:
         self._server = parts._replace(query="", fragment="").geturl()
         self._timeout = timeout
         self._connect_timeout = connect_timeout
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -64,25 +64,6 @@ class RabbitMQBroker:
     def __repr__(self) -> str:
         return f"RabbitMQBroker({redacted(self.url)!r}, exchange={self.exchange_name!r})"
 
-    def publish(self, messages: Sequence[Message]) -> int:
-        """Publish ``messages`` in order; the number of leading ones the broker confirmed.
-        `BrokerUnavailable` if none was."""
-        if not messages:
-            return 0
-        if self._loop is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(self._publish(messages))
-
-    def close(self) -> None:
-        """Close the connection and the private loop; a later publish starts both afresh."""
-        if self._loop is None or self._loop.is_closed():
-            return
-        try:
-            self._loop.run_until_complete(self._disconnect())
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        finally:
-            self._loop.close()
-            self._loop = None
 
     async def _publish(self, messages: Sequence[Message]) -> int:
         exchange = await self._connected()

@@ -16,6 +16,7 @@ import pytest
 
 from lifecycle import brokers
 from lifecycle.brokers import (
+    Broker,
     BrokerUnavailable,
     InvalidBrokerUrl,
     Message,
@@ -190,12 +191,23 @@ def test_the_nats_stream_survives_a_broker_restart_and_the_same_broker_publishes
             with pytest.raises(BrokerUnavailable):
                 broker.publish(batch(prefix, 10, start=10))
             server.start()
-            assert broker.publish(batch(prefix, 10, start=10)) == 10
+            assert publish_when_back(broker, batch(prefix, 10, start=10)) == 10
         finally:
             broker.close()
 
         ids = [r.id for r in stream_messages(server.url, "RESTART")]
     assert ids == [m.id for m in batch(prefix, 20)]
+
+
+def publish_when_back(broker: Broker, messages: list[Message], seconds: float = 10) -> int:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return broker.publish(messages)
+        except BrokerUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 @needs_nats_server
@@ -205,15 +217,18 @@ def test_a_nats_server_killed_mid_batch_confirms_only_what_the_stream_has(prefix
         broker = broker_for(f"{server.url}?stream=KILLED", prefix=prefix)
         try:
             assert broker.publish(sent[:1]) == 1  # connected, the stream created
-            threading.Timer(0.2, server.kill).start()
+            killer = threading.Timer(0.2, server.kill)
+            killer.start()
             try:
                 confirmed = 1 + broker.publish(sent[1:])
             except BrokerUnavailable:
                 confirmed = 1
+            killer.join()  # the publish can fail before the old server has exited: start after
             server.start()
-            # The relay publishes again from the first unconfirmed one; what the stream has
-            # already (acked but the ack lost) it drops by Nats-Msg-Id.
-            assert broker.publish(sent[confirmed:confirmed + 100]) == 100
+            # The relay publishes again from the first unconfirmed one, backing off while the
+            # restarted server is not yet taking connections (it listens a moment before);
+            # what the stream has already (acked but the ack lost) it drops by Nats-Msg-Id.
+            assert publish_when_back(broker, sent[confirmed:confirmed + 100]) == 100
         finally:
             broker.close()
         ids = [r.id for r in stream_messages(server.url, "KILLED")]
