@@ -80,12 +80,12 @@ class Outbox:
         at least once)."""
         if self.store.claims_lock_rows:
             with self.store.transaction() as records:
-                claim = Claim([OutboxEvent(*row) for row in records.claim_unpublished(limit)])
+                claim = _claimed(records, limit)
                 yield claim
                 self._mark(records, claim, relay, target)
             return
         with self.store.reading() as records:
-            claim = Claim([OutboxEvent(*row) for row in records.claim_unpublished(limit)])
+            claim = _claimed(records, limit)
         yield claim
         if claim.confirmed:
             with self.store.transaction() as records:
@@ -205,6 +205,10 @@ class Outbox:
                              for row in records.subscriptions()]
             return RelayStatus(backlog, oldest, None if oldest is None else now - oldest, last,
                                records.relays(), subscriptions)
+
+
+def _claimed(records: Recorder, limit: int) -> Claim:
+    return Claim([OutboxEvent(row_id, body) for row_id, body in records.claim_unpublished(limit)])
 
 
 def _position(value: object, field: str) -> int:

@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_EVERY = 10.0  # seconds between an idle relay's heartbeats (`lifecycle relay status`)
 
 
-class Outbox(Protocol):
+class OutboxClaims(Protocol):
     """The part of `lifecycle.Engine` a relay drives."""
 
     def claim_unpublished(self, limit: int, *, relay: str,
@@ -58,7 +58,7 @@ class Relay:
     ``interval`` seconds when there is nothing to publish. ``name`` tells this relay apart in
     `lifecycle relay status`; ``target`` is the broker URL as shown there (no password)."""
 
-    def __init__(self, engine: Outbox, broker: Broker, *, name: str, target: str,
+    def __init__(self, engine: OutboxClaims, broker: Broker, *, name: str, target: str,
                  prefix: str = "lifecycle", batch: int = 500, interval: float = 0.2,
                  backoff: Backoff | None = None):
         if batch < 1:

@@ -32,9 +32,6 @@ from tests.brokers import (
 )
 from tests.builders import console_script, paid_orders
 
-NATS, AMQP = NATS_URL, AMQP_URL
-fill = paid_orders
-
 
 def in_seq_order(messages: Sequence[object], seq_of: dict[str, int]) -> bool:
     """Each aggregate's events, first arrivals only, in seq order."""
@@ -68,16 +65,16 @@ class Recording:
 def stream() -> Iterator[str]:
     name = f"T{uuid.uuid4().hex[:12].upper()}"
     yield name
-    assert NATS
-    delete_stream(NATS, name)
+    assert NATS_URL
+    delete_stream(NATS_URL, name)
 
 
 @needs_nats
 @pytest.mark.pg
 def test_two_relays_at_once_share_the_backlog_and_keep_each_aggregate_in_order(
         pg_url: str, pg_engine: lifecycle.Engine, stream: str) -> None:
-    assert NATS
-    total = fill(pg_engine, 1000)
+    assert NATS_URL
+    total = paid_orders(pg_engine, 1000)
     prefix = f"p{uuid.uuid4().hex[:8]}"
     stop = threading.Event()
     recordings: list[Recording] = []
@@ -85,7 +82,7 @@ def test_two_relays_at_once_share_the_backlog_and_keep_each_aggregate_in_order(
 
     def run(name: str) -> None:
         try:
-            recording = Recording(lifecycle.broker_for(f"{NATS}?stream={stream}", prefix=prefix))
+            recording = Recording(lifecycle.broker_for(f"{NATS_URL}?stream={stream}", prefix=prefix))
             recordings.append(recording)
             with lifecycle.open(pg_url) as engine:
                 lifecycle.Relay(engine, recording, name=name, target="nats", prefix=prefix,
@@ -113,7 +110,7 @@ def test_two_relays_at_once_share_the_backlog_and_keep_each_aggregate_in_order(
     assert sorted(r.published for r in status.relays) == sorted([len(first), len(second)])
     assert min(len(first), len(second)) > 0  # both did part of the work
     events = pg_engine.events(limit=10_000)
-    stored = stream_messages(NATS, stream)
+    stored = stream_messages(NATS_URL, stream)
     assert stored
     assert {m.id for m in stored} == {e.id for e in events}
     assert in_seq_order(stored, {e.id: e.seq for e in events})
@@ -135,19 +132,19 @@ def wait_for(condition: object, seconds: float = 30) -> None:
 @needs_amqp
 def test_rabbitmq_gets_each_event_once_with_its_id_routing_key_and_order(
         engine: lifecycle.Engine, tmp_path: Path) -> None:
-    assert AMQP
-    total = fill(engine, 40)
+    assert AMQP_URL
+    total = paid_orders(engine, 40)
     exchange, queue = f"x-{uuid.uuid4().hex[:8]}", f"q-{uuid.uuid4().hex[:8]}"
     db = engine.database.url.render_as_string(hide_password=False)
-    to = f"{AMQP}?exchange={exchange}&queue={queue}"
+    to = f"{AMQP_URL}?exchange={exchange}&queue={queue}"
     try:
         process = relay_process(db, to, tmp_path / "relay.log")
         wait_for(lambda: engine.relay_status().backlog == 0)
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-        received = queue_messages(AMQP, queue)
+        received = queue_messages(AMQP_URL, queue)
     finally:
-        delete_exchange_and_queue(AMQP, exchange, queue)
+        delete_exchange_and_queue(AMQP_URL, exchange, queue)
 
     events = {e.id: e for e in engine.events(limit=10_000)}
     assert len(received) == total == len(events)
@@ -161,7 +158,7 @@ def test_rabbitmq_gets_each_event_once_with_its_id_routing_key_and_order(
 @needs_nats_server
 def test_a_relay_started_before_its_broker_waits_then_publishes_and_sigterm_marks_nothing_twice(
         engine: lifecycle.Engine, tmp_path: Path) -> None:
-    total = fill(engine, 20)
+    total = paid_orders(engine, 20)
     port, metrics = free_port(), free_port()
     db = engine.database.url.render_as_string(hide_password=False)
     log = tmp_path / "relay.log"
