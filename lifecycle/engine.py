@@ -228,7 +228,7 @@ class Engine:
             return records.find(definition.kind, state=state, limit=limit, after_id=after_id)
 
     def run_due_timers(self, limit: int | None = None,
-                       stop: Callable[[], bool] | None = None) -> int:
+                       stop: Callable[[], bool] | None = None, *, prefix: str = "") -> int:
         """Fire every deadline due by the engine's clock, each in its own transaction (in a
         batch, its own savepoint), as the ``system`` actor; return how many fired.
 
@@ -239,8 +239,10 @@ class Engine:
         deadline: it stays pending, its attempts untouched, and is tried again. ``stop()`` is
         asked between deadlines, so a worker told to shut down finishes the one in hand and
         returns. Raises `Unavailable` when the database is lost; what fired before stays fired.
+        ``prefix``: only the deadlines of aggregates whose id starts with it (a simulation
+        shard's, issue #15); every deadline when empty.
         """
-        return self._timers.run_due(limit, stop)
+        return self._timers.run_due(limit, stop, prefix)
 
     def prune(self, limit: int = 5000) -> dict[str, int]:
         """Forget idempotency records older than the policy's ``idempotency_retention`` and
@@ -433,12 +435,13 @@ class Engine:
         with self.store.through_core() as conn:
             return reports.backlog(conn, self.clock.now())
 
-    def first_deadlines(self, n: int) -> list[tuple[str, datetime]]:
+    def first_deadlines(self, n: int, *, prefix: str = "") -> list[tuple[str, datetime]]:
         """(status, due time) of the first ``n`` deadlines by (due time, id), every status, as
         ``deadlines(limit=n)`` lists them, but read through the ``(status, due_at)`` index
-        instead of sorting the whole table: what a driver asks before skipping idle time."""
+        instead of sorting the whole table: what a driver asks before skipping idle time.
+        ``prefix``: only those of aggregates whose id starts with it (every one when empty)."""
         with self.store.reading() as records:
-            return records.first_deadlines(n)
+            return records.first_deadlines(n, prefix)
 
     def subscribe(self, pattern: str, fn: Subscriber) -> None:
         """Call ``fn(event)`` after commit for each event whose name matches ``pattern``

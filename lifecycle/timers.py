@@ -99,13 +99,14 @@ class Timers:
         self.units = units
         self.triggers = triggers
 
-    def run_due(self, limit: int | None = None, stop: Callable[[], bool] | None = None) -> int:
+    def run_due(self, limit: int | None = None, stop: Callable[[], bool] | None = None,
+                prefix: str = "") -> int:
         """`Engine.run_due_timers`: fire what is due, one unit of work each; how many fired."""
         fired = conflicts = 0
         while limit is None or fired < limit:
             if stop is not None and stop():
                 break
-            outcome = self._fire_next_due()
+            outcome = self._fire_next_due(prefix)
             if outcome is None:
                 break
             if outcome == "conflict":
@@ -116,13 +117,13 @@ class Timers:
             fired += outcome == "fired"
         return fired
 
-    def _fire_next_due(self) -> str | None:
+    def _fire_next_due(self, prefix: str) -> str | None:
         """Take the earliest due deadline and fire it; "fired", "discarded", "failed",
         "conflict", or None when nothing is due."""
         seen: telemetry.Observed | None = None
         try:
             with self.units.open() as unit:
-                deadline = unit.records.next_due(unit.now)
+                deadline = unit.records.next_due(unit.now, prefix)
                 if deadline is None:
                     return None
                 now = unit.now  # before the trigger moves it to the aggregate's last move

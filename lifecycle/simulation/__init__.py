@@ -6,6 +6,7 @@
     print(report.render())                    # aligned tables; report.to_json() for one document
     report.write_html("report/")              # static page with SVG charts
     simulation.run_on("sqlite:///sim.db", resume=True)   # continue a run that was stopped
+    simulation.run_on("postgresql+psycopg://…/sim", config, workers=4)  # shards on 4 processes
 
 Sellers onboard, buyers order (some with coupons), pay, cancel or let the payment lapse; sellers
 ship online or offline with the carrier and service the quotes make best; the sandbox carriers
@@ -15,63 +16,44 @@ the funds. Every step is an `Engine.fire` or `Engine.create`, grouped in batches
 at most ``batch_size`` transitions; 1 for a transaction per step): the same seed gives the same
 report whatever the batch size.
 
-`run_on` opens the engine itself with a `SimulatedClock` and the seeded sandbox adapters; `run`
-takes an engine the caller opened (on a `SimulatedClock`, with the adapters from
-`sandbox_adapters`). Only the public API is used: ``lifecycle`` and ``lifecycle.adapters``.
+The market is ``Config.shards`` independent shards (`shards`, issue #15), each with its own
+sellers, orders, clock and sandboxes; the report depends on the seed and the shards, never on
+how many processes (``workers``, PostgreSQL only: `workers`) run them.
+
+`run_on` opens the engines itself (one a shard, each with a `SimulatedClock` and the seeded
+sandbox adapters); `run` takes an engine the caller opened (on a `SimulatedClock`, with the
+adapters from `sandbox_adapters`), for a run of one shard. Only the public API is used:
+``lifecycle`` and ``lifecycle.adapters``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from dataclasses import replace
+
+from sqlalchemy.engine import make_url
 
 import lifecycle
-from lifecycle import AlreadyExists, Clock, Engine, NotFound, SimulatedClock
-from lifecycle.adapters import (
-    SANDBOX_CARRIERS,
-    DeliveryRates,
-    FaultRates,
-    SandboxCarrier,
-    SandboxGateway,
-    TrackingRates,
-)
+from lifecycle import AlreadyExists, Engine, NotFound, SimulatedClock
 from lifecycle.simulation import record
 from lifecycle.simulation.config import Behaviour, Config, Faults
 from lifecycle.simulation.driver import Driver
-from lifecycle.simulation.market import Market
-from lifecycle.simulation.readback import survey
+from lifecycle.simulation.readback import Seen, survey
 from lifecycle.simulation.report import Report
+from lifecycle.simulation.shard_run import (
+    Effort,
+    Options,
+    drive,
+    market_for,
+    open_engine,
+    sandbox_adapters,
+)
+from lifecycle.simulation.shards import Combined, merge, shard_configs
 from lifecycle.simulation.vocabulary import Progress
-from lifecycle.simulation.world import rng
+from lifecycle.simulation.workers import WorkerFailed, run_workers
 
-# Not a secret: the sandboxes sign their callbacks and pushes with it, the engine checks them.
-SECRET = b"lifecycle-simulation"
-
-__all__ = ["BATCH_SIZE", "Behaviour", "Config", "Faults", "Progress", "Report", "run", "run_on",
-           "sandbox_adapters", "simulate"]
-
-
-def sandbox_adapters(config: Config, clock: Clock, session: int = 0
-                     ) -> tuple[SandboxGateway, dict[str, SandboxCarrier]]:
-    """The seeded sandbox gateway and carriers a run uses, with its faults and tracking mishaps.
-
-    ``session`` counts resumes: a resumed run gets sandboxes seeded anew, so that the waybills
-    they issue do not repeat those issued before the restart (a sandbox forgets on exit).
-    """
-    seed = config.seed if session == 0 else rng(config.seed, "session", session).getrandbits(48)
-    f, b = config.faults, config.behaviour
-    faults = FaultRates(decline=f.decline, timeout=f.timeout,
-                        timeout_unprocessed=f.timeout_unprocessed, error=f.error)
-    gateway = SandboxGateway(clock=clock, secret=SECRET, seed=seed, faults=faults,
-                             callbacks=DeliveryRates(duplicate=f.duplicate, late=f.late),
-                             remembers_everything=False)
-    tracking = TrackingRates(delay=b.tracking_delay, customs_hold=b.customs_hold, lost=b.lost,
-                             returned=b.returned, missed_pickup=b.missed_pickup)
-    pushes = DeliveryRates(duplicate=f.duplicate, late=min(1.0, b.late_push + f.late))
-    carriers = {name: SandboxCarrier(name, clock=clock, secret=SECRET, seed=seed, faults=faults,
-                                     tracking=tracking, pushes=pushes)
-                for name in SANDBOX_CARRIERS}
-    return gateway, carriers
-
+__all__ = ["BATCH_SIZE", "Behaviour", "Config", "Faults", "Progress", "Report", "WorkerFailed",
+           "run", "run_on", "sandbox_adapters", "simulate"]
 
 BATCH_SIZE = 500
 """The most transitions one batch holds by default (a tick's worth, mostly; benchmarks/RESULTS.md)."""
@@ -80,7 +62,8 @@ BATCH_SIZE = 500
 def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
         progress: Progress | None = None, stop_after_orders: int | None = None,
         name: str | None = None, batch_size: int = BATCH_SIZE) -> Report:
-    """Run a simulation on ``engine`` (opened with a `SimulatedClock`) and report on it.
+    """Run a simulation of one shard on ``engine`` (opened with a `SimulatedClock`) and
+    report on it; a run of several shards needs an engine (a clock) per shard: `run_on`.
 
     A new run refuses a database where a run of the same name exists (`AlreadyExists`).
     ``resume=True`` continues the named run with the config it was started with (`NotFound`
@@ -90,96 +73,160 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
     run cleanly too. ``batch_size``: the most transitions one batch (one transaction) holds;
     each tick is a batch of its own, and 1 means no batches.
     """
+    wall = time.perf_counter()
     name = name or (config.name if config is not None else "sim")
-    stored = record.load(engine.database, name)
     clock = engine.clock
     if not isinstance(clock, SimulatedClock):
         raise lifecycle.InvalidPayload("engine", "a simulation runs on an engine opened with a "
                                                  "lifecycle.SimulatedClock")
-    if resume:
-        if stored is None:
-            raise NotFound("simulation", name)
-        config = Config.from_dict(stored.config)
-        finished = stored.status == "finished"
-        if not finished:
-            stored.session += 1
-        if clock.now() < stored.sim_now:
-            clock.set(stored.sim_now)
-        market = Market(engine, config, stored, on_progress=progress,
-                        stop_after_orders=stop_after_orders, batch_size=batch_size)
+    config = _config_of(engine, config, resume, name)
+    if config.shard_count > 1:
+        raise lifecycle.InvalidPayload("shards", f"the run has {config.shard_count} shards, each "
+                                                 f"with a clock of its own: use run_on")
+    if not resume:
+        if clock.now() > config.start:
+            raise lifecycle.InvalidPayload("start", f"the engine's clock is already at "
+                                                    f"{clock.now()}, after the run's start "
+                                                    f"{config.start}")
+        _start(engine, config)
+    row = record.load(engine.database, name)
+    if row is None:
+        raise NotFound("simulation", name)
+    started = time.perf_counter()
+    effort = Effort(0, 0.0)
+    if row.status != "finished":
+        options = Options("", batch_size, stop_after_orders)
+        market = market_for(engine, config, row, options, progress)
         try:
-            if finished:
-                return survey(market, "finished")
-            driver = Driver(market)
-            driver.rebuild()
-            return survey(market, driver.run())
+            Driver(market).run()
         finally:
             market.close()
-    if stored is not None:
-        raise AlreadyExists("simulation", name)
-    config = config or Config()
-    if clock.now() > config.start:
-        raise lifecycle.InvalidPayload("start", f"the engine's clock is already at {clock.now()}, "
-                                                f"after the run's start {config.start}")
-    clock.set(config.start)
-    progress_record = record.Progress(config.name, config.to_dict(), "running", 0, config.start, 0)
-    record.save(engine.database, progress_record, config.start, new=True)
-    market = Market(engine, config, progress_record, on_progress=progress,
-                    stop_after_orders=stop_after_orders, batch_size=batch_size)
-    try:
-        return survey(market, Driver(market).run())
-    finally:
-        market.close()
+        effort = Effort(market.session_transitions, market.cpu_seconds())
+    return _report(engine, config, wall, time.perf_counter() - started, effort)
 
 
 def run_on(url: str, config: Config | None = None, *, resume: bool = False,
            progress: Progress | None = None, stop_after_orders: int | None = None,
            name: str = "sim", log: str | None = None, upgrade: bool | None = None,
-           batch_size: int = BATCH_SIZE) -> Report:
-    """Open ``url`` with a `SimulatedClock`, the run's sandbox adapters and its policy (the
-    defaults, with ``fee_period_days`` when set), then `run` on it. A database whose stored
-    policy differs is refused with `lifecycle.PolicyMismatch`; use a database of the run's own.
+           batch_size: int = BATCH_SIZE, workers: int = 1) -> Report:
+    """Run (or resume) a simulation on ``url``: each shard on an engine of its own, opened
+    with a `SimulatedClock`, the shard's sandbox adapters and the run's policy (the defaults,
+    with ``fee_period_days`` when set). A database whose stored policy differs is refused with
+    `lifecycle.PolicyMismatch`; use a database of the run's own.
+
+    ``workers``: how many processes run the shards (`workers`); more than one needs
+    PostgreSQL and at most as many as the run has shards, else `InvalidPayload`, nothing
+    written. A worker that dies raises `WorkerFailed`; the run can be resumed.
 
     With ``resume=True`` the config comes from the database (``config`` may be omitted; its
     name, or ``name``, says which run). ``log`` and ``upgrade`` are passed to `lifecycle.open`.
     """
+    wall = time.perf_counter()
     name = config.name if config is not None else name
-    session = 0
     if resume:
         with lifecycle.open(url, upgrade=upgrade) as probe:
-            stored = record.load(probe.database, name)
-        if stored is None:
-            raise NotFound("simulation", name)
-        config = Config.from_dict(stored.config)
-        session = stored.session + 1
-    config = config or Config()
-    clock = SimulatedClock(config.start)
-    gateway, carriers = sandbox_adapters(config, clock, session)
-    # The run's policy is the defaults with the config's overrides, whatever the database
-    # holds, so that the same seed gives the same report. A database that holds another one
-    # (someone ran `lifecycle policy set` on it) is refused with `PolicyMismatch`, nothing
-    # written: a simulation does not change the policy of a database others use.
-    policy = lifecycle.Policy()
-    if config.fee_period_days is not None:
-        policy = policy.with_overrides(fee_period=timedelta(days=config.fee_period_days))
-    with lifecycle.open(url, clock=clock, policy=policy, payments=gateway, carriers=carriers,
-                        log=log, upgrade=upgrade) as engine:
-        return run(engine, config, resume=resume, progress=progress,
-                   stop_after_orders=stop_after_orders, name=name, batch_size=batch_size)
+            config = _config_of(probe, config, resume, name)
+    else:
+        config = config or Config()
+        config = replace(config, shards=config.shard_count)
+    _check_workers(url, config, workers)
+    options = Options(url, batch_size, stop_after_orders, log, upgrade)
+    # The run's own engine, for its rows and its report; opening it refuses a database with
+    # another policy before anything is written.
+    with open_engine(options, config, 0) as engine:
+        if not resume:
+            _start(engine, config)
+        started = time.perf_counter()
+        shards = range(config.shard_count)
+        combined = Combined(progress, shards)
+        if workers == 1:
+            effort = drive(options, config, shards, combined.day, combined.finished)
+        else:
+            effort = run_workers(options, config, workers, combined)
+        return _report(engine, config, wall, time.perf_counter() - started, effort)
 
 
 def simulate(db: str, *, sellers: int = 20, orders: int = 300, days: int = 90, seed: int = 0,
              faults: str | None = None, resume: bool = False, report_dir: str | None = None,
              name: str = "sim", progress: Progress | None = None,
              stop_after_orders: int | None = None, log: str | None = None,
-             batch_size: int = BATCH_SIZE) -> Report:
+             batch_size: int = BATCH_SIZE, shards: int | None = None,
+             workers: int = 1) -> Report:
     """What ``lifecycle simulate`` does, option for option: run (or resume) on ``db``, write
     the HTML report to ``report_dir`` if given, and return the report to print."""
     config = None if resume else Config(sellers=sellers, orders=orders, days=days, seed=seed,
-                                        faults=Faults.parse(faults), name=name)
+                                        faults=Faults.parse(faults), name=name, shards=shards)
     report = run_on(db, config, resume=resume, progress=progress,
                     stop_after_orders=stop_after_orders, name=name, log=log,
-                    batch_size=batch_size)
+                    batch_size=batch_size, workers=workers)
     if report_dir is not None:
         report.write_html(report_dir)
     return report
+
+
+def _config_of(engine: Engine, config: Config | None, resume: bool, name: str) -> Config:
+    """The run's config: the one given (or the defaults), its shards counted (stored so, a
+    later default does not change the run), or, to resume, the stored one."""
+    if not resume:
+        config = config or Config()
+        return replace(config, shards=config.shard_count)
+    stored = record.load(engine.database, name)
+    if stored is None:
+        raise NotFound("simulation", name)
+    return Config.from_dict(stored.config)
+
+
+def _check_workers(url: str, config: Config, workers: int) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise lifecycle.InvalidPayload("workers", f"is a whole number of at least 1, got {workers!r}")
+    if workers == 1:
+        return
+    if make_url(url).get_backend_name() != "postgresql":
+        raise lifecycle.InvalidPayload(
+            "workers", "several workers need PostgreSQL (SQLite takes one writer at a time): "
+                       "run with --workers 1, or on a postgresql+psycopg:// database")
+    if workers > config.shard_count:
+        raise lifecycle.InvalidPayload(
+            "workers", f"at most {config.shard_count}, the run's shards (a worker runs whole "
+                       f"shards): lower --workers or start the run with more --shards")
+
+
+def _start(engine: Engine, config: Config) -> None:
+    """A new run's rows, all or none: the run's (its config), and each shard's (``new``)."""
+    shards = shard_configs(config)
+    names = dict.fromkeys([config.name, *(c.label for c in shards)])
+    for name in names:
+        if record.load(engine.database, name) is not None:
+            raise AlreadyExists("simulation", name)
+    rows = [record.Progress(config.name, config.to_dict(), "new" if len(shards) == 1 else "running",
+                            0, config.start, 0)]
+    rows += [record.Progress(c.label, c.to_dict(), "new", 0, c.start, 0)
+             for c in shards if c.label != config.name]
+    record.create(engine.database, rows, config.start)
+
+
+def _order_states(engine: Engine, label: str) -> dict[str, int]:
+    """How many of a shard's orders are in each state now."""
+    return {count.state: count.aggregates
+            for count in engine.state_counts(("order",), prefix=f"{label}-")}
+
+
+def _report(engine: Engine, config: Config, wall: float, running: float, effort: Effort) -> Report:
+    """The run's report, from its shards' rows and the database; a run of several shards
+    also saves its own row's status (finished once every shard is)."""
+    shards = shard_configs(config)
+    rows = [record.load(engine.database, c.label) for c in shards]
+    found = [row for row in rows if row is not None]
+    if len(found) < len(shards):
+        raise NotFound("simulation", config.name)
+    status = "finished" if all(row.status == "finished" for row in found) else "stopped"
+    end = max(row.sim_now for row in found)
+    finals = [_order_states(engine, c.label) for c in shards] if len(shards) > 1 else [{}]
+    tally = merge([record.Tally(row.tally) for row in found], finals)
+    if len(shards) > 1:
+        run_row = record.Progress(config.name, config.to_dict(), status, 0, end,
+                                  sum(row.next_order for row in found), tally.to_dict())
+        record.update_row(engine.database, run_row, record.saved_at())
+    seen = Seen(tally, end, running, effort.cpu_seconds, effort.session_transitions,
+                effort.peak_rss_mb)
+    return survey(engine, config, status, seen, wall)

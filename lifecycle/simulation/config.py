@@ -161,6 +161,16 @@ DISPUTE_PATHS = ("seller_silent", "offer_accepted", "offer_rejected_escalated",
                  "offer_rejected_recountered", "offer_ignored", "seller_escalates", "withdraws")
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+MAX_SHARDS = 256
+# The default shards: as many as the sellers allow with at least this many a shard (a shard
+# whose few sellers all fail onboarding takes no orders), at most 16 (one a core of a
+# 16-core machine; a run given more workers than shards is refused).
+SELLERS_PER_SHARD = 8
+DEFAULT_SHARDS = 16
+
+
+def default_shards(sellers: int) -> int:
+    return max(1, min(DEFAULT_SHARDS, sellers // SELLERS_PER_SHARD))
 
 
 @dataclass(frozen=True)
@@ -173,6 +183,12 @@ class Config:
     and keys its progress record, so several runs can share a database. ``fee_period_days``
     shortens the annual store fee (so that ``fee_expired`` happens in a short run); it applies
     when `run_on` opens the engine.
+
+    ``shards`` splits the market into that many independent sub-markets (issue #15): seller
+    ``k`` and order ``n`` of the run belong to shard ``k % shards`` and ``n % shards``, and each
+    shard has its own clock, sandboxes, deadlines and ids (`shards`). The report depends on
+    it, never on how many processes run the shards. The default, `default_shards`, keeps at
+    least 8 sellers a shard. ``shard`` is set only on a shard's own config.
     """
 
     sellers: int = 20
@@ -188,6 +204,8 @@ class Config:
     drain_days: int = 120
     fee_period_days: int | None = None
     check: bool = True
+    shards: int | None = None  # None: `default_shards` of the sellers
+    shard: int | None = None
 
     def __post_init__(self) -> None:
         for name, least in (("sellers", 1), ("orders", 0), ("days", 1), ("tick_minutes", 1),
@@ -205,6 +223,27 @@ class Config:
             raise InvalidPayload("start", "needs a time zone")
         if self.fee_period_days is not None and self.fee_period_days < 1:
             raise InvalidPayload("fee_period_days", "at least one day")
+        shards = self.shard_count
+        # A shard's own config keeps the run's shards; its sellers are its share.
+        most = MAX_SHARDS if self.shard is not None else min(self.sellers, MAX_SHARDS)
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= most:
+            raise InvalidPayload("shards", f"is a whole number from 1 to the sellers (at most "
+                                           f"{MAX_SHARDS}), got {shards!r}")
+
+    @property
+    def shard_count(self) -> int:
+        """How many shards the run has: ``shards``, or `default_shards`."""
+        return default_shards(self.sellers) if self.shards is None else self.shards
+
+    def run_serial(self, n: int) -> int:
+        """The number, in the whole run, of this shard's ``n``-th order (ids count within a
+        shard): what must not repeat across shards, such as the waybills sellers type in."""
+        return n if self.shard is None else n * self.shard_count + self.shard
+
+    @property
+    def label(self) -> str:
+        """What the run's (or its shard's) ids start with, and its progress row is named."""
+        return self.name if self.shard is None else f"{self.name}-{self.shard}"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -217,5 +256,6 @@ class Config:
         values["faults"] = Faults(**values.get("faults", {}))
         values["behaviour"] = Behaviour(**values.get("behaviour", {}))
         values["start"] = datetime.fromisoformat(values["start"]) if "start" in values else DEFAULT_START
+        values.setdefault("shards", 1)  # a run stored before shards was one market
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import datetime, timedelta
 
 import lifecycle
@@ -43,7 +43,18 @@ class Driver:
         self._arrival: tuple[int, datetime] = (-1, market.start)  # the next arrival, computed once
 
     def run(self) -> str:
-        """Run until every order has ended (or the drain limit), or a stop; returns the status.
+        """Run until every order has ended (or the drain limit), or a stop; returns the status."""
+        ticks = self.ticks()
+        while True:
+            try:
+                next(ticks)
+            except StopIteration as done:
+                return str(done.value)
+
+    def ticks(self) -> Generator[datetime, None, str]:
+        """`run`, a tick at a time: yields the moment the next tick ends, between two ticks
+        (no batch open), so that one process can step several shards' markets in time order
+        (`shard_run`); returns the status. Closing it early saves the progress as stopped.
 
         Each tick is one batch (`Market.batch`; rolled over mid-tick once it holds
         ``batch_size`` transitions), the run's progress saved in it. The operator's daily sweep
@@ -69,6 +80,7 @@ class Driver:
                     m.checkpoint(status)
                     return status
                 boundary = self._next_boundary(boundary)
+                yield boundary
         except BaseException:
             # A stop from the progress callback, Ctrl-C, a crash: whatever committed stays
             # committed; remember how far we got so that resume continues from here (and let
@@ -113,7 +125,7 @@ class Driver:
         """(known, when the next pending deadline falls due). Not known when sixteen paused or
         parked deadlines come first: what listing the first sixteen has always answered, kept
         because it decides which idle ticks are skipped, and so a seed's report."""
-        listed = self.market.engine.first_deadlines(LOOKAHEAD)
+        listed = self.market.engine.first_deadlines(LOOKAHEAD, prefix=self.market.prefix)
         for status, due in listed:
             if status == "pending":
                 return True, due
@@ -158,7 +170,7 @@ class Driver:
         """The end of a tick; returns the day when it ends one (its sample taken, in the
         tick's batch), for `_daily` after the commit."""
         m = self.market
-        m.engine.run_due_timers()
+        m.engine.run_due_timers(prefix=m.prefix)
         m.drain()
         m.roll()
         if m.gateway is not None:
@@ -259,7 +271,7 @@ class Driver:
         for name, carrier in m.carriers.items():
             for message in carrier.flush_pushes():
                 self._push(name, message.body, message.headers)
-        m.engine.run_due_timers()
+        m.engine.run_due_timers(prefix=m.prefix)
         m.drain()
 
     # --- resume ---------------------------------------------------------------------------
@@ -282,7 +294,8 @@ class Driver:
         m.clock.set(latest)
 
     def _scan(self, kind: str, page: int = 500) -> Iterator[Aggregate]:
-        """Every aggregate of ``kind`` this run made, a page at a time."""
+        """Every aggregate of ``kind`` this run made, a page at a time. (Not from the prefix
+        on: the database's collation may order ids otherwise than Python does.)"""
         m = self.market
         after: str | None = None
         while True:

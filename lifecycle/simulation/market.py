@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import lifecycle
 from lifecycle import (
@@ -58,6 +58,11 @@ from lifecycle.simulation.sellers import SellerActors
 from lifecycle.simulation.vocabulary import Act, Actors, Create, Decision, Event, Later, Progress, Turn
 from lifecycle.simulation.world import roll, unit
 
+# The sandbox gateway's operations, and the report's names for what each moved.
+GATEWAY_TOTALS: tuple[tuple[Literal["capture", "refund", "payout", "charge_fee"], str], ...] = (
+    ("capture", "captured"), ("refund", "refunded"), ("payout", "paid_out"),
+    ("charge_fee", "store_fees"))
+
 
 def ceil_to(start: datetime, moment: datetime, period: timedelta) -> datetime:
     """The first boundary of ``period`` (counted from ``start``) at or after ``moment``."""
@@ -78,7 +83,8 @@ class Market:
         # The run's policy: `run_on` refuses a database whose policy differs, and a run does
         # not change it.
         self.policy: Policy = engine.policy
-        self.seed, self.name, self.prefix = config.seed, config.name, f"{config.name}-"
+        # A shard's ids carry its label (``sim-3-o0000042``), so that a prefix selects them.
+        self.seed, self.name, self.prefix = config.seed, config.label, f"{config.label}-"
         self.behaviour, self.faults = config.behaviour, config.faults
         self.start = config.start.astimezone(UTC)
         self.arrivals_end = self.start + timedelta(days=config.days)
@@ -350,10 +356,15 @@ class Market:
         """Save the run's progress: in the open batch, if any, committed with its triggers."""
         progress = self.progress
         progress.status, progress.sim_now = status, self.now()
+        self.tally.gateway = self._gateway_totals() if progress.session == 0 else {}
         progress.next_order, progress.tally = self.next_order, self.tally.to_dict()
-        # The row's saved-at stamp is when, in the world outside, the run last saved (what an
-        # operator reads to see a run is alive); the run's own time is ``sim_now`` above.
-        self.engine.execute(record.saving(progress, datetime.now(UTC)))
+        self.engine.execute(record.saving(progress, record.saved_at()))
+
+    def _gateway_totals(self) -> dict[str, str]:
+        """What the sandbox gateway moved, for the report: it forgets on exit."""
+        if self.gateway is None:
+            return {}
+        return {label: str(self.gateway.total(operation)) for operation, label in GATEWAY_TOTALS}
 
     # --- batches --------------------------------------------------------------------------
 

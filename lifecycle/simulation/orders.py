@@ -307,7 +307,7 @@ class OrderActors:
                        then=booked, failed=offline_instead)
         carrier = data["logistics"]["carrier"]
         origin = m.sellers.plan(data["seller"]).country
-        waybill = offline_waybill(carrier, number_of(order.id), origin)
+        waybill = offline_waybill(carrier, m.config.run_serial(number_of(order.id)), origin)
         if plan.typo and turn.tries == 0:
             waybill = mistyped(carrier, waybill)
 

@@ -13,16 +13,17 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import lifecycle
-from lifecycle.simulation.market import Market
+from lifecycle.simulation.config import Config
+from lifecycle.simulation.record import Tally
 from lifecycle.simulation.report import Report, peak_rss_mb
 
 Step = tuple[str, str | None]  # (trigger, the payload's "decision")
-Operation = Literal["capture", "refund", "payout", "charge_fee"]  # the sandbox gateway's
 
 KINDS = ("seller", "coupon", "voucher", "order", "dispute", "unexpected_capture")
 FUNNEL = ("placed", "paid", "shipped", "delivered", "completed", "funds_released")
@@ -117,10 +118,25 @@ def _path(steps: Sequence[Step]) -> str:
     return " → ".join(path) or "(open)"
 
 
-def survey(market: Market, status: str) -> Report:
-    """Read the run back from the database and build its report."""
-    engine, config = market.engine, market.config
-    running = market.wall_seconds()
+@dataclass(frozen=True)
+class Seen:
+    """What only the run's drivers saw, for its report: their tally (the shards' merged,
+    `shards.merge`), where the simulated clock ended, and the wall-clock figures."""
+
+    tally: Tally
+    end: datetime
+    running_seconds: float  # the drive, without the read-back
+    cpu_seconds: float  # of every process that ran shards
+    session_transitions: int  # fired in this session (a resumed run: since the resume)
+    peak_rss_mb: float  # of the process that used the most
+
+
+def survey(engine: lifecycle.Engine, config: Config, status: str, seen: Seen,
+           wall_started: float) -> Report:
+    """Read the run back from the database (every shard of it: the ids of all start with the
+    run's name) and build its report; ``wall_started`` is when the run began, by
+    ``time.perf_counter``."""
+    running = seen.running_seconds
     states: dict[str, Counter[str]] = {
         kind: Counter(dict.fromkeys(lifecycle.definition(kind).states, 0)) for kind in KINDS}
     transitions = 0
@@ -131,7 +147,7 @@ def survey(market: Market, status: str) -> Report:
     disputes: dict[str, Counter[str]] = defaultdict(Counter)
     paths: Counter[str] = Counter()
 
-    prefix = market.prefix
+    prefix = f"{config.name}-"
     for kind, state, n, versions in engine.state_counts(KINDS, prefix=prefix):
         states[kind][state] += n
         transitions += versions
@@ -148,7 +164,6 @@ def survey(market: Market, status: str) -> Report:
             ("seller", "order", "unexpected_capture"), prefix=prefix):
         money.add(kind, posting, account, currency, positive, amount)
     parked = Counter(deadline.trigger for deadline in engine.parked_deadlines(prefix=prefix))
-
     released = durations["place_to_funds_released"]
     histogram = Counter(int(value) for value in released)
     checking = time.perf_counter()
@@ -156,17 +171,11 @@ def survey(market: Market, status: str) -> Report:
     checking = time.perf_counter() - checking
     check = {"ran": config.check, "passed": not violations, "violations": len(violations),
              "first": [str(v) for v in violations[:10]]}
-    gateway: dict[str, str] = {}
-    if market.gateway is not None and market.progress.session == 0:
-        operations: tuple[tuple[Operation, str], ...] = (
-            ("capture", "captured"), ("refund", "refunded"), ("payout", "paid_out"),
-            ("charge_fee", "store_fees"))
-        for operation, label in operations:
-            gateway[label] = str(market.gateway.total(operation))
-    reached = {kind: {state: market.tally.reached[f"{kind}.{state}"]
+    tally = seen.tally
+    reached = {kind: {state: tally.reached[f"{kind}.{state}"]
                       for state in lifecycle.definition(kind).states} for kind in KINDS}
-    end = market.now()
-    wall_seconds = market.wall_seconds()
+    end = seen.end
+    wall_seconds = time.perf_counter() - wall_started
     return Report(
         name=config.name,
         status=status,
@@ -182,21 +191,21 @@ def survey(market: Market, status: str) -> Report:
         durations={name: summary(values) for name, values in durations.items()},
         release_histogram=tuple(sorted(histogram.items())),
         money=money.to_dict(),
-        gateway=gateway,
+        gateway=dict(tally.gateway),
         check=check,
         transitions=transitions,
-        triggers=dict(sorted(market.tally.triggers.items())),
-        activity=dict(sorted(market.tally.counters.items())),
+        triggers=dict(sorted(tally.triggers.items())),
+        activity=dict(sorted(tally.counters.items())),
         parked=dict(sorted(parked.items())),
-        timeline=tuple(market.tally.samples),
+        timeline=tuple(tally.samples),
         wall={"seconds": round(wall_seconds, 3),
               "running_seconds": round(running, 3),
               "check_seconds": round(checking, 3),
-              "cpu_seconds": round(market.cpu_seconds(), 3),
-              "session_transitions": market.session_transitions,
-              "transitions_per_second": round(market.session_transitions / running, 1)
+              "cpu_seconds": round(seen.cpu_seconds, 3),
+              "session_transitions": seen.session_transitions,
+              "transitions_per_second": round(seen.session_transitions / running, 1)
               if running else 0.0,
-              "peak_rss_mb": peak_rss_mb()},
+              "peak_rss_mb": max(seen.peak_rss_mb, peak_rss_mb())},
     )
 
 

@@ -1,6 +1,9 @@
 """A run's progress, kept in the database it runs on: one row of ``simulation_runs`` per run.
 
-The row holds the config the run was started with, how far the simulated clock got, how many
+A run of several shards (issue #15) has a row for the run (its config and status) and one
+per shard, named for the shard's label (``sim-3``: its ids' prefix), each with the shard's own
+config and progress; a run of one shard has one row, as before shards. The row holds the
+config the run (or shard) was started with, how far the simulated clock got, how many
 orders have arrived, and the tallies only the driver can see (conflicts retried, faults met,
 daily samples of order states). Everything else a resumed run needs — which orders are open,
 who must act next — it reads back from the aggregates themselves. The table belongs to the
@@ -13,7 +16,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, Update, insert, select, update
@@ -24,9 +27,9 @@ metadata = MetaData()
 runs = Table(
     "simulation_runs",
     metadata,
-    Column("name", String(20), primary_key=True),
+    Column("name", String(40), primary_key=True),  # a run's name or a shard's label
     Column("config", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # running | stopped | finished
+    Column("status", String(16), nullable=False),  # new | running | stopped | finished
     Column("session", Integer, nullable=False),  # 0, then one more on each resume
     Column("sim_now", String(40), nullable=False),
     Column("next_order", Integer, nullable=False),
@@ -49,7 +52,9 @@ class Progress:
 
 
 class Tally:
-    """What the driver saw: counters, transitions by trigger, states reached, daily samples."""
+    """What the driver saw: counters, transitions by trigger, states reached, daily samples,
+    and what the sandbox gateway moved (kept while the run is in its first session: a
+    resumed run's new gateway has not seen what the first one did)."""
 
     def __init__(self, saved: Mapping[str, Any] | None = None):
         saved = saved or {}
@@ -57,10 +62,18 @@ class Tally:
         self.triggers: Counter[str] = Counter(saved.get("triggers", {}))
         self.reached: Counter[str] = Counter(saved.get("reached", {}))
         self.samples: list[dict[str, Any]] = list(saved.get("samples", []))
+        self.gateway: dict[str, str] = dict(saved.get("gateway", {}))
 
     def to_dict(self) -> dict[str, Any]:
         return {"counters": dict(self.counters), "triggers": dict(self.triggers),
-                "reached": dict(self.reached), "samples": self.samples}
+                "reached": dict(self.reached), "samples": self.samples,
+                "gateway": self.gateway}
+
+
+def saved_at() -> datetime:
+    """A row's saved-at stamp: when, in the world outside, the run last saved (what an operator
+    reads to see a run is alive); the run's own time is ``sim_now``."""
+    return datetime.now(UTC)
 
 
 def ensure_table(database: Database) -> None:
@@ -98,12 +111,22 @@ def _values(progress: Progress, now: datetime) -> dict[str, Any]:
 
 def save(database: Database, progress: Progress, now: datetime, *, new: bool = False) -> None:
     """Write the run's row (insert it when ``new``); its own small transaction."""
-    values = _values(progress, now)
+    if new:
+        create(database, [progress], now)
+    else:
+        update_row(database, progress, now)
+
+
+def create(database: Database, rows: list[Progress], now: datetime) -> None:
+    """Insert a run's rows (the run's and its shards'), all or none."""
     with database.begin() as conn:
-        if new:
-            conn.execute(insert(runs).values(name=progress.name, **values))
-        else:
-            conn.execute(update(runs).where(runs.c.name == progress.name).values(**values))
+        for progress in rows:
+            conn.execute(insert(runs).values(name=progress.name, **_values(progress, now)))
+
+
+def update_row(database: Database, progress: Progress, now: datetime) -> None:
+    with database.begin() as conn:
+        conn.execute(saving(progress, now))
 
 
 def saving(progress: Progress, now: datetime) -> Update:

@@ -23,7 +23,7 @@ from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 
-from lifecycle.simulation.config import DISPUTE_PATHS, ORDER_FATES, Behaviour, Config
+from lifecycle.simulation.config import DISPUTE_PATHS, MAX_SHARDS, ORDER_FATES, Behaviour, Config
 
 CENT = Decimal("0.01")
 
@@ -51,7 +51,7 @@ def roll(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16 * MAX_SHARDS)  # ten dimensions a shard
 def _offset(seed: int, dimension: int) -> float:
     return rng(seed, "spread", dimension).random()
 
@@ -196,7 +196,7 @@ class _Ranks:
         return self._names[self._choices[n]], self._ranks[n]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2 * MAX_SHARDS)  # one a shard (each has a seed of its own)
 def _seller_ranks(seed: int, behaviour: Behaviour) -> _Ranks:
     b = behaviour
 
@@ -290,7 +290,7 @@ class OrderPlan:
     disputes_lost: bool
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2 * MAX_SHARDS)  # one a shard (each has a seed of its own)
 def _order_ranks(seed: int, behaviour: Behaviour) -> _Ranks:
     shares = [(fate, getattr(behaviour, fate)) for fate in ORDER_FATES]
     # Disputes of every fate are one group, so that their paths cover the ground together.

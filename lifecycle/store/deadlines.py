@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, literal_column, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, insert, literal_column, select, update
 
 from lifecycle.store.repository import values_of
 from lifecycle.store.statements import Statement, Statements
@@ -36,6 +36,34 @@ class ScheduledDeadline:
 
 _of_aggregate = (deadlines.c.kind == bindparam("kind")) & (deadlines.c.aggregate_id == bindparam("id"))
 _pending = deadlines.c.status == literal_column("'pending'")
+# What str.startswith does, on both databases (LIKE is case-blind on SQLite and treats "_" as
+# a wildcard), as `store.reports` reads a prefix.
+_starts_with_prefix = (func.substr(deadlines.c.aggregate_id, literal_column("1"), bindparam("prefix_length"))
+                       == bindparam("prefix"))
+
+
+def _prefix_values(prefix: str) -> dict[str, object]:
+    return {"prefix": prefix, "prefix_length": len(prefix)}
+
+
+def _next_due(within: ColumnElement[bool] | None) -> Select[Any]:
+    query = select(deadlines).where(_pending, deadlines.c.due_at <= bindparam("now"))
+    if within is not None:
+        query = query.where(within)
+    return (query.order_by(deadlines.c.due_at)
+            # Literals: only named parameters are passed (SQLite's compiler adds an OFFSET).
+            .limit(literal_column("1"))
+            .offset(literal_column("0"))
+            .with_for_update(skip_locked=True))
+
+
+def _first_of_status(within: ColumnElement[bool] | None) -> Select[Any]:
+    query = select(deadlines.c.due_at, deadlines.c.id).where(
+        deadlines.c.status == bindparam("status"))
+    if within is not None:
+        query = query.where(within)
+    return (query.order_by(deadlines.c.due_at, deadlines.c.id)
+            .limit(bindparam("limit")).offset(literal_column("0")))
 
 
 class DeadlineRecords(Statements):
@@ -116,22 +144,22 @@ class DeadlineRecords(Statements):
 
     # The timer worker's query, once per deadline fired: SKIP LOCKED lets several PostgreSQL
     # workers each take a different row (SQLite has no such clause; BEGIN IMMEDIATE serialises).
-    NEXT_DUE = Statement(
-        select(deadlines)
-        .where(_pending, deadlines.c.due_at <= bindparam("now"))
-        .order_by(deadlines.c.due_at)
-        # Literals: only named parameters are passed (SQLite's compiler adds an OFFSET).
-        .limit(literal_column("1"))
-        .offset(literal_column("0"))
-        .with_for_update(skip_locked=True))
+    # The ``_IN`` forms keep to the aggregates whose id starts with a prefix (a simulation
+    # shard's, issue #15): the same scan of the ``(status, due_at)`` index, other rows skipped.
+    NEXT_DUE = Statement(_next_due(None))
+    NEXT_DUE_IN = Statement(_next_due(_starts_with_prefix))
 
-    def next_due(self, now: datetime) -> ScheduledDeadline | None:
-        """The earliest pending deadline due by ``now``, locked for this transaction.
+    def next_due(self, now: datetime, prefix: str = "") -> ScheduledDeadline | None:
+        """The earliest pending deadline due by ``now`` (of an aggregate whose id starts with
+        ``prefix``), locked for this transaction.
 
         On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several workers each take a different
         one; SQLite serialises writers with BEGIN IMMEDIATE and ignores the clause.
         """
-        self.cur.execute(self.NEXT_DUE, {"now": self.moment(now)})
+        if prefix:
+            self.cur.execute(self.NEXT_DUE_IN, {"now": self.moment(now), **_prefix_values(prefix)})
+        else:
+            self.cur.execute(self.NEXT_DUE, {"now": self.moment(now)})
         row = self.cur.fetchone()
         return None if row is None else self._scheduled(row)
 
@@ -169,18 +197,20 @@ class DeadlineRecords(Statements):
                                "kind": kind, "id": id, "limit": limit})
         return [self._scheduled(row) for row in self.cur.fetchall()]
 
-    FIRST_OF_STATUS = Statement(
-        select(deadlines.c.due_at, deadlines.c.id).where(deadlines.c.status == bindparam("status"))
-        .order_by(deadlines.c.due_at, deadlines.c.id)
-        .limit(bindparam("limit")).offset(literal_column("0")))
+    FIRST_OF_STATUS = Statement(_first_of_status(None))
+    FIRST_OF_STATUS_IN = Statement(_first_of_status(_starts_with_prefix))
 
-    def first_deadlines(self, n: int) -> list[tuple[str, datetime]]:
-        """(status, due time) of the first ``n`` deadlines by (due time, id), every status:
-        the first ``n`` of each status, which the ``(status, due_at)`` index hands over without
-        reading the rest, merged."""
+    def first_deadlines(self, n: int, prefix: str = "") -> list[tuple[str, datetime]]:
+        """(status, due time) of the first ``n`` deadlines by (due time, id), every status, of
+        the aggregates whose id starts with ``prefix``: the first ``n`` of each status, which
+        the ``(status, due_at)`` index hands over without reading the rest, merged."""
         firsts: list[tuple[datetime, int, str]] = []
         for status in (PENDING, PAUSED, FAILED):
-            self.cur.execute(self.FIRST_OF_STATUS, {"status": status, "limit": n})
+            if prefix:
+                self.cur.execute(self.FIRST_OF_STATUS_IN,
+                                 {"status": status, "limit": n, **_prefix_values(prefix)})
+            else:
+                self.cur.execute(self.FIRST_OF_STATUS, {"status": status, "limit": n})
             firsts += [(self.moment_of(due), id, status) for due, id in self.cur.fetchall()]
         firsts.sort(key=lambda row: (row[0], row[1]))
         return [(status, due) for due, _, status in firsts[:n]]
