@@ -127,8 +127,7 @@ def run_on(url: str, config: Config | None = None, *, resume: bool = False,
         with lifecycle.open(url, upgrade=upgrade) as probe:
             config = _config_of(probe, config, resume, name)
     else:
-        config = config or Config()
-        config = replace(config, shards=config.shard_count)
+        config = _counted(config)
     _check_workers(url, config, workers)
     options = Options(url, batch_size, stop_after_orders, log, upgrade)
     # The run's own engine, for its rows and its report; opening it refuses a database with
@@ -165,15 +164,20 @@ def simulate(db: str, *, sellers: int = 20, orders: int = 300, days: int = 90, s
 
 
 def _config_of(engine: Engine, config: Config | None, resume: bool, name: str) -> Config:
-    """The run's config: the one given (or the defaults), its shards counted (stored so, a
-    later default does not change the run), or, to resume, the stored one."""
+    """The run's config: the one given (`_counted`), or, to resume, the stored one."""
     if not resume:
-        config = config or Config()
-        return replace(config, shards=config.shard_count)
+        return _counted(config)
     stored = record.load(engine.database, name)
     if stored is None:
         raise NotFound("simulation", name)
     return Config.from_dict(stored.config)
+
+
+def _counted(config: Config | None) -> Config:
+    """A new run's config (the defaults if none), its shards counted: stored so, a later
+    default does not change the run."""
+    config = config or Config()
+    return replace(config, shards=config.shard_count)
 
 
 def _check_workers(url: str, config: Config, workers: int) -> None:

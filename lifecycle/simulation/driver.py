@@ -69,7 +69,7 @@ class Driver:
                     m.clock.set(boundary)
                     day = self._tick(boundary)
                     if m.batch_size <= 1:
-                        m.checkpoint("running")
+                        m.moved()
                 if day is not None:
                     self._daily(day)
                 status = self._status()

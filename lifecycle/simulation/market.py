@@ -111,6 +111,7 @@ class Market:
         self._block: AbstractContextManager[None] = contextlib.nullcontext()
         self.states: dict[str, Counter[str]] = {k: Counter() for k in lifecycle.definitions()}
         self.session_transitions = 0
+        self._saved_transitions = -1  # the first save is never skipped
         self.wall_started = time.perf_counter()
         self.cpu_started = time.process_time()
         self.stuck_orders = 0  # open orders that wait on a parked deadline nobody can fire
@@ -352,8 +353,17 @@ class Market:
         """Processor time of this process: steadier than the wall clock on a busy machine."""
         return time.process_time() - self.cpu_started
 
+    def moved(self) -> None:
+        """Save the progress (``running``) if anything happened since it was last saved: a
+        tick, or a batch, in which nobody's act committed writes nothing, and so costs
+        PostgreSQL no flush of its log (a market of many shards has many quiet ticks). The
+        saved progress still covers every transition the database holds."""
+        if self.session_transitions != self._saved_transitions:
+            self.checkpoint("running")
+
     def checkpoint(self, status: str) -> None:
         """Save the run's progress: in the open batch, if any, committed with its triggers."""
+        self._saved_transitions = self.session_transitions
         progress = self.progress
         progress.status, progress.sim_now = status, self.now()
         self.tally.gateway = self._gateway_totals() if progress.session == 0 else {}
@@ -372,7 +382,7 @@ class Market:
     def batch(self) -> Iterator[None]:
         """One batch of the run's triggers (none when ``batch_size`` is 1), rolled over to a
         new one by `roll` once it holds ``batch_size`` transitions; the block's end saves the
-        progress in the batch (``checkpoint("running")``) and commits it."""
+        progress in the batch (`moved`) and commits it."""
         if self.batch_size <= 1:
             yield
             return
@@ -402,7 +412,7 @@ class Market:
         loses the whole batch), the batch is closed and the driver's state marked ahead of the
         database."""
         try:
-            self.checkpoint("running")
+            self.moved()
         except BaseException:
             self.lost_batch = True
             self._close(*sys.exc_info())

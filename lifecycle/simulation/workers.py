@@ -10,7 +10,8 @@ run on SQLite has one worker.
 A worker that dies (killed, out of memory, its database lost) fails the run: the parent stops
 the others (each saves its shards as stopped after the day in hand) and raises `WorkerFailed`
 naming the worker and its shards. Every shard's last committed batch is in the database, its
-progress with it, so ``--resume`` continues the run.
+progress with it, so ``--resume`` continues the run. A worker whose parent died stops too,
+after the day in hand.
 """
 
 from __future__ import annotations
@@ -125,9 +126,11 @@ def _work(worker: int, options: Options, config: Config, shards: Sequence[int], 
           stop: Any) -> None:
     """A worker process: run its shards, say how it went."""
     lifecycle.configure_logs(options.log or "warning")
+    parent = multiprocessing.parent_process()
 
     def on_day(shard: int, day: int, orders: int, rate: float) -> None:
-        if stop.is_set():
+        # A parent that died (killed with the run) cannot read the report: stop with it.
+        if stop.is_set() or (parent is not None and not parent.is_alive()):
             raise _Stopped
         messages.put(("day", worker, shard, day, orders, rate))
 

@@ -46,6 +46,18 @@ def test_workers_benchmark_runs_with_tiny_sizes() -> None:
     assert "four workers / one worker" in done.stdout
 
 
+def test_simulation_workers_benchmark_runs_with_tiny_sizes() -> None:
+    server = os.environ.get("LIFECYCLE_TEST_PG")
+    if not server:
+        pytest.skip("LIFECYCLE_TEST_PG is unset: the simulation workers benchmark needs PostgreSQL")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.sim_workers", "--pg", server,
+                           "--orders", "16", "--sellers", "16", "--days", "2", "--rounds", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "reports identical across runs: True" in done.stdout
+    assert "2 workers / 1 worker" in done.stdout
+
+
 def test_peers_benchmark_runs_with_tiny_sizes() -> None:
     """Only where the optional extra is installed (``pip install -e '.[peers]'``)."""
     for module in ("eventsourcing", "django", "django_fsm", "django_fsm_log"):
