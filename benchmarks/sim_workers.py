@@ -33,16 +33,17 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--shards", type=int, default=None,
-                        help="the run's shards (default: the simulation's, one per 8 sellers)")
+                        help="the run's shards (default: one per 8 sellers, 2 to 16)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", default="1,2", help="worker counts to compare, first is the base")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     counts = [int(n) for n in args.workers.split(",")]
+    shards = args.shards or max(2, min(16, args.sellers // 8))
     config = simulation.Config(sellers=args.sellers, orders=args.orders, days=args.days,
-                               seed=args.seed, shards=args.shards)
+                               seed=args.seed, shards=shards)
     print(f"{args.orders:,} orders, {args.sellers} sellers, {args.days} days, "
-          f"{config.shard_count} shards, seed {args.seed}", flush=True)
+          f"{config.shards} shards, seed {args.seed}", flush=True)
 
     seconds: dict[int, list[float]] = {n: [] for n in counts}
     reports: set[str] = set()

@@ -30,10 +30,10 @@ from lifecycle.cli.session import OneLine, Session, pass_session
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True,
               help="Most transitions per batch (one transaction; each tick is a batch of its "
                    "own); 1: a transaction per step. The report is the same for any size.")
-@click.option("--shards", type=click.IntRange(1, 256), default=None,
+@click.option("--shards", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Independent sub-markets the sellers and their orders are split into "
-                   "(default: one per 8 sellers, at most 16). Part of the run: the report "
-                   "depends on it, not on --workers.")
+                   "(1: one market). Part of the run: the report depends on it, not on "
+                   "--workers.")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Processes that run the shards (PostgreSQL only; at most --shards). The "
                    "report is the same for any number.")
@@ -41,7 +41,7 @@ from lifecycle.cli.session import OneLine, Session, pass_session
 @pass_session
 def simulate(session: Session, sellers: int, orders: int, days: int, seed: int, db: str | None,
              faults: str | None, resume: bool, report_dir: str | None, name: str,
-             batch_size: int, shards: int | None, workers: int, as_json: bool) -> None:
+             batch_size: int, shards: int, workers: int, as_json: bool) -> None:
     """Sellers onboard, buyers order, parcels travel, disputes open and end, funds are released:
     every step through the real machines, persistence and sandbox adapters. Exit 1 when the
     ledger check of the finished run fails."""

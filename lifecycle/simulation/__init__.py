@@ -29,7 +29,6 @@ adapters from `sandbox_adapters`), for a run of one shard. Only the public API i
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from sqlalchemy.engine import make_url
 
@@ -80,8 +79,8 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
         raise lifecycle.InvalidPayload("engine", "a simulation runs on an engine opened with a "
                                                  "lifecycle.SimulatedClock")
     config = _config_of(engine, config, resume, name)
-    if config.shard_count > 1:
-        raise lifecycle.InvalidPayload("shards", f"the run has {config.shard_count} shards, each "
+    if config.shards > 1:
+        raise lifecycle.InvalidPayload("shards", f"the run has {config.shards} shards, each "
                                                  f"with a clock of its own: use run_on")
     if not resume:
         if clock.now() > config.start:
@@ -126,8 +125,7 @@ def run_on(url: str, config: Config | None = None, *, resume: bool = False,
     if resume:
         with lifecycle.open(url, upgrade=upgrade) as probe:
             config = _config_of(probe, config, resume, name)
-    else:
-        config = _counted(config)
+    config = config or Config()
     _check_workers(url, config, workers)
     options = Options(url, batch_size, stop_after_orders, log, upgrade)
     # The run's own engine, for its rows and its report; opening it refuses a database with
@@ -136,7 +134,7 @@ def run_on(url: str, config: Config | None = None, *, resume: bool = False,
         if not resume:
             _start(engine, config)
         started = time.perf_counter()
-        shards = range(config.shard_count)
+        shards = range(config.shards)
         combined = Combined(progress, shards)
         if workers == 1:
             effort = drive(options, config, shards, combined.day, combined.finished)
@@ -149,7 +147,7 @@ def simulate(db: str, *, sellers: int = 20, orders: int = 300, days: int = 90, s
              faults: str | None = None, resume: bool = False, report_dir: str | None = None,
              name: str = "sim", progress: Progress | None = None,
              stop_after_orders: int | None = None, log: str | None = None,
-             batch_size: int = BATCH_SIZE, shards: int | None = None,
+             batch_size: int = BATCH_SIZE, shards: int = 1,
              workers: int = 1) -> Report:
     """What ``lifecycle simulate`` does, option for option: run (or resume) on ``db``, write
     the HTML report to ``report_dir`` if given, and return the report to print."""
@@ -164,20 +162,13 @@ def simulate(db: str, *, sellers: int = 20, orders: int = 300, days: int = 90, s
 
 
 def _config_of(engine: Engine, config: Config | None, resume: bool, name: str) -> Config:
-    """The run's config: the one given (`_counted`), or, to resume, the stored one."""
+    """The run's config: the one given (or the defaults), or, to resume, the stored one."""
     if not resume:
-        return _counted(config)
+        return config or Config()
     stored = record.load(engine.database, name)
     if stored is None:
         raise NotFound("simulation", name)
     return Config.from_dict(stored.config)
-
-
-def _counted(config: Config | None) -> Config:
-    """A new run's config (the defaults if none), its shards counted: stored so, a later
-    default does not change the run."""
-    config = config or Config()
-    return replace(config, shards=config.shard_count)
 
 
 def _check_workers(url: str, config: Config, workers: int) -> None:
@@ -189,10 +180,10 @@ def _check_workers(url: str, config: Config, workers: int) -> None:
         raise lifecycle.InvalidPayload(
             "workers", "several workers need PostgreSQL (SQLite takes one writer at a time): "
                        "run with --workers 1, or on a postgresql+psycopg:// database")
-    if workers > config.shard_count:
+    if workers > config.shards:
         raise lifecycle.InvalidPayload(
-            "workers", f"at most {config.shard_count}, the run's shards (a worker runs whole "
-                       f"shards): lower --workers or start the run with more --shards")
+            "workers", f"at most {config.shards}, the run's shards (a worker runs whole "
+                       f"shards): start the run with --shards {workers} or more (e.g. 16)")
 
 
 def _start(engine: Engine, config: Config) -> None:

@@ -162,15 +162,6 @@ DISPUTE_PATHS = ("seller_silent", "offer_accepted", "offer_rejected_escalated",
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 MAX_SHARDS = 256
-# The default shards: as many as the sellers allow with at least this many a shard (a shard
-# whose few sellers all fail onboarding takes no orders), at most 16 (one a core of a
-# 16-core machine; a run given more workers than shards is refused).
-SELLERS_PER_SHARD = 8
-DEFAULT_SHARDS = 16
-
-
-def default_shards(sellers: int) -> int:
-    return max(1, min(DEFAULT_SHARDS, sellers // SELLERS_PER_SHARD))
 
 
 @dataclass(frozen=True)
@@ -187,8 +178,9 @@ class Config:
     ``shards`` splits the market into that many independent sub-markets (issue #15): seller
     ``k`` and order ``n`` of the run belong to shard ``k % shards`` and ``n % shards``, and each
     shard has its own clock, sandboxes, deadlines and ids (`shards`). The report depends on
-    it, never on how many processes run the shards. The default, `default_shards`, keeps at
-    least 8 sellers a shard. ``shard`` is set only on a shard's own config.
+    it, never on how many processes run the shards. The default, one shard, is the market as
+    it was before shards (sharding costs a small market CPU: docs/simulation.md). ``shard`` is
+    set only on a shard's own config.
     """
 
     sellers: int = 20
@@ -204,7 +196,7 @@ class Config:
     drain_days: int = 120
     fee_period_days: int | None = None
     check: bool = True
-    shards: int | None = None  # None: `default_shards` of the sellers
+    shards: int = 1
     shard: int | None = None
 
     def __post_init__(self) -> None:
@@ -223,22 +215,17 @@ class Config:
             raise InvalidPayload("start", "needs a time zone")
         if self.fee_period_days is not None and self.fee_period_days < 1:
             raise InvalidPayload("fee_period_days", "at least one day")
-        shards = self.shard_count
+        shards = self.shards
         # A shard's own config keeps the run's shards; its sellers are its share.
         most = MAX_SHARDS if self.shard is not None else min(self.sellers, MAX_SHARDS)
         if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= most:
             raise InvalidPayload("shards", f"is a whole number from 1 to the sellers (at most "
                                            f"{MAX_SHARDS}), got {shards!r}")
 
-    @property
-    def shard_count(self) -> int:
-        """How many shards the run has: ``shards``, or `default_shards`."""
-        return default_shards(self.sellers) if self.shards is None else self.shards
-
     def run_serial(self, n: int) -> int:
         """The number, in the whole run, of this shard's ``n``-th order (ids count within a
         shard): what must not repeat across shards, such as the waybills sellers type in."""
-        return n if self.shard is None else n * self.shard_count + self.shard
+        return n if self.shard is None else n * self.shards + self.shard
 
     @property
     def label(self) -> str:

@@ -34,7 +34,7 @@ def share(total: int, shards: int, shard: int) -> int:
 
 def shard_config(config: Config, shard: int) -> Config:
     """The config of one shard's market: its sellers, its orders, its own seed."""
-    shards = config.shard_count
+    shards = config.shards
     if shards == 1:
         return config
     return replace(config, sellers=share(config.sellers, shards, shard),
@@ -44,12 +44,12 @@ def shard_config(config: Config, shard: int) -> Config:
 
 
 def shard_configs(config: Config) -> list[Config]:
-    return [shard_config(config, s) for s in range(config.shard_count)]
+    return [shard_config(config, s) for s in range(config.shards)]
 
 
 def stop_after(orders: int | None, config: Config, shard: int) -> int | None:
     """A run's ``stop_after_orders`` for one shard: its share of the first ``orders``."""
-    return None if orders is None else share(orders, config.shard_count, shard)
+    return None if orders is None else share(orders, config.shards, shard)
 
 
 def merge(tallies: Sequence[Tally], finals: Sequence[Mapping[str, int]]) -> Tally:

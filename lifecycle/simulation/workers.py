@@ -60,7 +60,7 @@ def run_workers(options: Options, config: Config, workers: int, combined: Combin
     context = multiprocessing.get_context("spawn")
     messages: Any = context.Queue()
     stop = context.Event()
-    jobs = assign(config.shard_count, workers)
+    jobs = assign(config.shards, workers)
     processes = [context.Process(target=_work, args=(w, options, config, shards, messages, stop),
                                  name=f"lifecycle-simulate-{w}", daemon=True)
                  for w, shards in enumerate(jobs)]

@@ -79,14 +79,15 @@ def test_the_shards_split_sellers_and_orders_by_their_number() -> None:
     assert assign(7, 3) == [[0, 3, 6], [1, 4], [2, 5]]
 
 
-def test_the_default_shards_keep_eight_sellers_a_shard_and_at_most_sixteen() -> None:
-    assert [Config(sellers=n).shard_count for n in (1, 15, 16, 100, 128, 5000)] == [1, 1, 2, 12, 16, 16]
+def test_a_run_is_one_shard_unless_told_and_never_more_shards_than_sellers() -> None:
+    assert Config(sellers=5000).shards == 1
     with pytest.raises(lifecycle.InvalidPayload, match="shards"):
         Config(sellers=4, shards=5)
     # A run stored before shards was one market, and resumes as one.
     stored = CONFIG.to_dict()
     del stored["shards"]
-    assert Config.from_dict(stored).shard_count == 1
+    assert Config.from_dict(stored).shards == 1
+    assert Config.from_dict(CONFIG.to_dict()) == CONFIG
 
 
 def test_the_run_reports_a_day_once_every_shard_reached_it() -> None:
