@@ -7,7 +7,7 @@ event's ``id`` as the broker's message id) and what `Engine.events` hands a read
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,12 +19,21 @@ from lifecycle.actor import Actor
 SCHEMA_VERSION = 1
 
 
+def random_uuid() -> str:
+    """A random (version 4) UUID's text, as ``str(uuid.uuid4())`` writes it, from the same
+    random bytes but without building a `uuid.UUID` (a third of the cost, once a transition)."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]  # RFC 4122: the top bits of byte 8 are 10
+    return (f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-"
+            f"{digits[20:]}")
+
+
 def event_body(kind: str, aggregate_id: str, seq: int, trigger: str, source: str | None,
                dest: str, actor: Actor, payload: dict[str, Any], at: datetime) -> dict[str, Any]:
     """The event of one committed transition: named for the state it entered, or for its
     trigger when the state did not change (``order.shipped``, ``order.tracking_exception``)."""
     return {
-        "id": str(uuid.uuid4()),  # unique across databases: several may feed one stream
+        "id": random_uuid(),  # unique across databases: several may feed one stream
         "version": SCHEMA_VERSION,
         "name": f"{kind}.{dest if source != dest else trigger}",
         "kind": kind,

@@ -51,13 +51,34 @@ class SharedPolicy:
     @contextmanager
     def held(self, records: Recorder) -> Iterator[Policy]:
         """Hold the transaction's policy (the newest stored version, read on its connection)
-        for everything the trigger does, and yield it."""
+        for everything the trigger does, and yield it. In the thread's open batch, the one
+        the batch's first trigger read (`batch`)."""
         outer = getattr(self._local, "policy", None)
-        policy = self._local.policy = self.in_force(records)
+        policy = getattr(self._local, "batch_policy", None)
+        if policy is None:
+            policy = self.in_force(records)
+            if getattr(self._local, "in_batch", False):
+                self._local.batch_policy = policy
+        self._local.policy = policy
         try:
             yield policy
         finally:
             self._local.policy = outer
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The thread's triggers inside the block (`Engine.batch`, one transaction) hold the
+        policy the first of them read, not a newer one another process commits meanwhile:
+        one read a batch instead of one a trigger. A version stored in the batch itself is
+        read by the trigger after it."""
+        if getattr(self._local, "in_batch", False):
+            yield
+            return
+        self._local.in_batch, self._local.batch_policy = True, None
+        try:
+            yield
+        finally:
+            self._local.in_batch, self._local.batch_policy = False, None
 
     def in_force(self, records: Recorder) -> Policy:
         newest = self.newest(records)
@@ -124,6 +145,7 @@ class SharedPolicy:
     def _store(self, records: Recorder, version: int, policy: Policy) -> PolicyVersion:
         now = self.clock.now().astimezone(UTC)
         records.store_policy(version, policy.to_json(), now)
+        self._local.batch_policy = None  # the batch's next trigger holds the new version
         stored = PolicyVersion(version, policy, now)
         log.info("policy.stored", version=version)
         return stored

@@ -89,7 +89,7 @@ class Units:
         pending: list[tuple[list[dict[str, Any]], float]] = []
         self._local.pending, self._local.written = pending, []
         try:
-            with self.store.batch():
+            with self.store.batch(), self.policy.batch():
                 yield
         finally:
             self._local.pending = self._local.written = None

@@ -141,7 +141,8 @@ class SQLiteRecorder(Recorder):
     @staticmethod
     @lru_cache(maxsize=256)  # one trigger stamps the same moment on several rows
     def moment(value: datetime) -> str:
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # "%Y-%m-%d %H:%M:%S.%f", written by isoformat: a quarter of strftime's cost
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     @staticmethod
     def moment_of(value: Any) -> datetime:

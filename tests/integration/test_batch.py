@@ -528,3 +528,40 @@ def test_an_applications_row_written_in_a_batch_commits_or_is_lost_with_it(
         assert state_of(other, b) == "awaiting_payment"
     finally:
         notes.drop(engine.database)
+
+
+def payment_due(engine: lifecycle.Engine, id: str) -> timedelta:
+    """How long after its placing the order's payment_timeout deadline falls due."""
+    (deadline,) = engine.deadlines(kind="order", id=id)
+    placed_at = engine.history("order", id)[0].at
+    return deadline.due_at - placed_at
+
+
+def test_a_batch_holds_the_policy_its_first_trigger_read(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    engine, other = shop
+    old = engine.policy.payment_timeout
+    new = old + timedelta(hours=1)
+    with engine.batch():
+        (first,) = placed(engine)
+        if engine.database.dialect.name == "postgresql":
+            # Another process stores a new version while the batch is open (on SQLite the
+            # batch holds the write lock: nobody can).
+            other.set_policy(other.policy.with_overrides(payment_timeout=new))
+        (second,) = placed(engine)
+    (after,) = placed(engine)
+    assert [payment_due(engine, id) for id in (first, second)] == [old, old]
+    expected = new if engine.database.dialect.name == "postgresql" else old
+    assert payment_due(engine, after) == expected
+
+
+def test_a_policy_stored_inside_a_batch_holds_from_the_batchs_next_trigger(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    engine, _ = shop
+    old = engine.policy.payment_timeout
+    new = old + timedelta(hours=2)
+    with engine.batch():
+        (first,) = placed(engine)
+        engine.set_policy(engine.policy.with_overrides(payment_timeout=new))
+        (second,) = placed(engine)
+    assert [payment_due(engine, id) for id in (first, second)] == [old, new]
