@@ -52,7 +52,7 @@ from lifecycle.machines.definition import (
     Scan,
     Step,
 )
-from lifecycle.machines.payloads import dump
+from lifecycle.machines.payloads import dump, nothing_given
 from lifecycle.policy import Policy
 from lifecycle.request import Request, actor_of, id_of, key_of, payload_of
 from lifecycle.store.recorder import Recorder
@@ -415,7 +415,7 @@ def _validate(model: type[BaseModel] | None, payload: Mapping[str, Any],
             raise InvalidPayload("payload", f"takes no fields, got {', '.join(sorted(payload))}")
         return None
     try:
-        validated = model.model_validate(payload)
+        validated = model.model_validate(payload) if payload else nothing_given(model)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "payload"

@@ -110,18 +110,19 @@ class Units:
 
     def run(self, request: Request, apply: Callable[[Unit], Aggregate], *, creates: bool) -> Aggregate:
         """Apply ``request`` in a unit of its own, once per idempotency key, and publish its
-        events. ``creates``: the request is its kind's creating trigger."""
+        events. ``creates``: the request is its kind's creating trigger.
+
+        What `open` does, written out: every trigger comes this way, and a generator's
+        ``with`` costs ~3 us a trigger."""
         started = time.perf_counter()
         try:
-            with self.open() as unit:
-                if request.idempotency_key is not None:
-                    earlier = self.replay(unit.records, request)
-                    if earlier is not None:
-                        return earlier
-                result = apply(unit)
-                if request.idempotency_key is not None:
-                    unit.records.remember(request.idempotency_key, request.fingerprint(), result,
-                                          unit.now)
+            with self.store.transaction() as records:
+                policy, outer = self.policy.hold(records)
+                try:
+                    unit = Unit(records, self.clock.now().astimezone(UTC), policy)
+                    result = self._apply(unit, request, apply)
+                finally:
+                    self.policy.release(outer)
         except self.store.duplicate:
             # Someone committed the same key or id between our read and our write.
             return self._after_race(request, creates)
@@ -133,6 +134,18 @@ class Units:
                 raise
             return earlier
         self.publish(unit.events, time.perf_counter() - started)
+        return result
+
+    def _apply(self, unit: Unit, request: Request, apply: Callable[[Unit], Aggregate]) -> Aggregate:
+        """The request's result in ``unit``: its key's first one, or ``apply``'s, remembered."""
+        key = request.idempotency_key
+        if key is None:
+            return apply(unit)
+        earlier = self.replay(unit.records, request)
+        if earlier is not None:
+            return earlier
+        result = apply(unit)
+        unit.records.remember(key, request.fingerprint(), result, unit.now)
         return result
 
     def replay(self, records: Recorder, request: Request) -> Aggregate | None:
