@@ -565,3 +565,26 @@ def test_a_policy_stored_inside_a_batch_holds_from_the_batchs_next_trigger(
         engine.set_policy(engine.policy.with_overrides(payment_timeout=new))
         (second,) = placed(engine)
     assert [payment_due(engine, id) for id in (first, second)] == [old, new]
+
+
+def test_an_applications_statements_of_one_shape_each_run_with_their_own_values(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    """`Engine.execute` compiles a statement's shape once: the values of each run still count."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+
+    engine, other = shop
+    notes = Table("batch_test_shapes", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("note", String(40)))
+    notes.drop(engine.database, checkfirst=True)
+    notes.create(engine.database)
+    try:
+        with engine.batch():
+            for n in range(1, 4):
+                engine.execute(insert(notes).values(id=n, note=f"note {n}"))
+            engine.execute(update(notes).where(notes.c.id == 2).values(note="changed"))
+            engine.execute(update(notes).where(notes.c.id == 3).values(note="changed too"))
+        with other.database.connect() as conn:
+            found = conn.execute(select(notes.c.id, notes.c.note).order_by(notes.c.id)).all()
+        assert [tuple(row) for row in found] == [(1, "note 1"), (2, "changed"), (3, "changed too")]
+    finally:
+        notes.drop(engine.database)
