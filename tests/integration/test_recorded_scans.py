@@ -16,14 +16,23 @@ import pytest
 import structlog
 from click.testing import CliRunner
 from prometheus_client import REGISTRY
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from structlog.testing import capture_logs
 
 import lifecycle
 from lifecycle.cli import cli
 from lifecycle.ingestion import Ingestion
-from lifecycle.store.tables import aggregates, history, outbox
-from tests.builders import SHIPMENT, SYSTEM, buyer, order_in, order_in_dispute, rows, signed
+from lifecycle.store.tables import aggregates, outbox
+from tests.builders import (
+    SHIPMENT,
+    SYSTEM,
+    buyer,
+    legacy_scans,
+    order_in,
+    order_in_dispute,
+    rows,
+    signed,
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
@@ -300,27 +309,9 @@ def test_two_deliveries_racing_the_same_scan_record_it_once(
 # --- databases written before: record_tracking history rows ------------------------------------
 
 
-def with_legacy_scans(engine: lifecycle.Engine, order: lifecycle.Aggregate,
-                      n: int) -> lifecycle.Aggregate:
-    """``n`` history rows of the retired ``record_tracking`` self-loop on ``order``, its version
-    moved on with them, as a database written before issue #15's decision 2 holds them."""
-    at = engine.clock.now()
-    with engine.database.begin() as conn:
-        for seq in range(order.version + 1, order.version + n + 1):
-            conn.execute(insert(history).values(
-                kind="order", aggregate_id=order.id, seq=seq, trigger="record_tracking",
-                source=order.state, dest=order.state, actor_role="system", actor_id="dhl",
-                payload={"event_id": f"old-{seq}", "status": "in_transit"},
-                idempotency_key=None, at=at))
-        conn.execute(update(aggregates).where(aggregates.c.kind == "order",
-                                              aggregates.c.id == order.id)
-                     .values(version=order.version + n))
-    return engine.get("order", order.id)
-
-
 def test_legacy_record_tracking_rows_replay_and_check_passes(
         shop: lifecycle.Engine, clock: lifecycle.SimulatedClock) -> None:
-    order = with_legacy_scans(shop, order_in(shop, clock, "delivered"), 2)
+    order = legacy_scans(shop, order_in(shop, clock, "delivered"), 2)
 
     assert shop.check() == []
     assert shop.replay("order", order.id) == "delivered"
@@ -333,7 +324,7 @@ def test_legacy_record_tracking_rows_replay_and_check_passes(
 
 def test_a_record_tracking_row_where_it_never_was_defined_is_reported(
         shop: lifecycle.Engine, clock: lifecycle.SimulatedClock) -> None:
-    order = with_legacy_scans(shop, order_in(shop, clock, "paid"), 1)
+    order = legacy_scans(shop, order_in(shop, clock, "paid"), 1)
 
     (violation,) = shop.check()
 
@@ -343,7 +334,7 @@ def test_a_record_tracking_row_where_it_never_was_defined_is_reported(
 
 def test_show_and_history_list_legacy_rows(
         db_url: str, engine: lifecycle.Engine, clock: lifecycle.SimulatedClock) -> None:
-    order = with_legacy_scans(engine, order_in(engine, clock, "delivered"), 1)
+    order = legacy_scans(engine, order_in(engine, clock, "delivered"), 1)
 
     shown = CliRunner().invoke(cli, ["--db", db_url, "order", "show", order.id, "--json"])
     listed = CliRunner().invoke(cli, ["--db", db_url, "order", "history", order.id, "--json"])
