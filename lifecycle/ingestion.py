@@ -202,8 +202,11 @@ class Ingestion:
         new version, the order's row untouched. A malformed scan is `InvalidPayload`, nothing
         written."""
         payload = _recorded_payload(carrier, event)
-        return self.pipeline.units.write(
+        recorded = self.pipeline.units.write(
             lambda unit: _record_in(unit, Actor("system", carrier), kind, order_id, payload))
+        if isinstance(recorded, Aggregate):  # counted once its unit ended, as a trigger is
+            telemetry.scan_recorded(carrier)
+        return recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +254,6 @@ def _record_in(unit: Unit, actor: Actor, kind: str, order_id: str,
                               unit.now)
     unit.records.append_outbox(body, unit.now)
     unit.events.append(body)
-    telemetry.scan_recorded(payload["carrier"])
     return order
 
 
