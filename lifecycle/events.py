@@ -1,5 +1,6 @@
-"""Domain events as they leave the database (issue #17): the body every transition writes to the
-outbox, in the versioned schema of docs/events.md, and `Event`, one as a reader gets it.
+"""Domain events as they leave the database (issue #17): the body every transition (and every
+carrier scan recorded without one) writes to the outbox, in the versioned schema of
+docs/events.md, and `Event`, one as a reader gets it.
 
 The same body is what in-process subscribers receive, what the relay publishes to a broker (the
 event's ``id`` as the broker's message id) and what `Engine.events` hands a reader.
@@ -28,14 +29,35 @@ def random_uuid() -> str:
             f"{digits[20:]}")
 
 
+# The name of the event a carrier scan writes when it moves no state (``order.scan_recorded``).
+SCAN_RECORDED = "scan_recorded"
+
+
 def event_body(kind: str, aggregate_id: str, seq: int, trigger: str, source: str | None,
                dest: str, actor: Actor, payload: dict[str, Any], at: datetime) -> dict[str, Any]:
     """The event of one committed transition: named for the state it entered, or for its
     trigger when the state did not change (``order.shipped``, ``order.tracking_exception``)."""
+    name = dest if source != dest else trigger
+    return _body(f"{kind}.{name}", kind, aggregate_id, seq, trigger, source, dest, actor,
+                 payload, at)
+
+
+def scan_recorded_body(kind: str, aggregate_id: str, seq: int, state: str, actor: Actor,
+                       payload: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """The event of a carrier scan recorded on an aggregate it did not move (SPEC §4): no
+    transition, so no trigger; ``source`` and ``dest`` are the state it stays in, and ``seq``
+    the version it keeps, the one of the transition before it."""
+    return _body(f"{kind}.{SCAN_RECORDED}", kind, aggregate_id, seq, None, state, state, actor,
+                 payload, at)
+
+
+def _body(name: str, kind: str, aggregate_id: str, seq: int, trigger: str | None,
+          source: str | None, dest: str, actor: Actor, payload: dict[str, Any],
+          at: datetime) -> dict[str, Any]:
     return {
         "id": random_uuid(),  # unique across databases: several may feed one stream
         "version": SCHEMA_VERSION,
-        "name": f"{kind}.{dest if source != dest else trigger}",
+        "name": name,
         "kind": kind,
         "aggregate_id": aggregate_id,
         "seq": seq,

@@ -105,6 +105,7 @@ class Market:
         self._block: AbstractContextManager[None] = contextlib.nullcontext()
         self.states: dict[str, Counter[str]] = {k: Counter() for k in lifecycle.definitions()}
         self.session_transitions = 0
+        self.session_scans = 0  # carrier scans recorded without a transition (SPEC §4)
         self.wall_started = time.perf_counter()
         self.cpu_started = time.process_time()
         self.stuck_orders = 0  # open orders that wait on a parked deadline nobody can fire
@@ -323,6 +324,10 @@ class Market:
         if not id.startswith(self.prefix):
             return  # somebody else's aggregate in a shared database
         kind, trigger, source, dest = event["kind"], event["trigger"], event["source"], event["dest"]
+        if trigger is None:  # a carrier scan recorded: no transition, nobody acts on it
+            self.session_scans += 1
+            self.count("tracking.recorded")
+            return
         self.session_transitions += 1
         self.tally.triggers[f"{kind}.{trigger}"] += 1
         states = self.states[kind]
@@ -332,6 +337,10 @@ class Market:
             if source is not None:
                 states[source] -= 1
         self.actors[kind].on_event(event, self.now())
+
+    def applied(self) -> int:
+        """What this session applied of the engine's events: transitions and recorded scans."""
+        return self.session_transitions + self.session_scans
 
     # --- progress -------------------------------------------------------------------------
 
