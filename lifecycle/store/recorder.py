@@ -21,14 +21,15 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import orjson
 import psycopg
-from sqlalchemy import ClauseElement, Connection, Dialect
+from sqlalchemy import ClauseElement, Connection, Dialect, Update, literal_column, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
+from lifecycle.errors import Conflict
 from lifecycle.machines.definition import Aggregate
 from lifecycle.store.audit import AuditQueries
 from lifecycle.store.deadlines import DeadlineRecords
@@ -38,6 +39,7 @@ from lifecycle.store.outbox import OutboxRecords
 from lifecycle.store.policies import PolicyRecords
 from lifecycle.store.repository import AggregateRecords
 from lifecycle.store.retention import RetentionRecords
+from lifecycle.store.statements import Statement
 
 # A long read comes in batches of this many rows.
 STREAM_BATCH = 5000
@@ -170,12 +172,25 @@ class PostgresRecorder(Recorder):
     round trip (`commit`), and at each savepoint's start and end, so a queued statement's error
     is raised in the unit that queued it, before its savepoint is released: the unit rolls back
     alone, and the error is the one the statement would have raised unqueued.
+
+    After `claim_version` the row is this transaction's (its UPDATE holds it to the end, and
+    nothing between the claim and the write touches it), so the write's version check cannot
+    fail: that write is queued too (`UPDATE_HELD`), and the database still checks it, refusing
+    it (a division by zero) if it changed no row, so that nothing queued behind it, the COMMIT
+    included, runs; the refusal is raised as `Conflict`.
     """
 
     # psycopg's pyformat %(name)s, with the casts SQLAlchemy's psycopg dialect writes.
     dialect: ClassVar[Dialect | None] = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
+    # `UPDATE_AGGREGATE` as one statement that fails unless it changed exactly one row.
+    UPDATE_HELD = Statement(select(literal_column("1 / count(*)")).select_from(
+        cast(Update, AggregateRecords.UPDATE_AGGREGATE.statement)
+        .returning(literal_column("1")).cte("moved")))
+
     cur: QueuingCursor
+    # (kind, id, version) of the row `claim_version` took in this transaction, if any.
+    _held: tuple[str, str, int] | None = None
 
     @staticmethod
     def cursor_of(driver: Any) -> QueuingCursor:
@@ -183,6 +198,7 @@ class PostgresRecorder(Recorder):
 
     def begin(self) -> None:
         self.cur.queuing = False
+        self._held = None
 
     def begin_reading(self) -> None:
         pass
@@ -191,7 +207,7 @@ class PostgresRecorder(Recorder):
         """Commit: what is queued goes with the COMMIT, in one round trip. A queued statement
         that fails raises its error here, the transaction rolled back."""
         cur = self.cur
-        cur.queuing = False
+        cur.queuing, self._held = False, None
         if not cur.pending:
             self.driver.commit()
             return
@@ -208,6 +224,7 @@ class PostgresRecorder(Recorder):
     def rollback(self) -> None:
         """Roll back. A queued statement whose error no one has seen yet raises it after the
         rollback: unqueued, it would have been raised first."""
+        self._held = None
         failed = self.cur.drain()
         self.driver.rollback()
         if failed is not None:
@@ -219,15 +236,15 @@ class PostgresRecorder(Recorder):
         before the savepoint begins, and what the step queued before it is released (or
         rolled back, after which its queued error, if any, is the one raised)."""
         cur = self.cur
-        outer, cur.queuing = cur.queuing, False
+        outer, cur.queuing, self._held = cur.queuing, False, None
         cur.sync()
         cur.execute("SAVEPOINT lifecycle_step")
         try:
             yield
-            cur.queuing = False
+            cur.queuing, self._held = False, None
             cur.sync()
         except BaseException:
-            cur.queuing = False
+            cur.queuing, self._held = False, None
             failed = cur.drain()
             cur.execute("ROLLBACK TO SAVEPOINT lifecycle_step")
             cur.execute("RELEASE SAVEPOINT lifecycle_step")
@@ -238,7 +255,18 @@ class PostgresRecorder(Recorder):
         cur.execute("RELEASE SAVEPOINT lifecycle_step")
         cur.queuing = outer
 
+    def claim_version(self, kind: str, id: str, read_version: int) -> int | None:
+        claimed = super().claim_version(kind, id, read_version)
+        self._held = None if claimed is None else (kind, id, claimed)
+        return claimed
+
     def update_aggregate(self, aggregate: Aggregate, read_version: int, now: datetime) -> bool:
+        if self._held == (aggregate.kind, aggregate.id, read_version):
+            self._held = None  # the row is ours at this version: queued, checked by the database
+            self.cur.execute_held(self.UPDATE_HELD, self.update_values(aggregate, read_version, now),
+                                  (aggregate.kind, aggregate.id))
+            self.cur.queuing = True
+            return True
         moved = super().update_aggregate(aggregate, read_version, now)
         if moved:
             self.cur.queuing = True  # the version check passed: what follows may queue
@@ -282,13 +310,14 @@ class QueuingCursor:
     and the transaction is failed until rolled back (to a savepoint).
     """
 
-    __slots__ = ("_open", "driver", "queuing", "raw")
+    __slots__ = ("_expect", "_open", "driver", "queuing", "raw")
 
     def __init__(self, driver: psycopg.Connection[Any]):
         self.driver = driver
         self.raw = driver.cursor()
         self.queuing = False
         self._open: AbstractContextManager[Any] | None = None  # pipeline mode, while queued
+        self._expect: tuple[str, str] | None = None  # whose row `execute_held` must change
 
     @property
     def pending(self) -> bool:
@@ -298,12 +327,26 @@ class QueuingCursor:
     def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None) -> None:
         if self.queuing and self._open is None:
             self._enter()
-        self.raw.execute(query, params, prepare=prepare)
+        try:
+            self.raw.execute(query, params, prepare=prepare)
+        except psycopg.errors.DivisionByZero as error:  # an earlier `execute_held`, refused
+            raise self._refused(error) from None
+
+    def execute_held(self, query: Any, params: Any, aggregate: tuple[str, str]) -> None:
+        """Queue a statement written to fail (a division by zero) unless it changed the row of
+        ``aggregate`` (kind, id) that this transaction holds: its refusal is `Conflict`."""
+        if self._open is None:
+            self._enter()
+        self._expect = aggregate
+        self.execute(query, params)
 
     def executemany(self, query: Any, params_seq: Sequence[Any]) -> None:
         if self.queuing and self._open is None:
             self._enter()
-        self.raw.executemany(query, params_seq)
+        try:
+            self.raw.executemany(query, params_seq)
+        except psycopg.errors.DivisionByZero as error:
+            raise self._refused(error) from None
 
     def fetchone(self) -> Any:
         if self._open is not None:
@@ -330,18 +373,27 @@ class QueuingCursor:
         try:
             opened.__exit__(None, None, None)
         except psycopg.Error as error:
-            raise _first_failure(error) from None
+            raise self._refused(_first_failure(error)) from None
+        finally:
+            self._expect = None
 
-    def drain(self) -> psycopg.Error | None:
+    def drain(self) -> Exception | None:
         """Sync on the way to a rollback: the error of a queued statement that failed, unless
         it was raised already (only the statements it made the server skip remain then)."""
         try:
             self.sync()
         except psycopg.errors.PipelineAborted:
             return None
-        except psycopg.Error as error:
+        except (psycopg.Error, Conflict) as error:
             return error
         return None
+
+    def _refused(self, error: psycopg.Error) -> Exception:
+        """`Conflict` for the refusal of `execute_held`'s statement, else ``error``."""
+        expect = self._expect
+        if expect is None or not isinstance(error, psycopg.errors.DivisionByZero):
+            return error
+        return Conflict(*expect)
 
     def _enter(self) -> None:
         opened = self.driver.pipeline()

@@ -16,13 +16,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 import lifecycle
 from lifecycle.errors import Conflict
 from lifecycle.machines.definition import Aggregate
 from lifecycle.store.recorder import PostgresRecorder, QueuingCursor
-from lifecycle.store.tables import metadata
+from lifecycle.store.tables import aggregates, metadata
 from tests.builders import SYSTEM, buyer, order_in, order_payload, rows
 from tests.outages import conninfo
 
@@ -87,6 +87,32 @@ def test_the_version_check_reads_its_own_answer_after_queued_writes(
         raise RuntimeError("rolled back")
     assert engine.get("order", id).version == current.version
     assert idle(engine)
+
+
+def test_a_claimed_rows_write_is_queued_and_still_refused_by_the_database_if_it_moves_nothing(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    """After `claim_version` the write is queued unread (the row is held); should it change no
+    row after all, the database refuses it, so nothing behind it commits: `Conflict`."""
+    engine, other = shop
+    (id,) = placed(engine, 1)
+    current = engine.get("order", id)
+    now = datetime.now(UTC)
+    before = rows(other)
+    moved = Aggregate("order", id, "paid", current.version + 1, dict(current.data))
+    with pytest.raises(Conflict), engine.store.transaction() as records:  # noqa: PT012
+        claimed = records.claim_version("order", id, current.version)
+        assert claimed == current.version + 1
+        # What nothing does between a claim and its write: move the held row on.
+        records.execute_core(update(aggregates).where(aggregates.c.id == id)
+                             .values(version=current.version + 5))
+        assert records.update_aggregate(moved, claimed, now)  # queued: answered at the sync
+        assert records.cur.pending
+        records.append_outbox({"name": "test.queued", "kind": "order", "aggregate_id": id,
+                               "seq": moved.version}, now)
+    assert rows(other) == before
+    assert other.get("order", id).version == current.version
+    assert idle(engine)
+    assert engine.fire("order", id, "pay", buyer()).version == current.version + 1
 
 
 def test_two_engines_racing_one_order_one_wins_the_other_conflicts_and_writes_nothing(
