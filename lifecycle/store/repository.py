@@ -162,7 +162,12 @@ class AggregateRecords(Statements):
 
     def update_aggregate(self, aggregate: Aggregate, read_version: int, now: datetime) -> bool:
         """Write the new state if nobody else did since ``read_version``; False if somebody did."""
-        self.cur.execute(self.UPDATE_AGGREGATE, {
+        self.cur.execute(self.UPDATE_AGGREGATE, self.update_values(aggregate, read_version, now))
+        return bool(self.cur.rowcount == 1)
+
+    def update_values(self, aggregate: Aggregate, read_version: int, now: datetime) -> dict[str, Any]:
+        """The parameters of `UPDATE_AGGREGATE`."""
+        return {
             "b_kind": aggregate.kind,
             "b_id": aggregate.id,
             "b_version": read_version,
@@ -170,8 +175,7 @@ class AggregateRecords(Statements):
             "version": aggregate.version,
             "data": self.json(aggregate.data),
             "updated_at": self.moment(now),
-        })
-        return bool(self.cur.rowcount == 1)
+        }
 
     CLAIM_VERSION = Statement(update(aggregates).where(_by_key(aggregates)).values(
         version=bindparam("version")))
