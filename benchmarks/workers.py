@@ -5,8 +5,9 @@
 Places ``4 × --n`` orders (not timed) in a scratch database, then times the order happy path
 (pay, ship_offline, tracking_in_transit, tracking_delivered, confirm_receipt, release_funds)
 through ``engine.fire``: first one process on ``--n`` orders, then four processes at once, each
-on ``--n`` orders of its own. Target: four workers ≥ 2 × one worker's transitions per second
-(the engine holds no lock of its own; PostgreSQL's row locks and group commit do the rest).
+on ``--n`` orders of its own. Target (issue #15): four workers ≥ 2.5 × one worker's
+transitions per second (the engine holds no lock of its own; PostgreSQL's row locks and group
+commit do the rest).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def main() -> None:
     print(f"{'workers':>8}  {'transitions':>11}  {'seconds':>8}  {'per s':>7}")
     print(f"{1:>8}  {one_fired:>11}  {one_seconds:>8.2f}  {one_rate:>7.0f}")
     print(f"{4:>8}  {sum(f for f, _ in results):>11}  {four_seconds:>8.2f}  {four_rate:>7.0f}")
-    print(f"four workers / one worker: {four_rate / one_rate:.2f}× (target ≥ 2×)")
+    print(f"four workers / one worker: {four_rate / one_rate:.2f}× (target ≥ 2.5×)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from lifecycle.adapters.webhooks import Secret, webhook_keys
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload, LifecycleError
 from lifecycle.machines.definition import Call
-from lifecycle.machines.order import RECORDED_SCAN_STATES, trigger_for_scan
+from lifecycle.machines.order import trigger_for_scan
 
 # Not a secret: it is published here. The built-in sandbox adapters sign and verify their
 # callbacks and pushes with it unless `configure` is given secrets for them (webhook_secrets).
@@ -142,8 +142,9 @@ def _carrier(carrier: Carrier, call: Call, key: str) -> Any:
 
 
 def tracking_trigger(state: str, event: TrackingEvent) -> tuple[str | None, dict[str, Any]]:
-    """The order trigger for ``event`` in ``state``, and its payload. Events never move an order
-    backwards: a late in_transit after delivery is only recorded."""
+    """The order trigger for ``event`` in ``state``, and its payload; None when the scan moves
+    nothing there (the ingestion records it after shipping, SPEC §4). Events never move an
+    order backwards: a late in_transit after delivery is only recorded."""
     trigger = trigger_for_scan(state, event.status)
     common: dict[str, Any] = {"event_id": event.event_id, "reported_at": event.at.isoformat()}
     if event.location:
@@ -157,6 +158,4 @@ def tracking_trigger(state: str, event: TrackingEvent) -> tuple[str | None, dict
         return trigger, {**common, "kind": kind}
     if trigger is not None:
         return trigger, common
-    if state in RECORDED_SCAN_STATES:
-        return "record_tracking", {**common, "status": event.status}
     return None, {}

@@ -354,7 +354,10 @@ class Engine:
     def ingest_tracking(self, carrier: str, body: bytes | str,
                         headers: Headers) -> list[Aggregate]:
         """A carrier's push: verify its signature, then apply each event to the orders its
-        waybill carries. Returns the orders an event moved or recorded on. If some events
+        waybill carries. Returns the orders an event moved or recorded on. An event that moves
+        nothing (late, duplicate or intermediate), after shipping, is no transition: its
+        tracking row and an ``order.scan_recorded`` event commit together, and the order comes
+        back unchanged (same version); a redelivered event does nothing. If some events
         cannot be read, the others are applied and `EventsRejected` is raised, naming the
         refused ones, with the orders applied in ``.applied``.
 

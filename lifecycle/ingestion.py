@@ -4,17 +4,21 @@ verified by its adapter and then applied through the public trigger path, once.
 A capture no order can take (cancelled or already paid, unknown, another currency or amount)
 is kept as an ``unexpected_capture``, refunded through the gateway, and refused with
 `CaptureRefused`. A scan moves the orders its waybill carries as the order's tracking table
-says; an unreadable event in a push holds back none of the others.
+says; one that moves nothing, after shipping, is recorded without a transition: a tracking
+row and an ``order.scan_recorded`` event, no history row, no new version (SPEC §4). An
+unreadable event in a push holds back none of the others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 
+from lifecycle import telemetry
 from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters, tracking_trigger
 from lifecycle.adapters.errors import AdapterError, EventsRejected
@@ -28,11 +32,14 @@ from lifecycle.errors import (
     InvalidTransition,
     LifecycleError,
 )
+from lifecycle.events import scan_recorded_body
 from lifecycle.machines import capture
-from lifecycle.machines.definition import Aggregate
-from lifecycle.machines.order import waybill_key
-from lifecycle.pipeline import Pipeline
+from lifecycle.machines.definition import Aggregate, Scan
+from lifecycle.machines.order import RECORDED_SCAN_STATES, trigger_for_scan, waybill_key
+from lifecycle.machines.order_payloads import TrackingEvent as ScanPayload
+from lifecycle.pipeline import Pipeline, validate_payload
 from lifecycle.request import outside_key
+from lifecycle.unit import Unit
 
 log = structlog.get_logger("lifecycle")
 
@@ -152,30 +159,102 @@ class Ingestion:
         return self.pipeline.get("order", order_id)
 
     def _apply(self, carrier: str, event: TrackingEvent) -> list[Aggregate]:
-        store = self.pipeline.units.store
-        with store.quick() as records:
+        """The orders one scan applied to (moved, or recorded on) among those its waybill
+        carries."""
+        with self.pipeline.units.store.quick() as records:
             found = records.found_by("waybill", waybill_key(carrier, event.waybill))
         if not found:
             log.warning("tracking.unknown_waybill", carrier=carrier, waybill=event.waybill)
-        applied = []
-        for kind, order_id in found:
-            with store.quick() as records:
-                order = records.load(kind, order_id)
-                seen = records.scan_seen(kind, order_id, event.event_id)
-            if order is None or order.data.get("waybill") != event.waybill or seen:
-                continue  # a stale waybill, or a duplicate delivery of the same scan
-            trigger, payload = tracking_trigger(order.state, event)
-            if trigger is None:
-                log.info("tracking.ignored", order=order_id, state=order.state, status=event.status)
-                continue
-            try:
-                applied.append(self.pipeline.fire(
-                    kind, order_id, trigger, Actor("system", carrier), payload,
-                    idempotency_key=outside_key("tracking", carrier, event.event_id, order_id),
-                    expected_version=None))
-            except IdempotencyMismatch:
-                continue  # the same scan arrived twice while the order moved in between
-        return applied
+        applied = (self._apply_to(carrier, event, kind, order_id) for kind, order_id in found)
+        return [order for order in applied if order is not None]
+
+    def _apply_to(self, carrier: str, event: TrackingEvent, kind: str,
+                  order_id: str) -> Aggregate | None:
+        """One scan of one order: the trigger it fires, or recorded after shipping without one
+        (SPEC §4), or nothing. The order as it is after, or None if the scan did nothing."""
+        with self.pipeline.units.store.quick() as records:
+            order = records.load(kind, order_id)
+            seen = records.scan_seen(kind, order_id, event.event_id)
+        if order is None or order.data.get("waybill") != event.waybill or seen:
+            return None  # a stale waybill, or a duplicate delivery of the same scan
+        state = order.state
+        if trigger_for_scan(state, event.status) is None and state in RECORDED_SCAN_STATES:
+            recorded = self._record(carrier, event, kind, order_id)
+            if not isinstance(recorded, _MovedOn):
+                return recorded
+            state = recorded.state
+        trigger, payload = tracking_trigger(state, event)
+        if trigger is None:
+            log.info("tracking.ignored", order=order_id, state=state, status=event.status)
+            return None
+        try:
+            return self.pipeline.fire(
+                kind, order_id, trigger, Actor("system", carrier), payload,
+                idempotency_key=outside_key("tracking", carrier, event.event_id, order_id),
+                expected_version=None)
+        except IdempotencyMismatch:
+            return None  # the same scan arrived twice while the order moved in between
+
+    def _record(self, carrier: str, event: TrackingEvent, kind: str,
+                order_id: str) -> Aggregate | _MovedOn | None:
+        """Record a scan that moves nothing: a tracking row and an ``order.scan_recorded``
+        event in one unit of work (a savepoint of the thread's open batch), no history row, no
+        new version, the order's row untouched. A malformed scan is `InvalidPayload`, nothing
+        written."""
+        payload = _recorded_payload(carrier, event)
+        recorded = self.pipeline.units.write(
+            lambda unit: _record_in(unit, Actor("system", carrier), kind, order_id, payload))
+        if isinstance(recorded, Aggregate):  # counted once its unit ended, as a trigger is
+            telemetry.scan_recorded(carrier)
+        return recorded
+
+
+@dataclass(frozen=True, slots=True)
+class _MovedOn:
+    """The order moved, before the scan could be recorded, to ``state``, where the scan fires
+    a trigger after all."""
+
+    state: str
+
+
+def _recorded_payload(carrier: str, event: TrackingEvent) -> dict[str, Any]:
+    """The recorded scan as its event's payload: every key always there, null when the carrier
+    did not say. Checked as a scan's payload is when a trigger takes it (lengths, status)."""
+    scan = cast(ScanPayload, validate_payload(ScanPayload, {
+        "event_id": event.event_id, "status": event.status, "reported_at": event.at.isoformat(),
+        "location": event.location or None, "detail": event.detail or None,
+    }, {}))  # given a model, it returns one of it
+    return {"carrier": carrier, "waybill": event.waybill, **scan.model_dump(mode="json")}
+
+
+def _record_in(unit: Unit, actor: Actor, kind: str, order_id: str,
+               payload: Mapping[str, Any]) -> Aggregate | _MovedOn | None:
+    """In ``unit``: read the order again, locked until the unit ends, and decide again; then
+    the tracking row (none for a duplicate, even one another process is writing now) and the
+    event. The order as it stays, or `_MovedOn`, or None when the scan does nothing now."""
+    found = unit.records.lock_for_write(kind, order_id)
+    if found is None:
+        return None
+    order, last_moved = found
+    unit.now = max(unit.now, last_moved)  # a scan recorded after the order's last move
+    if order.data.get("waybill") != payload["waybill"]:
+        return None  # the order took another waybill meanwhile
+    if trigger_for_scan(order.state, payload["status"]) is not None:
+        return _MovedOn(order.state)
+    if order.state not in RECORDED_SCAN_STATES:
+        log.info("tracking.ignored", order=order_id, state=order.state, status=payload["status"])
+        return None
+    scan = Scan(carrier=payload["carrier"], waybill=payload["waybill"],
+                event_id=payload["event_id"], status=payload["status"],
+                reported_at=payload["reported_at"], location=payload["location"],
+                detail=payload["detail"], moved=False)
+    if not unit.records.record_scan(kind, order_id, scan, unit.now, once=True):
+        return None  # a duplicate that another delivery recorded first
+    body = scan_recorded_body(kind, order_id, order.version, order.state, actor, dict(payload),
+                              unit.now)
+    unit.records.append_outbox(body, unit.now)
+    unit.events.append(body)
+    return order
 
 
 def _why_capture_cannot_pay(order: Aggregate | None, event: PaymentEvent) -> str | None:

@@ -52,7 +52,7 @@ from lifecycle.machines.definition import (
     Scan,
     Step,
 )
-from lifecycle.machines.payloads import dump
+from lifecycle.machines.payloads import dump, nothing_given
 from lifecycle.policy import Policy
 from lifecycle.request import Request, actor_of, id_of, key_of, payload_of
 from lifecycle.store.recorder import Recorder
@@ -170,7 +170,7 @@ class Pipeline:
         id = request.id or definition.new_id(actor)
         if unit.records.load(definition.kind, id) is not None:
             raise AlreadyExists(definition.kind, id)
-        payload = _validate(creation.payload, request.payload, {})
+        payload = validate_payload(creation.payload, request.payload, {})
         context = Context(definition.kind, id, "", {}, payload, actor, unit.now, unit.policy,
                           unit.records.load, trigger=creation.trigger)
         _check_guards(creation.guards, context, creation.trigger)
@@ -226,7 +226,7 @@ class Pipeline:
     def _apply(self, unit: Unit, definition: MachineDefinition, current: Aggregate, step: Step,
                request: Request, expected_version: int | None, depth: int) -> Aggregate:
         """Validate the payload, check the guards, move, write, and carry out the follow-ups."""
-        payload = _validate(step.payload, request.payload, current.data)
+        payload = validate_payload(step.payload, request.payload, current.data)
         context = self._context(unit.records, current, request.actor, payload, unit.now,
                                 unit.policy, request.trigger)
         for guard in step.guards:
@@ -407,15 +407,16 @@ def _check_guards(guards: tuple[Any, ...], context: Context, trigger: str) -> No
                               state=context.state)
 
 
-def _validate(model: type[BaseModel] | None, payload: Mapping[str, Any],
-              data: Mapping[str, Any]) -> BaseModel | None:
-    """The payload as its trigger's model; the first problem becomes `InvalidPayload`."""
+def validate_payload(model: type[BaseModel] | None, payload: Mapping[str, Any],
+                     data: Mapping[str, Any]) -> BaseModel | None:
+    """The payload as its trigger's model (or a recorded scan's, `ingestion`); the first
+    problem becomes `InvalidPayload`."""
     if model is None:
         if payload:
             raise InvalidPayload("payload", f"takes no fields, got {', '.join(sorted(payload))}")
         return None
     try:
-        validated = model.model_validate(payload)
+        validated = model.model_validate(payload) if payload else nothing_given(model)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "payload"

@@ -42,6 +42,8 @@ def payload_of(payload: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return {}
     if not isinstance(payload, Mapping):
         raise InvalidPayload("payload", f"must be a JSON object, got {type(payload).__name__}")
+    if not payload:
+        return payload  # most triggers: nothing to look through
     refusal = _nul_in(payload)
     if refusal is not None:
         raise refusal

@@ -7,7 +7,8 @@ timers fire is watched by an `Observed`: it counts the trigger in
 counts a `Conflict` in ``lifecycle_conflicts_total`` and, when an OpenTelemetry SDK is installed
 and configured, records a span ``lifecycle <kind>.<trigger>`` as a child of the current one (the
 HTTP request's). Without an SDK the global tracer provider is the API's proxy, and no span work
-is done at all: one dictionary lookup and a type check per trigger.
+is done at all: one dictionary lookup and a type check per trigger. A carrier scan recorded
+on an order it did not move is no trigger: ``lifecycle_scans_recorded_total{carrier}``.
 
 The gauges (parked deadlines, unpublished outbox rows, deadlines due) are not kept in this
 process: `DatabaseCollector` counts them in the database on each scrape, so every process,
@@ -48,6 +49,10 @@ FIRE_SECONDS = Histogram(
 CONFLICTS = Counter(
     "lifecycle_conflicts", "Triggers refused because another writer moved the aggregate first.",
     ["kind"])
+# A carrier scan that moves no state is no trigger (SPEC §4): counted here, by carrier.
+SCANS_RECORDED = Counter(
+    "lifecycle_scans_recorded", "Carrier scans recorded on an order they did not move (no transition).",
+    ["carrier"])
 DEADLINE_LAG = Histogram(
     "lifecycle_deadline_lag_seconds", "How late a deadline fired: the engine clock's now minus its due time.",
     buckets=(.1, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400))
@@ -174,6 +179,11 @@ def observe(kind: str, trigger: str, triggers: Collection[str], role: str,
             id: str | None = None) -> Observed:
     """Start watching one trigger of ``kind`` (``triggers``: those the kind defines)."""
     return Observed(kind, trigger, triggers, role, id)
+
+
+def scan_recorded(carrier: str) -> None:
+    """A carrier's scan was recorded on an order without moving it."""
+    SCANS_RECORDED.labels(carrier).inc()
 
 
 def deadline_fired(lag_seconds: float) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -37,6 +37,7 @@ log = structlog.get_logger("lifecycle")
 transition_log = BoundOnce("lifecycle")
 
 Subscriber = Callable[[Mapping[str, Any]], None]
+_Result = TypeVar("_Result")
 
 
 @dataclass(slots=True)
@@ -89,7 +90,7 @@ class Units:
         pending: list[tuple[list[dict[str, Any]], float]] = []
         self._local.pending, self._local.written = pending, []
         try:
-            with self.store.batch():
+            with self.store.batch(), self.policy.batch():
                 yield
         finally:
             self._local.pending = self._local.written = None
@@ -108,20 +109,31 @@ class Units:
         with self.store.transaction() as records, self.policy.held(records) as policy:
             yield Unit(records, self.clock.now().astimezone(UTC), policy)
 
+    def write(self, apply: Callable[[Unit], _Result]) -> _Result:
+        """A unit of work that is no trigger (a carrier scan recorded on an order it did not
+        move): its own transaction, or a savepoint of the thread's open batch, as a trigger's;
+        its events published once that commits, in a batch once the batch does."""
+        started = time.perf_counter()
+        with self.open() as unit:
+            result = apply(unit)
+        self.publish(unit.events, time.perf_counter() - started)
+        return result
+
     def run(self, request: Request, apply: Callable[[Unit], Aggregate], *, creates: bool) -> Aggregate:
         """Apply ``request`` in a unit of its own, once per idempotency key, and publish its
-        events. ``creates``: the request is its kind's creating trigger."""
+        events. ``creates``: the request is its kind's creating trigger.
+
+        What `open` does, written out: every trigger comes this way, and a generator's
+        ``with`` costs ~3 us a trigger."""
         started = time.perf_counter()
         try:
-            with self.open() as unit:
-                if request.idempotency_key is not None:
-                    earlier = self.replay(unit.records, request)
-                    if earlier is not None:
-                        return earlier
-                result = apply(unit)
-                if request.idempotency_key is not None:
-                    unit.records.remember(request.idempotency_key, request.fingerprint(), result,
-                                          unit.now)
+            with self.store.transaction() as records:
+                policy, outer = self.policy.hold(records)
+                try:
+                    unit = Unit(records, self.clock.now().astimezone(UTC), policy)
+                    result = self._apply(unit, request, apply)
+                finally:
+                    self.policy.release(outer)
         except self.store.duplicate:
             # Someone committed the same key or id between our read and our write.
             return self._after_race(request, creates)
@@ -133,6 +145,18 @@ class Units:
                 raise
             return earlier
         self.publish(unit.events, time.perf_counter() - started)
+        return result
+
+    def _apply(self, unit: Unit, request: Request, apply: Callable[[Unit], Aggregate]) -> Aggregate:
+        """The request's result in ``unit``: its key's first one, or ``apply``'s, remembered."""
+        key = request.idempotency_key
+        if key is None:
+            return apply(unit)
+        earlier = self.replay(unit.records, request)
+        if earlier is not None:
+            return earlier
+        result = apply(unit)
+        unit.records.remember(key, request.fingerprint(), result, unit.now)
         return result
 
     def replay(self, records: Recorder, request: Request) -> Aggregate | None:
@@ -169,8 +193,8 @@ class Units:
         raise Conflict(request.kind, request.id or "?")
 
     def publish(self, events: list[dict[str, Any]], seconds: float) -> None:
-        """Log each committed transition and call the subscribers whose pattern matches; in a
-        batch, once the batch has committed."""
+        """Log each committed transition (or recorded scan) and call the subscribers whose
+        pattern matches; in a batch, once the batch has committed."""
         pending, flat = self._local.pending, self._local.written
         if pending is not None and flat is not None:
             pending.append((events, seconds))
@@ -181,11 +205,7 @@ class Units:
     def _announce(self, events: list[dict[str, Any]], seconds: float) -> None:
         logger = transition_log.get()
         for event in events:
-            actor = event["actor"]
-            logger.info("transition", kind=event["kind"], id=event["aggregate_id"],
-                        trigger=event["trigger"], actor=f"{actor['role']}:{actor['id']}",
-                        src=event["source"], dst=event["dest"],
-                        duration_ms=round(seconds * 1000, 3))
+            _log(logger, event, round(seconds * 1000, 3))
             for pattern, fn in self.subscribers:
                 if fnmatch.fnmatchcase(event["name"], pattern):
                     try:
@@ -195,3 +215,18 @@ class Units:
                         # look like the trigger failed.
                         log.exception("subscriber.failed", domain_event=event["name"],
                                       pattern=pattern)
+
+
+def _log(logger: Any, event: Mapping[str, Any], duration_ms: float) -> None:
+    """One line per committed event: ``transition``, or ``tracking.recorded`` for a carrier
+    scan recorded without one (SPEC §4: it has no trigger)."""
+    if event["trigger"] is None:
+        payload = event["payload"]
+        logger.info("tracking.recorded", kind=event["kind"], id=event["aggregate_id"],
+                    state=event["dest"], carrier=payload["carrier"], status=payload["status"],
+                    event_id=payload["event_id"], duration_ms=duration_ms)
+        return
+    actor = event["actor"]
+    logger.info("transition", kind=event["kind"], id=event["aggregate_id"],
+                trigger=event["trigger"], actor=f"{actor['role']}:{actor['id']}",
+                src=event["source"], dst=event["dest"], duration_ms=duration_ms)

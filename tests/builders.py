@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine as Database
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 import lifecycle
 from lifecycle import Actor
 from lifecycle.adapter_calls import Adapters
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.store.database import connect
-from lifecycle.store.tables import outbox
+from lifecycle.store.tables import aggregates, history, outbox
 
 OPERATOR = Actor("operator", "op-1")
 SYSTEM = Actor("system", "timer")
@@ -478,3 +478,22 @@ def signed(body: bytes, clock: lifecycle.Clock, secret: bytes | None = None,
 
     message_id = message_id or f"msg_{hashlib.sha256(body).hexdigest()[:16]}"
     return signed_headers(secret if secret is not None else SANDBOX_SECRET, message_id, clock.now(), body)
+
+
+def legacy_scans(engine: lifecycle.Engine, order: lifecycle.Aggregate,
+                 n: int) -> lifecycle.Aggregate:
+    """``n`` history rows of the retired ``record_tracking`` self-loop on ``order``, its version
+    moved on with them, as a database written before issue #15's decision 2 holds them. Stamped
+    when the order last moved, so that a reader's clock (a simulation's) stays where it was."""
+    at = engine.history("order", order.id)[-1].at
+    with engine.database.begin() as conn:
+        for seq in range(order.version + 1, order.version + n + 1):
+            conn.execute(insert(history).values(
+                kind="order", aggregate_id=order.id, seq=seq, trigger="record_tracking",
+                source=order.state, dest=order.state, actor_role="system", actor_id="dhl",
+                payload={"event_id": f"old-{seq}", "status": "in_transit"},
+                idempotency_key=None, at=at))
+        conn.execute(update(aggregates).where(aggregates.c.kind == "order",
+                                              aggregates.c.id == order.id)
+                     .values(version=order.version + n))
+    return engine.get("order", order.id)

@@ -86,8 +86,6 @@ SPEC = {
             tracking_in_transit    | shipped                           | in_transit       | operator, system
             tracking_delivered     | shipped, in_transit               | delivered        | operator, system
             tracking_exception     | shipped, in_transit               | =                | operator, system
-            record_tracking        | shipped, in_transit, delivered,
-                                     completed, in_dispute             | =                | operator, system
             confirm_receipt        | shipped, in_transit, delivered    | completed        | buyer
             auto_confirm           | shipped, in_transit, delivered    | completed        | system
             release_funds          | completed                         | funds_released   | operator, system

@@ -132,7 +132,14 @@ def _body(body: Any, adapter: str, operation: str) -> bytes:
                                            f"got {type(body).__name__}")
 
 
+class _Read(dict[str, str]):
+    """Headers `delivery` has read already: names lower-cased, repeats joined. A delivery is
+    read three times on its way (the ingestion, the adapter, `verify`); once is enough."""
+
+
 def _headers(headers: Any, adapter: str, operation: str) -> dict[str, str]:
+    if type(headers) is _Read:
+        return headers
     pairs: Iterable[Any]
     if isinstance(headers, Mapping):
         pairs = headers.items()
@@ -149,7 +156,7 @@ def _headers(headers: Any, adapter: str, operation: str) -> dict[str, str]:
         name, value = (_text(part, adapter, operation) for part in pair)
         name = name.lower()
         found[name] = f"{found[name]}, {value}" if name in found else value
-    return found
+    return _Read(found)
 
 
 def _text(part: Any, adapter: str, operation: str) -> str:

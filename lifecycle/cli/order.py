@@ -203,11 +203,8 @@ def track_command() -> click.Command:
                 verb = "go" if len(given) > 1 else "goes"
                 raise BadUsage(f"{', '.join(given)} {verb} with --status: without it the carrier "
                                "is polled and its events applied as system:CARRIER")
-            before = session.engine.get("order", id).version
-            tracked = session.engine.track(id)
-            applied = tracked.version - before
-            report(tracked, as_json,
-                   also=f"; {applied} new tracking event{'' if applied == 1 else 's'} applied")
+            tracked, applied = _poll(session.engine, id)
+            report(tracked, as_json, also=applied)
             return
         if status == "exception" and values.get("kind") is None and not payload:
             raise BadUsage("missing option --kind: an exception says what happened")
@@ -234,6 +231,19 @@ def track_command() -> click.Command:
              f"\n\nFires {either(TRACKING.values())} ({who_may(_roles(TRACKING.values()))}).",
         short_help="Poll the carrier, or record a tracking event",
     )
+
+
+def _poll(engine: lifecycle.Engine, id: str) -> tuple[lifecycle.Aggregate, str]:
+    """Poll the order's carrier: the order after, and how many of its events were new. Counted
+    by the order's tracking rows, since a scan that moves nothing is no transition (it adds no
+    version); plus the scan that confirmed a booked pickup, which moves the order and keeps
+    no row."""
+    before, rows = engine.get("order", id), len(engine.tracking(id))
+    tracked = engine.track(id)
+    confirmed = [e for e in engine.history("order", id)[before.version:]
+                 if e.trigger == "confirm_pickup"]
+    applied = len(engine.tracking(id)) - rows + len(confirmed)
+    return tracked, f"; {applied} new tracking event{'' if applied == 1 else 's'} applied"
 
 
 def _roles(triggers: Iterable[str]) -> frozenset[str]:

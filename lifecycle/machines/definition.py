@@ -163,6 +163,7 @@ class MachineDefinition:
         public: frozenset[str] = frozenset(),
         deadlines: tuple[Deadline, ...] = (),
         pausing: frozenset[str] = frozenset(),
+        retired: Mapping[str, tuple[str, ...]] | None = None,
     ):
         self.kind = kind
         self.states = states
@@ -173,6 +174,9 @@ class MachineDefinition:
         self.public = public  # roles that act on any aggregate of the kind (buyers claim coupons)
         self.deadlines = deadlines
         self.pausing = pausing  # states that stop the clocks of the state they were entered from
+        # Triggers an older version defined as self-loops of these states and this one does
+        # not: their history rows replay as steps that changed nothing (`replay`).
+        self.retired = dict(retired or {})
         self._deadlines_by_state: dict[str, tuple[Deadline, ...]] = {
             state: tuple(d for d in deadlines if d.state == state) for state in states
         }
@@ -232,6 +236,8 @@ class MachineDefinition:
             if state is None:
                 if (trigger, source, dest) != (self.creation.trigger, None, self.initial):
                     raise ReplayMismatch(self.kind, n, f"starts with {trigger}, not {self.creation.trigger}")
+            elif self._retired_loop(state, trigger, source, dest):
+                continue  # kept in the count of steps (the version), changes nothing
             else:
                 step = self.step(state, trigger)
                 if source != state or step is None or dest not in step.dests:
@@ -242,6 +248,10 @@ class MachineDefinition:
         if state is None:
             raise ReplayMismatch(self.kind, 0, "no history")
         return state
+
+    def _retired_loop(self, state: str, trigger: str, source: str | None, dest: str) -> bool:
+        """Whether a history row is a retired trigger's self-loop where it was defined."""
+        return source == dest == state and state in self.retired.get(trigger, ())
 
     def deadlines_for(self, state: str) -> tuple[Deadline, ...]:
         return self._deadlines_by_state.get(state, ())
@@ -332,6 +342,11 @@ def _validate(definition: MachineDefinition) -> None:
             problems.append(f"{t.trigger} leaves terminal state {terminal}")
     for state in definition.pausing - states:
         problems.append(f"pausing state {state!r} is unknown")
+    for trigger, sources in definition.retired.items():
+        if definition.sources_of(trigger):
+            problems.append(f"retired trigger {trigger} is still defined")
+        for state in set(sources) - states:
+            problems.append(f"retired trigger {trigger} names unknown state {state!r}")
     for role in definition.owners:
         if role not in ROLES:
             problems.append(f"owner role {role!r} is unknown")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from lifecycle.errors import DefinitionError
 from lifecycle.machines import order_effects as effects
 from lifecycle.machines.definition import Context, Deadline, MachineDefinition, Transition
 from lifecycle.machines.order_payloads import (
@@ -64,8 +65,9 @@ AFTER_SHIPPING = (*DISPUTABLE, "in_dispute")
 AWAITING_RECEIPT = ("shipped", "in_transit", "delivered")  # the buyer may confirm receipt
 
 # Which carrier scan fires which order trigger, by the scan's status. The states each fires
-# from are its transitions' sources below: `SCAN_MOVES` is derived from both. A scan of any
-# other status, in a state ``record_tracking`` leaves, is recorded as it came.
+# from are its transitions' sources below: `SCAN_MOVES` is derived from both. A scan that fires
+# none, after shipping (`RECORDED_SCAN_STATES`), is recorded as it came: a tracking row and an
+# outbox event, no transition (SPEC §4; the ingestion writes them).
 SCAN_TRIGGERS: Mapping[str, tuple[TrackingStatus, ...]] = {
     "confirm_pickup": ("in_transit", "out_for_delivery"),  # the courier took the booked parcel
     "tracking_in_transit": ("in_transit", "out_for_delivery"),
@@ -104,10 +106,13 @@ def _tracking(trigger: str, source: tuple[str, ...], dest: str | None,
               payload: type[TrackingEvent | TrackingException] = TrackingEvent,
               status: str | None = None) -> Transition:
     """A carrier's scan of a shipped order (the system fires it, or an operator for it): kept
-    as a row under ``status`` — by default the state it moves to; None on both: the scan's own
-    status — and stamped in the order as ``{status}_at``. ``dest`` None keeps the state."""
+    as a row under ``status`` (by default the state it moves to) and stamped in the order as
+    ``{status}_at``. ``dest`` None keeps the state."""
+    kept = status or dest
+    if kept is None:
+        raise DefinitionError(f"order: {trigger} keeps its scans under no status")
     return Transition(trigger, source, dest, SYSTEM | OPERATOR, payload, (),
-                      effects.track(status or dest, moves=dest is not None))
+                      effects.track(kept, moves=dest is not None))
 
 
 # --- the machine --------------------------------------------------------------------------
@@ -154,7 +159,6 @@ DEFINITION = MachineDefinition(
         _tracking("tracking_delivered", ("shipped", "in_transit"), "delivered"),
         _tracking("tracking_exception", ("shipped", "in_transit"), None, TrackingException,
                   status="exception"),
-        _tracking("record_tracking", AFTER_SHIPPING, None),
         Transition("confirm_receipt", AWAITING_RECEIPT, "completed", BUYER, Empty, (),
                    effects.complete),
         Transition("auto_confirm", AWAITING_RECEIPT, "completed", SYSTEM, Empty, (),
@@ -168,6 +172,9 @@ DEFINITION = MachineDefinition(
                    effects.close_dispute_refunded, when=_refunds_everything, internal=True),
         *_BACK,
     ),
+    # A scan that moved nothing was this self-loop before issue #15 (decision 2); databases
+    # written then still hold its history rows, which replay as steps that change nothing.
+    retired={"record_tracking": AFTER_SHIPPING},
     deadlines=(
         Deadline("awaiting_payment", "payment_timeout", lambda p, d: p.payment_timeout,
                  "placed_at"),
@@ -199,8 +206,9 @@ def scan_moves(definition: MachineDefinition) -> dict[tuple[str, str], str]:
 
 SCAN_MOVES: Mapping[tuple[str, str], str] = scan_moves(DEFINITION)
 
-RECORDED_SCAN_STATES = DEFINITION.sources_of("record_tracking")
-"""The states in which a scan that moves nothing is still recorded (after shipping)."""
+RECORDED_SCAN_STATES = AFTER_SHIPPING
+"""The states in which a scan that moves nothing is still recorded (after shipping): a
+tracking row and an ``order.scan_recorded`` event, no transition (SPEC §4)."""
 
 waybill_key = effects.waybill_key
 

@@ -167,12 +167,11 @@ def ship_offline(ctx: Context) -> None:
     ctx.follow_ups.append(Index("waybill", _by_waybill))
 
 
-def track(status: str | None, *, moves: bool) -> Effect:
-    """Keep a carrier's scan as a tracking-event row under ``status`` (None: the status the
-    event came with, a late or out-of-order scan that moves nothing); ``moves`` says whether
+def track(status: str, *, moves: bool) -> Effect:
+    """Keep a carrier's scan as a tracking-event row under ``status``; ``moves`` says whether
     the transition moves the order. The order keeps only what its rules read: when each status
     was first seen, the kinds of exception seen, and whether the parcel went back to the
-    sender."""
+    sender. (A scan that moves nothing is no transition: the ingestion records it.)"""
 
     def record(ctx: Context) -> None:
         event = ctx.payload
@@ -180,18 +179,17 @@ def track(status: str | None, *, moves: bool) -> Effect:
         reported = event.reported_at
         ctx.follow_ups.append(Scan(
             carrier=ctx.data["carrier"], waybill=ctx.data["waybill"], event_id=event.event_id,
-            status=status or getattr(event, "status", None), exception_kind=exception,
+            status=status, exception_kind=exception,
             reported_at=iso(reported) if reported is not None else None,
             location=event.location, detail=event.detail, moved=moves,
         ))
-        if status is not None:
-            ctx.data.setdefault(f"{status}_at", iso(ctx.now))
+        ctx.data.setdefault(f"{status}_at", iso(ctx.now))
         if exception is not None:
             ctx.data["exception_kinds"] = sorted({*ctx.data.get("exception_kinds", ()), exception})
         if exception == "returned_to_sender":
             ctx.data["returned_to_sender"] = True
 
-    record.__name__ = f"track_{status or 'event'}"
+    record.__name__ = f"track_{status}"
     return record
 
 

@@ -213,7 +213,7 @@ class Driver:
         """Ingest one message, offered again while it loses races; count what became of it."""
         m = self.market
         m.count(f"{what}.delivered")
-        before = m.session_transitions
+        before = m.applied()  # a push that only recorded scans applied them too
         try:
             REDELIVER.run(ingest, m.count)
         except lifecycle.CaptureRefused:
@@ -223,7 +223,7 @@ class Driver:
         except LifecycleError:
             m.count(f"{what}.refused")
         m.drain()
-        m.count(f"{what}.applied" if m.session_transitions > before else f"{what}.ignored")
+        m.count(f"{what}.applied" if m.applied() > before else f"{what}.ignored")
 
     def _status(self) -> str | None:
         m = self.market

@@ -111,7 +111,8 @@ class Market:
         self._block: AbstractContextManager[None] = contextlib.nullcontext()
         self.states: dict[str, Counter[str]] = {k: Counter() for k in lifecycle.definitions()}
         self.session_transitions = 0
-        self._saved_transitions = -1  # the first save is never skipped
+        self.session_scans = 0  # carrier scans recorded without a transition (SPEC §4)
+        self._saved_applied = -1  # what was applied at the last save; the first is never skipped
         self.wall_started = time.perf_counter()
         self.cpu_started = time.process_time()
         self.stuck_orders = 0  # open orders that wait on a parked deadline nobody can fire
@@ -330,6 +331,10 @@ class Market:
         if not id.startswith(self.prefix):
             return  # somebody else's aggregate in a shared database
         kind, trigger, source, dest = event["kind"], event["trigger"], event["source"], event["dest"]
+        if trigger is None:  # a carrier scan recorded: no transition, nobody acts on it
+            self.session_scans += 1
+            self.count("tracking.recorded")
+            return
         self.session_transitions += 1
         self.tally.triggers[f"{kind}.{trigger}"] += 1
         states = self.states[kind]
@@ -339,6 +344,10 @@ class Market:
             if source is not None:
                 states[source] -= 1
         self.actors[kind].on_event(event, self.now())
+
+    def applied(self) -> int:
+        """What this session applied of the engine's events: transitions and recorded scans."""
+        return self.session_transitions + self.session_scans
 
     # --- progress -------------------------------------------------------------------------
 
@@ -358,12 +367,12 @@ class Market:
         tick, or a batch, in which nobody's act committed writes nothing, and so costs
         PostgreSQL no flush of its log (a market of many shards has many quiet ticks). The
         saved progress still covers every transition the database holds."""
-        if self.session_transitions != self._saved_transitions:
+        if self.applied() != self._saved_applied:
             self.checkpoint("running")
 
     def checkpoint(self, status: str) -> None:
         """Save the run's progress: in the open batch, if any, committed with its triggers."""
-        self._saved_transitions = self.session_transitions
+        self._saved_applied = self.applied()
         progress = self.progress
         progress.status, progress.sim_now = status, self.now()
         self.tally.gateway = self._gateway_totals() if progress.session == 0 else {}

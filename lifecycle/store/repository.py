@@ -89,6 +89,12 @@ def _find(by_state: bool, after: bool) -> Any:
     return query.order_by(aggregates.c.id).limit(bindparam("limit")).offset(literal_column("0"))
 
 
+# An aggregate as a writer reads it: with the moment it last moved.
+_FOR_WRITE = select(aggregates.c.state, aggregates.c.version, aggregates.c.data,
+                    aggregates.c.updated_at).where(
+    aggregates.c.kind == bindparam("kind"), aggregates.c.id == bindparam("id"))
+
+
 def _count(table: Table) -> Any:
     return select(func.count()).select_from(table)
 
@@ -114,13 +120,22 @@ class AggregateRecords(Statements):
         state, version, data = row
         return Aggregate(kind, id, state, version, self.loads(data))
 
-    LOAD_FOR_WRITE = Statement(select(aggregates.c.state, aggregates.c.version, aggregates.c.data,
-                                      aggregates.c.updated_at).where(
-        aggregates.c.kind == bindparam("kind"), aggregates.c.id == bindparam("id")))
+    LOAD_FOR_WRITE = Statement(_FOR_WRITE)
+    # FOR UPDATE on PostgreSQL; SQLite has no row locks (its writer began IMMEDIATE, holding
+    # the database) and compiles it away.
+    LOCK_FOR_WRITE = Statement(_FOR_WRITE.with_for_update())
 
     def load_for_write(self, kind: str, id: str) -> tuple[Aggregate, datetime] | None:
         """The aggregate and when it last moved: a writer stamps its transition no earlier."""
-        self.cur.execute(self.LOAD_FOR_WRITE, {"kind": kind, "id": id})
+        return self._for_write(self.LOAD_FOR_WRITE, kind, id)
+
+    def lock_for_write(self, kind: str, id: str) -> tuple[Aggregate, datetime] | None:
+        """`load_for_write`, holding the row until the transaction ends: nobody moves the
+        aggregate meanwhile, though this transaction writes nothing to it (a recorded scan)."""
+        return self._for_write(self.LOCK_FOR_WRITE, kind, id)
+
+    def _for_write(self, sql: str, kind: str, id: str) -> tuple[Aggregate, datetime] | None:
+        self.cur.execute(sql, {"kind": kind, "id": id})
         row = self.cur.fetchone()
         if row is None:
             return None
@@ -147,7 +162,12 @@ class AggregateRecords(Statements):
 
     def update_aggregate(self, aggregate: Aggregate, read_version: int, now: datetime) -> bool:
         """Write the new state if nobody else did since ``read_version``; False if somebody did."""
-        self.cur.execute(self.UPDATE_AGGREGATE, {
+        self.cur.execute(self.UPDATE_AGGREGATE, self.update_values(aggregate, read_version, now))
+        return bool(self.cur.rowcount == 1)
+
+    def update_values(self, aggregate: Aggregate, read_version: int, now: datetime) -> dict[str, Any]:
+        """The parameters of `UPDATE_AGGREGATE`."""
+        return {
             "b_kind": aggregate.kind,
             "b_id": aggregate.id,
             "b_version": read_version,
@@ -155,8 +175,7 @@ class AggregateRecords(Statements):
             "version": aggregate.version,
             "data": self.json(aggregate.data),
             "updated_at": self.moment(now),
-        })
-        return bool(self.cur.rowcount == 1)
+        }
 
     CLAIM_VERSION = Statement(update(aggregates).where(_by_key(aggregates)).values(
         version=bindparam("version")))
@@ -286,9 +305,17 @@ class AggregateRecords(Statements):
     # --- carrier scans -------------------------------------------------------------------
 
     INSERT_SCAN = Statement(insert(tracking_events).values(values_of(tracking_events, "id")))
+    # A scan recorded without a transition has no idempotency record: its unique
+    # (kind, aggregate_id, event_id) row is what keeps a second delivery from counting twice.
+    # Inline: no RETURNING of the row id, which PostgreSQL would want after the conflict clause.
+    INSERT_SCAN_ONCE = Statement(insert(tracking_events).values(values_of(tracking_events, "id"))
+                                 .inline(), suffix=" ON CONFLICT DO NOTHING")
 
-    def record_scan(self, kind: str, id: str, scan: Scan, now: datetime) -> None:
-        self.cur.execute(self.INSERT_SCAN, {
+    def record_scan(self, kind: str, id: str, scan: Scan, now: datetime, *,
+                    once: bool = False) -> bool:
+        """Keep one scan of the aggregate; ``once``: unless the aggregate has a scan of the same
+        event id (a duplicate is no error, nothing is written). Whether a row was written."""
+        self.cur.execute(self.INSERT_SCAN_ONCE if once else self.INSERT_SCAN, {
             "kind": kind, "aggregate_id": id, "carrier": scan.carrier, "waybill": scan.waybill,
             "event_id": scan.event_id, "status": scan.status, "exception_kind": scan.exception_kind,
             "reported_at": self.moment(datetime.fromisoformat(scan.reported_at))
@@ -296,6 +323,7 @@ class AggregateRecords(Statements):
             "location": scan.location, "detail": scan.detail, "moved": scan.moved,
             "recorded_at": self.moment(now),
         })
+        return bool(self.cur.rowcount == 1)
 
     SCAN_SEEN = Statement(select(tracking_events.c.id).where(
         tracking_events.c.kind == bindparam("kind"),

@@ -528,3 +528,63 @@ def test_an_applications_row_written_in_a_batch_commits_or_is_lost_with_it(
         assert state_of(other, b) == "awaiting_payment"
     finally:
         notes.drop(engine.database)
+
+
+def payment_due(engine: lifecycle.Engine, id: str) -> timedelta:
+    """How long after its placing the order's payment_timeout deadline falls due."""
+    (deadline,) = engine.deadlines(kind="order", id=id)
+    placed_at = engine.history("order", id)[0].at
+    return deadline.due_at - placed_at
+
+
+def test_a_batch_holds_the_policy_its_first_trigger_read(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    engine, other = shop
+    old = engine.policy.payment_timeout
+    new = old + timedelta(hours=1)
+    with engine.batch():
+        (first,) = placed(engine)
+        if engine.database.dialect.name == "postgresql":
+            # Another process stores a new version while the batch is open (on SQLite the
+            # batch holds the write lock: nobody can).
+            other.set_policy(other.policy.with_overrides(payment_timeout=new))
+        (second,) = placed(engine)
+    (after,) = placed(engine)
+    assert [payment_due(engine, id) for id in (first, second)] == [old, old]
+    expected = new if engine.database.dialect.name == "postgresql" else old
+    assert payment_due(engine, after) == expected
+
+
+def test_a_policy_stored_inside_a_batch_holds_from_the_batchs_next_trigger(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    engine, _ = shop
+    old = engine.policy.payment_timeout
+    new = old + timedelta(hours=2)
+    with engine.batch():
+        (first,) = placed(engine)
+        engine.set_policy(engine.policy.with_overrides(payment_timeout=new))
+        (second,) = placed(engine)
+    assert [payment_due(engine, id) for id in (first, second)] == [old, new]
+
+
+def test_an_applications_statements_of_one_shape_each_run_with_their_own_values(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    """`Engine.execute` compiles a statement's shape once: the values of each run still count."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+
+    engine, other = shop
+    notes = Table("batch_test_shapes", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("note", String(40)))
+    notes.drop(engine.database, checkfirst=True)
+    notes.create(engine.database)
+    try:
+        with engine.batch():
+            for n in range(1, 4):
+                engine.execute(insert(notes).values(id=n, note=f"note {n}"))
+            engine.execute(update(notes).where(notes.c.id == 2).values(note="changed"))
+            engine.execute(update(notes).where(notes.c.id == 3).values(note="changed too"))
+        with other.database.connect() as conn:
+            found = conn.execute(select(notes.c.id, notes.c.note).order_by(notes.c.id)).all()
+        assert [tuple(row) for row in found] == [(1, "note 1"), (2, "changed"), (3, "changed too")]
+    finally:
+        notes.drop(engine.database)

@@ -716,12 +716,13 @@ def test_track_without_status_polls_the_carrier_and_applies_its_events_once(
 
     assert first.exit_code == 0, first.output
     polled = engine.get("order", order.id)
-    applied = polled.version - order.version
+    applied = len(engine.tracking(order.id))  # a row per scan, those that moved nothing too
     assert applied >= 1  # the sandbox carrier has at least scanned the parcel in
     assert first.stdout == (f"order {order.id} is {polled.state} (version {polled.version}); "
                             f"{applied} new tracking event{'' if applied == 1 else 's'} applied\n")
-    assert {e.actor for e in engine.history("order", order.id)[order.version:]} == {
-        lifecycle.Actor("system", "dhl")}
+    assert {r.carrier for r in engine.tracking(order.id)} == {"dhl"}
+    assert {e.actor for e in engine.history("order", order.id)[order.version:]} <= {
+        lifecycle.Actor("system", "dhl")}  # the scans that moved it, if any
     assert again.stdout == f"order {order.id} is {polled.state} (version {polled.version}); " \
                            "0 new tracking events applied\n"
     assert engine.get("order", order.id) == polled

@@ -235,7 +235,6 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("order", "tracking_in_transit"): sends({"event_id": "ev-1", "location": "Shenzhen"}),
     ("order", "tracking_delivered"): sends({"event_id": "ev-2", "location": "Lisboa"}),
     ("order", "tracking_exception"): sends({"kind": "customs_hold", "detail": "held at customs"}),
-    ("order", "record_tracking"): sends({"event_id": "ev-3", "status": "out_for_delivery"}),
     ("order", "confirm_receipt"): sends({}),
     ("order", "auto_confirm"): sends({}),
     ("order", "release_funds"): sends({}),

@@ -26,6 +26,7 @@ from lifecycle.simulation import Behaviour, Config, Faults, Report, readback, re
 from lifecycle.simulation.driver import Driver
 from lifecycle.simulation.market import Market
 from lifecycle.simulation.retry import GAVE_UP, REREAD, SAME_KEY
+from tests.builders import legacy_scans
 
 # Shares raised above the defaults so that 20 sellers and 300 orders meet every case.
 COVERING = Behaviour(
@@ -354,6 +355,26 @@ def test_a_stopped_run_resumes_to_the_end(tmp_path: Path) -> None:
     assert finished.states["order"]["funds_released"] > 80
     again = simulation.run_on(db, resume=True)  # a finished run is only reported on
     assert again.to_json(deterministic=True) == finished.to_json(deterministic=True)
+
+
+def test_a_run_resumes_over_legacy_record_tracking_rows(tmp_path: Path) -> None:
+    """A database written before scans stopped being transitions holds ``record_tracking``
+    self-loops: the resume reads past them and the check still replays every history."""
+    config = replace(SMALL, orders=60, sellers=6, days=30, seed=3)
+    db = url(tmp_path)
+    simulation.run_on(db, config, stop_after_orders=40)
+    with lifecycle.open(db) as engine:
+        shipped = [order for state in ("shipped", "in_transit", "delivered", "completed")
+                   for order in engine.find("order", state=state, limit=1000)]
+        assert shipped  # the stopped run left orders on their way
+        for order in shipped:
+            legacy_scans(engine, order, 2)
+
+    finished = simulation.run_on(db, resume=True)
+
+    assert finished.status == "finished"
+    assert finished.check["passed"], finished.check
+    assert finished.funnel["placed"] == 60
 
 
 def test_a_run_stopped_from_the_progress_callback_resumes(tmp_path: Path) -> None:

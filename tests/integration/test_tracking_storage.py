@@ -46,11 +46,11 @@ def test_an_idempotency_record_keeps_a_reference_not_a_copy_of_the_aggregate(
     engine: lifecycle.Engine, clock: lifecycle.SimulatedClock
 ) -> None:
     order = order_in(engine, clock, "in_transit")
-    engine.ingest_tracking("dhl", *push(clock, scan(1, clock.now())))
+    engine.ingest_tracking("dhl", *push(clock, scan(1, clock.now(), status="delivered")))
 
     with engine.database.connect() as conn:
         results = [row.result for row in conn.execute(select(idempotency.c.result))]
-    assert results == [{"state": "in_transit", "version": order.version + 1}]
+    assert results == [{"state": "delivered", "version": order.version + 1}]
 
 
 def test_a_redelivered_scan_is_recorded_once(

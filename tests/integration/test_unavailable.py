@@ -177,12 +177,13 @@ def test_after_the_kept_connections_were_dropped_one_call_fails_and_the_next_one
 def test_contention_stays_a_conflict_not_unavailable(
     world: World, pg_url: str, app_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lifecycle.store.recorder import Recorder
+    # PostgreSQL's own recorder: its `update_aggregate` (queued after a claim) is the one run.
+    from lifecycle.store.recorder import PostgresRecorder
 
     def serialization_failure(*args: object, **kwargs: object) -> None:
         raise psycopg.errors.SerializationFailure("could not serialize access due to concurrent update")
 
-    monkeypatch.setattr(Recorder, "update_aggregate", serialization_failure)
+    monkeypatch.setattr(PostgresRecorder, "update_aggregate", serialization_failure)
     with pytest.raises(lifecycle.Conflict) as conflict:
         world.engine.fire("order", world.unpaid.id, "pay", buyer())
 

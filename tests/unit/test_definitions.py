@@ -262,3 +262,17 @@ def test_the_spec_tables_are_read_as_written() -> None:
         ("open", (), "a", ("system",), True),
         ("note", ("a",), None, ("system",), False),
     ], key=repr)
+
+
+def test_an_empty_payload_is_validated_once_per_model_and_dumps_afresh() -> None:
+    from lifecycle.machines.order_payloads import Pay
+    from lifecycle.machines.payloads import Empty, dump, nothing_given
+
+    assert nothing_given(Empty) is nothing_given(Empty)
+    first = dump(nothing_given(Empty))
+    first["note"] = "changed by a subscriber"
+    assert dump(nothing_given(Empty)) == {}
+    # Only an empty form: a given note is validated and dumped each time.
+    assert dump(Empty.model_validate({"note": "hi"})) == {"note": "hi"}
+    assert dump(nothing_given(Pay)) == Pay.model_validate({}).model_dump(mode="json",
+                                                                          exclude_none=True)

@@ -1,5 +1,6 @@
 """Which carrier scan moves an order has one source: `SCAN_TRIGGERS` over the transitions' sources
-(issue #14). The table the engine ingests scans with follows the machine, never a copy of it."""
+(issue #14). The table the engine ingests scans with follows the machine, never a copy of it. A
+scan that moves nothing is no trigger (issue #15, decision 2)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from lifecycle.adapter_calls import tracking_trigger
 from lifecycle.adapters.ports import TRACKING_STATUSES, TrackingEvent, TrackingStatus
+from lifecycle.errors import ReplayMismatch
 from lifecycle.machines.definition import MachineDefinition
 from lifecycle.machines.order import (
     DEFINITION,
@@ -39,6 +41,33 @@ WRITTEN_OUT = {
 def test_the_derived_table_is_the_one_written_out_before() -> None:
     assert dict(SCAN_MOVES) == WRITTEN_OUT
     assert RECORDED_SCAN_STATES == ("shipped", "in_transit", "delivered", "completed", "in_dispute")
+
+
+def test_a_scan_that_moves_nothing_is_no_trigger_of_the_machine() -> None:
+    """SPEC §4: a late, duplicate or intermediate scan is recorded, not a transition; the
+    self-loop older versions had is retired, so old histories holding it still replay."""
+    assert DEFINITION.sources_of("record_tracking") == ()
+    assert DEFINITION.retired == {"record_tracking": RECORDED_SCAN_STATES}
+    assert all(DEFINITION.step(state, "record_tracking") is None for state in STATES)
+
+
+def test_a_retired_self_loop_replays_as_a_step_that_changes_nothing() -> None:
+    history = [("place", None, "awaiting_payment"), ("pay", "awaiting_payment", "paid"),
+               ("ship_offline", "paid", "shipped"), ("record_tracking", "shipped", "shipped"),
+               ("tracking_delivered", "shipped", "delivered"),
+               ("record_tracking", "delivered", "delivered")]
+
+    assert DEFINITION.replay(history) == "delivered"
+
+
+@pytest.mark.parametrize("loop", [("record_tracking", "paid", "paid"),  # never defined there
+                                  ("record_tracking", "paid", "shipped")])  # not a self-loop
+def test_a_retired_trigger_replays_only_as_the_self_loop_it_was(
+        loop: tuple[str, str, str]) -> None:
+    history = [("place", None, "awaiting_payment"), ("pay", "awaiting_payment", "paid"), loop]
+
+    with pytest.raises(ReplayMismatch):
+        DEFINITION.replay(history)
 
 
 def test_every_status_in_the_table_is_one_a_carrier_reports() -> None:
@@ -84,16 +113,11 @@ def _scan(status: TrackingStatus) -> TrackingEvent:
 
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("status", TRACKING_STATUSES)
-def test_ingestion_fires_what_the_table_says_or_records_after_shipping(
+def test_ingestion_fires_what_the_table_says_and_nothing_else(
         state: str, status: TrackingStatus) -> None:
     trigger, _payload = tracking_trigger(state, _scan(status))
 
-    if trigger_for_scan(state, status) is not None:
-        assert trigger == trigger_for_scan(state, status)
-    elif state in RECORDED_SCAN_STATES:
-        assert trigger == "record_tracking"
-    else:
-        assert trigger is None
+    assert trigger == trigger_for_scan(state, status)
     if trigger is not None:
         step = DEFINITION.step(state, trigger)
         assert step is not None

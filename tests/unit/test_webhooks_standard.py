@@ -33,6 +33,7 @@ from lifecycle.adapters import (
     webhook_key,
 )
 from lifecycle.adapters.ports import Money
+from lifecycle.adapters.webhooks import delivery
 
 KEY = b"0123456789abcdef0123456789abcdef"
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -272,3 +273,16 @@ def test_we_verify_what_the_node_snippet_in_the_docs_signs() -> None:
     check(sent["headers"], keys=(OLD_KEY, webhook_key(SECRET)), body=body, now=now)
     with pytest.raises(SignatureInvalid, match="no signature matches"):
         check(sent["headers"], body=body + b" ", now=now)
+
+
+def test_headers_read_once_are_not_read_again_and_repeats_stay_joined_once() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    signed = signed_headers(KEY, "msg_1", at, BODY)
+    pairs = [(name.upper().encode(), value.encode()) for name, value in signed.items()]
+    pairs.append((b"X-Note", b"one"))
+    pairs.append((b"x-note", b"two"))
+    _, read = delivery(BODY, pairs, adapter="test", operation="parse")
+    _, again = delivery(BODY, read, adapter="test", operation="parse")
+    assert again is read
+    assert read["x-note"] == "one, two"
+    verify([KEY], BODY, read, now=at, adapter="test", operation="parse")
