@@ -67,7 +67,7 @@ from lifecycle.logs import configure
 from lifecycle.machines import DEFINITIONS
 from lifecycle.machines.definition import Context
 from lifecycle.machines.order import STATES
-from lifecycle.pipeline import _check_guards, _owns, _validate
+from lifecycle.pipeline import _check_guards, _owns, validate_payload
 from lifecycle.store.database import WAL_AUTOCHECKPOINT_PAGES, connect
 from lifecycle.store.tables import aggregates, deadlines, history, metadata
 from tests.builders import SHIPMENT, SYSTEM, buyer, order_payload, seller, seller_in
@@ -579,7 +579,7 @@ def validation_only(trace: Sequence[Step], now: datetime) -> FireAll:
                     raise RuntimeError("undefined")
                 if actor.role not in step.roles:
                     raise RuntimeError("role")
-                validated = _validate(step.payload, payload, current.data)
+                validated = validate_payload(step.payload, payload, current.data)
                 # as Pipeline._context builds it
                 context = Context(current.kind, current.id, current.state, dict(current.data),
                                   validated, actor, now, policy, load, trigger=trigger,

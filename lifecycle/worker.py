@@ -81,14 +81,14 @@ class TimerWorker:
         while not stop.is_set():
             try:
                 fired = self._fire_batch(stop)
+                if fired < self.batch:
+                    self._prune_if_due()  # inside the try: an outage here is one like any
             except Unavailable as error:
                 if once:
                     raise
                 stop.wait(self._unavailable(error))
                 continue
             self._available()
-            if fired < self.batch:
-                self._prune_if_due()
             if once and fired < self.batch:
                 break
             if fired == 0:

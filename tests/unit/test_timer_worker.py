@@ -20,12 +20,16 @@ class ScriptedEngine:
     """``run_due_timers`` answers from a script: a number fired, or an error to raise. When
     the script runs out it sets the worker's stop and reports nothing due."""
 
-    def __init__(self, script: list[int | Exception], stop: FakeStop):
+    def __init__(self, script: list[int | Exception], stop: FakeStop,
+                 prune_fails: list[Exception] | None = None):
         self.script, self.stop, self.calls = list(script), stop, 0
         self.prunes = 0
+        self.prune_fails = list(prune_fails or [])  # what the next prunes raise, in turn
 
     def prune(self, limit: int = 5000) -> dict[str, int]:
         self.prunes += 1
+        if self.prune_fails:
+            raise self.prune_fails.pop(0)
         return {"idempotency_keys": 0, "published_events": 0}
 
     def run_due_timers(self, limit: int | None = None,
@@ -148,3 +152,17 @@ def test_the_worker_prunes_once_it_has_caught_up_and_not_on_every_round() -> Non
     TimerWorker(engine, batch=2).run(stop)
 
     assert engine.prunes == 1  # caught up three times within PRUNE_EVERY: pruned once
+
+
+def test_an_outage_while_pruning_is_ridden_out_like_one_while_firing() -> None:
+    stop = FakeStop()
+    engine = ScriptedEngine([1, 0, 1, 0], stop, prune_fails=[DOWN])
+
+    with capture_logs() as logs:
+        fired = TimerWorker(engine, batch=500).run(stop)
+
+    assert fired == 2  # the worker went on after the failed prune, and fired the next one
+    assert engine.prunes == 2  # tried again once the database was back
+    assert stop.waits[0] == 0.5
+    assert len(events(logs, "timers.database_unavailable")) == 1
+    assert len(events(logs, "timers.database_back")) == 1
