@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, Update, insert, select, update
 from sqlalchemy import Engine as Database
 
@@ -98,13 +99,18 @@ def load(database: Database, name: str) -> Progress | None:
 
 
 def _values(progress: Progress, now: datetime) -> dict[str, Any]:
+    return {"config": json.dumps(progress.config, sort_keys=True), **_progress(progress, now)}
+
+
+def _progress(progress: Progress, now: datetime) -> dict[str, Any]:
+    """What changes as a run goes on (its config does not): written once a batch, so the
+    tally, daily samples and all, is serialised with orjson (a tenth of json's cost)."""
     return {
-        "config": json.dumps(progress.config, sort_keys=True),
         "status": progress.status,
         "session": progress.session,
         "sim_now": progress.sim_now.isoformat(),
         "next_order": progress.next_order,
-        "tally": json.dumps(progress.tally, sort_keys=True),
+        "tally": orjson.dumps(progress.tally, option=orjson.OPT_SORT_KEYS).decode(),
         "updated_at": now.isoformat(),
     }
 
@@ -132,4 +138,4 @@ def update_row(database: Database, progress: Progress, now: datetime) -> None:
 def saving(progress: Progress, now: datetime) -> Update:
     """The statement that writes the run's row, for `Engine.execute`: in a batch, the row
     commits with the triggers it covers."""
-    return update(runs).where(runs.c.name == progress.name).values(**_values(progress, now))
+    return update(runs).where(runs.c.name == progress.name).values(**_progress(progress, now))
