@@ -7,6 +7,7 @@ second `lifecycle.open` on the same database: its own connections, as another pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -21,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 import structlog
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
 from structlog.testing import capture_logs
 
 import lifecycle
@@ -497,37 +498,42 @@ def test_the_batchs_own_code_reads_the_events_it_wrote_before_the_commit(
     assert engine.batch_events() == []
 
 
-def test_an_applications_row_written_in_a_batch_commits_or_is_lost_with_it(
-        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
-    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
-
-    engine, other = shop
-    notes = Table("batch_test_notes", MetaData(), Column("id", Integer, primary_key=True),
+@contextlib.contextmanager
+def notes_table(engine: lifecycle.Engine, name: str) -> Iterator[Table]:
+    """An application's own table (id, note) beside the engine's, dropped afterwards."""
+    notes = Table(name, MetaData(), Column("id", Integer, primary_key=True),
                   Column("note", String(40)))
     notes.drop(engine.database, checkfirst=True)
     notes.create(engine.database)
-
-    def noted(on: lifecycle.Engine) -> list[str]:
-        with on.database.connect() as conn:
-            return [row.note for row in conn.execute(select(notes.c.note).order_by(notes.c.id))]
-
     try:
+        yield notes
+    finally:
+        notes.drop(engine.database)
+
+
+def noted(on: lifecycle.Engine, notes: Table) -> list[str]:
+    with on.database.connect() as conn:
+        return [row.note for row in conn.execute(select(notes.c.note).order_by(notes.c.id))]
+
+
+def test_an_applications_row_written_in_a_batch_commits_or_is_lost_with_it(
+        shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
+    engine, other = shop
+    with notes_table(engine, "batch_test_notes") as notes:
         engine.execute(insert(notes).values(id=1, note="alone"))  # a transaction of its own
-        assert noted(other) == ["alone"]
+        assert noted(other, notes) == ["alone"]
         a, b = placed(engine, 2)
         with engine.batch():
             engine.fire("order", a, "pay", buyer())
             engine.execute(insert(notes).values(id=2, note="with the batch"))
-            assert noted(other) == ["alone"]
-        assert noted(other) == ["alone", "with the batch"]
+            assert noted(other, notes) == ["alone"]
+        assert noted(other, notes) == ["alone", "with the batch"]
         with pytest.raises(ZeroDivisionError), engine.batch():  # noqa: PT012
             engine.fire("order", b, "pay", buyer())
             engine.execute(insert(notes).values(id=3, note="lost"))
             _ = 1 / 0
-        assert noted(other) == ["alone", "with the batch"]
+        assert noted(other, notes) == ["alone", "with the batch"]
         assert state_of(other, b) == "awaiting_payment"
-    finally:
-        notes.drop(engine.database)
 
 
 def payment_due(engine: lifecycle.Engine, id: str) -> timedelta:
@@ -570,21 +576,11 @@ def test_a_policy_stored_inside_a_batch_holds_from_the_batchs_next_trigger(
 def test_an_applications_statements_of_one_shape_each_run_with_their_own_values(
         shop: tuple[lifecycle.Engine, lifecycle.Engine]) -> None:
     """`Engine.execute` compiles a statement's shape once: the values of each run still count."""
-    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
-
     engine, other = shop
-    notes = Table("batch_test_shapes", MetaData(), Column("id", Integer, primary_key=True),
-                  Column("note", String(40)))
-    notes.drop(engine.database, checkfirst=True)
-    notes.create(engine.database)
-    try:
+    with notes_table(engine, "batch_test_shapes") as notes:
         with engine.batch():
             for n in range(1, 4):
                 engine.execute(insert(notes).values(id=n, note=f"note {n}"))
             engine.execute(update(notes).where(notes.c.id == 2).values(note="changed"))
             engine.execute(update(notes).where(notes.c.id == 3).values(note="changed too"))
-        with other.database.connect() as conn:
-            found = conn.execute(select(notes.c.id, notes.c.note).order_by(notes.c.id)).all()
-        assert [tuple(row) for row in found] == [(1, "note 1"), (2, "changed"), (3, "changed too")]
-    finally:
-        notes.drop(engine.database)
+        assert noted(other, notes) == ["note 1", "changed", "changed too"]
