@@ -178,7 +178,9 @@ class Pipeline:
             creation.effect(context)
         self._call_adapters(context, request.idempotency_key or f"{definition.kind}:{id}:1")
         context.state = definition.initial
-        return Aggregate(definition.kind, id, definition.initial, 1, context.data), context, payload
+        created = Aggregate(definition.kind, id, definition.initial, 1, context.data,
+                            definition.version)
+        return created, context, payload
 
     def _insert(self, unit: Unit, definition: MachineDefinition, created: Aggregate,
                 context: Context, payload: BaseModel | None, request: Request,
@@ -260,7 +262,9 @@ class Pipeline:
             read_version = claimed
             self._call_adapters(context, request.idempotency_key
                                 or f"{definition.kind}:{current.id}:{version}:{trigger}")
-        return Aggregate(definition.kind, current.id, context.state, version, context.data), read_version
+        moved = Aggregate(definition.kind, current.id, context.state, version, context.data,
+                          current.machine_version)
+        return moved, read_version
 
     def _call_adapters(self, context: Context, key: str) -> None:
         """Carry out the adapter calls the effects asked for, before anything is written; their
@@ -278,7 +282,7 @@ class Pipeline:
         """History row and outbox event for one transition."""
         body = dump(payload)
         entry = HistoryEntry(aggregate.version, trigger, source, aggregate.state, actor, body,
-                             request.idempotency_key, unit.now)
+                             request.idempotency_key, unit.now, aggregate.machine_version)
         unit.records.append_history(aggregate, entry)
         event = event_body(aggregate.kind, aggregate.id, aggregate.version, trigger, source,
                            aggregate.state, actor, body, unit.now)

@@ -170,8 +170,10 @@ class Units:
         if earlier.request_hash != request.fingerprint():
             raise IdempotencyMismatch(request.idempotency_key)
         current = records.load(earlier.kind, earlier.id)
-        data = current.data if current is not None else {}
-        return Aggregate(earlier.kind, earlier.id, earlier.state, earlier.version, data)
+        if current is None:
+            return Aggregate(earlier.kind, earlier.id, earlier.state, earlier.version, {})
+        return Aggregate(earlier.kind, earlier.id, earlier.state, earlier.version, current.data,
+                         current.machine_version)
 
     def key_used(self, key: str) -> bool:
         with self.store.quick() as records:

@@ -43,6 +43,7 @@ class Aggregate:
     state: str
     version: int
     data: Mapping[str, Any]
+    machine_version: int = 1  # the version of its kind's machine it runs (SPEC §13)
 
 
 @dataclass(slots=True)
@@ -164,8 +165,10 @@ class MachineDefinition:
         deadlines: tuple[Deadline, ...] = (),
         pausing: frozenset[str] = frozenset(),
         retired: Mapping[str, tuple[str, ...]] | None = None,
+        version: int = 1,
     ):
         self.kind = kind
+        self.version = version
         self.states = states
         self.terminal = terminal
         self.transitions = transitions

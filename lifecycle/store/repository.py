@@ -42,6 +42,8 @@ class HistoryEntry:
     payload: Mapping[str, Any]
     idempotency_key: str | None
     at: datetime
+    machine_version: int = 1  # the version of the kind's machine the transition ran under
+    policy_version: int | None = None  # the policy's; None for rows written before issue #18
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,8 @@ def values_of(table: Table, *skip: str) -> dict[str, Any]:
 
 def _find(by_state: bool, after: bool) -> Any:
     """A page of aggregates of one kind, in id order: of one state, after an id."""
-    query = (select(aggregates.c.id, aggregates.c.state, aggregates.c.version, aggregates.c.data)
+    query = (select(aggregates.c.id, aggregates.c.state, aggregates.c.version, aggregates.c.data,
+                    aggregates.c.machine_version)
              .where(aggregates.c.kind == bindparam("kind")))
     if by_state:
         query = query.where(aggregates.c.state == bindparam("state"))
@@ -91,7 +94,7 @@ def _find(by_state: bool, after: bool) -> Any:
 
 # An aggregate as a writer reads it: with the moment it last moved.
 _FOR_WRITE = select(aggregates.c.state, aggregates.c.version, aggregates.c.data,
-                    aggregates.c.updated_at).where(
+                    aggregates.c.updated_at, aggregates.c.machine_version).where(
     aggregates.c.kind == bindparam("kind"), aggregates.c.id == bindparam("id"))
 
 
@@ -109,7 +112,8 @@ class AggregateRecords(Statements):
 
     # --- aggregates ------------------------------------------------------------------------
 
-    LOAD = Statement(select(aggregates.c.state, aggregates.c.version, aggregates.c.data).where(
+    LOAD = Statement(select(aggregates.c.state, aggregates.c.version, aggregates.c.data,
+                            aggregates.c.machine_version).where(
         aggregates.c.kind == bindparam("kind"), aggregates.c.id == bindparam("id")))
 
     def load(self, kind: str, id: str) -> Aggregate | None:
@@ -117,8 +121,8 @@ class AggregateRecords(Statements):
         row = self.cur.fetchone()
         if row is None:
             return None
-        state, version, data = row
-        return Aggregate(kind, id, state, version, self.loads(data))
+        state, version, data, machine_version = row
+        return Aggregate(kind, id, state, version, self.loads(data), machine_version)
 
     LOAD_FOR_WRITE = Statement(_FOR_WRITE)
     # FOR UPDATE on PostgreSQL; SQLite has no row locks (its writer began IMMEDIATE, holding
@@ -139,8 +143,9 @@ class AggregateRecords(Statements):
         row = self.cur.fetchone()
         if row is None:
             return None
-        state, version, data, updated_at = row
-        return Aggregate(kind, id, state, version, self.loads(data)), self.moment_of(updated_at)
+        state, version, data, updated_at, machine_version = row
+        return (Aggregate(kind, id, state, version, self.loads(data), machine_version),
+                self.moment_of(updated_at))
 
     INSERT_AGGREGATE = Statement(insert(aggregates).values(values_of(aggregates)))
 
@@ -152,6 +157,7 @@ class AggregateRecords(Statements):
             "state": aggregate.state,
             "version": aggregate.version,
             "data": self.json(aggregate.data),
+            "machine_version": aggregate.machine_version,
             "created_at": moment,
             "updated_at": moment,
         })
@@ -195,8 +201,8 @@ class AggregateRecords(Statements):
         shape = (state is not None, after_id is not None)
         sql = self.variant(("find", *shape), lambda: _find(*shape))
         self.cur.execute(sql, {"kind": kind, "state": state, "after_id": after_id, "limit": limit})
-        return [Aggregate(kind, id, found, version, self.loads(data))
-                for id, found, version, data in self.cur.fetchall()]
+        return [Aggregate(kind, id, found, version, self.loads(data), machine_version)
+                for id, found, version, data, machine_version in self.cur.fetchall()]
 
     # --- what a transition writes beside its aggregate -----------------------------------
 
@@ -215,11 +221,14 @@ class AggregateRecords(Statements):
             "payload": self.json(entry.payload),
             "idempotency_key": entry.idempotency_key,
             "at": self.moment(entry.at),
+            "machine_version": entry.machine_version,
+            "policy_version": entry.policy_version,
         })
 
     HISTORY = Statement(select(history.c.seq, history.c.trigger, history.c.source, history.c.dest,
                                history.c.actor_role, history.c.actor_id, history.c.payload,
-                               history.c.idempotency_key, history.c.at)
+                               history.c.idempotency_key, history.c.at,
+                               history.c.machine_version, history.c.policy_version)
                         .where(history.c.kind == bindparam("kind"),
                                history.c.aggregate_id == bindparam("id"))
                         .order_by(history.c.seq))
@@ -227,9 +236,9 @@ class AggregateRecords(Statements):
     def history(self, kind: str, id: str) -> list[HistoryEntry]:
         self.cur.execute(self.HISTORY, {"kind": kind, "id": id})
         return [HistoryEntry(seq, trigger, source, dest, Actor(role, actor_id), self.loads(payload),
-                             key, self.moment_of(at))
-                for seq, trigger, source, dest, role, actor_id, payload, key, at
-                in self.cur.fetchall()]
+                             key, self.moment_of(at), machine_version, policy_version)
+                for seq, trigger, source, dest, role, actor_id, payload, key, at, machine_version,
+                policy_version in self.cur.fetchall()]
 
     INSERT_OUTBOX = Statement(insert(outbox).values(values_of(outbox, "id", "published_at", "position")))
 

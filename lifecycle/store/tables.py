@@ -32,6 +32,8 @@ aggregates = Table(
     Column("id", String(200), primary_key=True),
     Column("state", String(64), nullable=False),
     Column("version", Integer, nullable=False),
+    # The version of its kind's machine it runs (SPEC §13); changed only by `lifecycle migrate`.
+    Column("machine_version", Integer, nullable=False, server_default=text("1")),
     Column("data", Json, nullable=False),
     Column("created_at", Moment, nullable=False),
     Column("updated_at", Moment, nullable=False),
@@ -53,6 +55,9 @@ history = Table(
     Column("payload", Json, nullable=False),
     Column("idempotency_key", String(200), nullable=True),
     Column("at", Moment, nullable=False),
+    # The machine and policy versions the transition ran under (policy NULL before issue #18).
+    Column("machine_version", Integer, nullable=False, server_default=text("1")),
+    Column("policy_version", Integer, nullable=True),
 )
 
 # Domain events for services to publish to their broker; written with the transition.
@@ -218,4 +223,17 @@ api_keys = Table(
     Column("secret_sha256", String(64), nullable=False),  # hex digest of the token's secret
     Column("created_at", Moment, nullable=False),
     Column("revoked_at", Moment, nullable=True),
+)
+
+# The machine definitions processes have opened this database with (issue #18): one row per
+# (kind, version), written by the first; a later process whose definition of the same version
+# differs is refused at start-up, naming what changed (``shape`` is what the fingerprint hashes).
+machine_versions = Table(
+    "machine_versions",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("shape", Json, nullable=False),
+    Column("registered_at", Moment, nullable=False),
 )
