@@ -21,12 +21,14 @@ from lifecycle.cli import (
     serve,
     simulate,
     timers,
+    versions,
 )
 from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
                  *generic.COMMANDS, db.db, timers.timers, policy.policy, simulate.simulate,
-                 carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events):
+                 carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events,
+                 *versions.COMMANDS):
     cli.add_command(_command)
 
 __all__ = ["cli", "main"]

@@ -25,14 +25,16 @@ WEBHOOK_SECRETS_ENV = "LIFECYCLE_WEBHOOK_SECRETS"
 class Session:
     """The context object: opens the engine on first use, so ``--help`` touches no database."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, machines: str | None = None):
         self.url = url
+        self.machines = machines or None  # ``--machines``: more versions of the machines
         self._engine: Engine | None = None
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = lifecycle.open(self.url, webhook_secrets=webhook_secrets())
+            self._engine = lifecycle.open(self.url, webhook_secrets=webhook_secrets(),
+                                          machines=self.machines)
         return self._engine
 
     def close(self) -> None:

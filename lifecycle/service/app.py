@@ -51,10 +51,12 @@ def app_from_environment() -> FastAPI:
     """For ``uvicorn --factory lifecycle.service:app_from_environment`` and each worker of
     ``lifecycle serve``: the engine on ``LIFECYCLE_DB`` (else `lifecycle.DEFAULT_URL`),
     logging at ``LIFECYCLE_LOG_LEVEL`` (default warning), the adapters' webhook secrets from
-    ``LIFECYCLE_WEBHOOK_SECRETS`` as the CLI reads them (docs/webhooks.md)."""
+    ``LIFECYCLE_WEBHOOK_SECRETS`` as the CLI reads them (docs/webhooks.md), and the versions
+    of the machines ``LIFECYCLE_MACHINES`` names (docs/versions.md)."""
     lifecycle.configure_logs(os.environ.get("LIFECYCLE_LOG_LEVEL", "warning"))
     engine = lifecycle.open(os.environ.get("LIFECYCLE_DB", lifecycle.DEFAULT_URL),
-                            webhook_secrets=webhook_secrets(os.environ))
+                            webhook_secrets=webhook_secrets(os.environ),
+                            machines=os.environ.get("LIFECYCLE_MACHINES") or None)
     return create_app(engine, close_engine=True)
 
 
