@@ -63,6 +63,7 @@ from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+from lifecycle.money import exponent
 from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.relay import Relay
@@ -254,6 +255,7 @@ __all__ = [
     "configure_logs",
     "definition",
     "definitions",
+    "exponent",
     "loads_json",
     "metrics_exposition",
     "open",
