@@ -353,18 +353,18 @@ async def retry(request: Request, deadline_id: str) -> Response:
 
 
 def simulations(request: Request) -> HTMLResponse:
-    from lifecycle import simulation  # the simulation package is loaded only for these pages
+    from lifecycle.simulation import runs  # the simulation is loaded only for these pages
 
     who = auth.operator(request)
-    return render(request, "simulations.html", who=who, runs=simulation.runs(engine_of(request)))
+    return render(request, "simulations.html", who=who, runs=runs(engine_of(request)))
 
 
 def simulation(request: Request, name: str) -> HTMLResponse:
-    from lifecycle import simulation as sim
+    from lifecycle.simulation import runs
 
     who = auth.operator(request)
     try:
-        run = next((r for r in sim.runs(engine_of(request)) if r.name == name), None)
+        run = next((r for r in runs(engine_of(request)) if r.name == name), None)
         if run is None:
             raise lifecycle.NotFound("simulation", name)
     except lifecycle.LifecycleError as error:
@@ -373,11 +373,11 @@ def simulation(request: Request, name: str) -> HTMLResponse:
 
 
 def simulation_report(request: Request, name: str) -> HTMLResponse:
-    from lifecycle import simulation as sim
+    from lifecycle.simulation import stored_report
 
     who = auth.operator(request)
     try:
-        report = sim.stored_report(engine_of(request), name)
+        report = stored_report(engine_of(request), name)
     except lifecycle.LifecycleError as error:
         return refused(request, error, who, "Not found")
     return HTMLResponse(report.html(), headers={"Cache-Control": "no-store",
