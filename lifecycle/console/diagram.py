@@ -52,9 +52,25 @@ def _layers(definition: lifecycle.MachineDefinition,
     for state in definition.terminal:
         depth[state] = bottom
     layers: dict[int, list[str]] = defaultdict(list)
-    for state in definition.states:  # the definition's order within a layer
+    for state in definition.states:  # the definition's order within a layer, to start with
         layers[depth[state]].append(state)
-    return [layers[n] for n in sorted(layers)]
+    return _fewer_crossings([layers[n] for n in sorted(layers)], arrows)
+
+
+def _fewer_crossings(layers: list[list[str]],
+                     arrows: dict[tuple[str, str], list[str]]) -> list[list[str]]:
+    """Order each layer by where its neighbours stand in the layer above, then below (the
+    barycentre heuristic, a few sweeps): fewer arrows cross."""
+    neighbours: dict[str, set[str]] = defaultdict(set)
+    for source, dest in arrows:
+        neighbours[source].add(dest)
+        neighbours[dest].add(source)
+    for _sweep in range(4):
+        for row in range(1, len(layers)):
+            layers[row] = _by_centre(layers[row], layers[row - 1], neighbours)
+        for row in range(len(layers) - 2, -1, -1):
+            layers[row] = _by_centre(layers[row], layers[row + 1], neighbours)
+    return layers
 
 
 def svg(definition: lifecycle.MachineDefinition, current: str | None = None) -> str:
@@ -121,3 +137,15 @@ def _edge(start: tuple[float, float], end: tuple[float, float], labels: list[str
         path = f"M{x1:.0f},{y1:.0f} C{cx1:.0f},{cy1:.0f} {cx2:.0f},{cy2:.0f} {x2:.0f},{y2:.0f}"
     return (f'<path class="{css}" d="{path}" marker-end="url(#arrow)">'
             f'<title>{title}</title></path>')
+
+
+def _by_centre(layer: list[str], other: list[str], neighbours: dict[str, set[str]]) -> list[str]:
+    """``layer`` sorted by the mean place of each state's neighbours in ``other`` (a state with
+    none keeps its place)."""
+    where = {state: n for n, state in enumerate(other)}
+
+    def centre(state: str) -> float:
+        placed = [where[n] for n in neighbours[state] if n in where]
+        return sum(placed) / len(placed) if placed else float(layer.index(state))
+
+    return sorted(layer, key=centre)
