@@ -172,5 +172,12 @@ def test_an_operator_finds_an_order_and_arbitrates_a_dispute_in_the_browser(
     driver.save_screenshot(str(shots / "07-order-after-dispute.png"))
     driver.get(f"{url}/console/deadlines")
     driver.save_screenshot(str(shots / "08-parked.png"))
+
+    # A state on the diagram is a search for the aggregates in it (the page's little JS).
+    driver.get(f"{url}/console/order/{shop.paid.id}")
+    driver.find_element(By.CSS_SELECTOR, 'svg.machine g.state[data-state="funds_released"]').click()
+    assert driver.current_url.endswith("/console/search?kind=order&state=funds_released")
+    assert [hit.text for hit in driver.find_elements(By.CSS_SELECTOR, "#results a.hit")] == [
+        shop.released.id]
     assert sorted(path.name for path in shots.glob("0*.png"))[:3] == [
         "01-home.png", "02-search.png", "03-order.png"]

@@ -419,3 +419,31 @@ def test_simulation_runs_are_listed_and_their_report_shown(tmp_path: Path) -> No
             assert "Order funnel" in report
             assert rows(engine) == before
             assert client.get("/console/simulations/other").status_code == 404
+
+
+def test_pages_are_not_cached_and_allow_only_the_consoles_own_scripts(client: TestClient,
+                                                                      shop: Shop) -> None:
+    response = client.get(f"/console/order/{shop.paid.id}")
+    assert response.headers["cache-control"] == "no-store"
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert "<script src=\"/console/static/console.js\" defer></script>" in response.text
+    assert client.get("/console/static/console.css").status_code == 200
+
+
+def test_a_form_larger_than_64_kib_is_refused_and_writes_nothing(client: TestClient,
+                                                                shop: Shop) -> None:
+    before = rows(shop.engine)
+    refused = client.post(f"/console/dispute/{shop.dispute.id}/fire",
+                          data={"trigger": "arbitrate", "note": "x" * 70_000})
+    assert refused.status_code == 400
+    assert refusal_in(refused.text) == "the form is larger than 64 KiB: nothing was changed"
+    assert rows(shop.engine) == before
+
+
+def test_only_operators_retry_a_parked_deadline(shop: Shop) -> None:
+    parked = park(shop, shop.paid.id)
+    with pytest.raises(lifecycle.Forbidden, match="only operators retry parked deadlines"):
+        shop.engine.retry_deadline(parked, lifecycle.Actor("buyer", "b-1"))
+    assert [d.status for d in shop.engine.deadlines(kind="order", id=shop.paid.id)] == ["failed"]
+    with pytest.raises(lifecycle.NotFound):
+        shop.engine.retry_deadline(parked + 1000, lifecycle.Actor("operator", OPERATOR_ID))
