@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlparse
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -138,6 +138,11 @@ def login_page(request: Request, reason: str = "") -> HTMLResponse:
 
 
 async def login(request: Request) -> Response:
+    # The sign-in form has no session to carry a CSRF token: a browser's Origin header must
+    # name this host, so that another site's page cannot sign a visitor in with its own key.
+    origin = request.headers.get("origin")
+    if origin and (origin == "null" or urlparse(origin).netloc != request.headers.get("host")):
+        raise auth.CsrfRefused()
     form = await _form(request)
     token, actor_id = form.get("token", "").strip(), form.get("actor", "").strip()
     try:
@@ -234,12 +239,24 @@ def _related(aggregate: lifecycle.Aggregate) -> list[tuple[str, str, str]]:
 
 
 def _page(request: Request, who: auth.Operator, kind: str, id: str, *, status: int = 200,
-          error: str | None = None, done: str | None = None,
+          error: str | None = None, fired: str = "",
           form: Mapping[str, str] | None = None, open_trigger: str | None = None) -> HTMLResponse:
     engine = engine_of(request)
     definition = engine.definition(kind)
     found = engine.get(definition.kind, id)
     now = engine.clock.now()
+    history = engine.history(definition.kind, found.id)
+    # What the redirect after a fire says, from the page's own reads (never text from the URL).
+    done = None
+    if fired and history[-1].trigger == fired:
+        done = (f"{fired} fired by {history[-1].actor}: {found.kind} {found.id} is {found.state} "
+                f"(version {found.version})")
+    parties = []
+    for role in ("buyer", "seller"):
+        owner = definition.owner_of(role, found.id, found.data)
+        if owner:
+            parties.append((role, owner, engine.allowed(definition.kind, found.id,
+                                                        lifecycle.Actor(role, owner))))
     deadlines = [(d, present.left(present.time_left(d, now)))
                  for d in engine.deadlines(kind=definition.kind, id=found.id)]
     actions = []
@@ -253,16 +270,17 @@ def _page(request: Request, who: auth.Operator, kind: str, id: str, *, status: i
     postings = engine.postings(definition.kind, found.id)
     return render(
         request, "aggregate.html", status, who=who, aggregate=found, definition=definition,
-        svg=diagram.svg(definition, found.state), history=engine.history(definition.kind, found.id),
+        svg=diagram.svg(definition, found.state), history=history, parties=parties,
+        scans=engine.tracking(found.id) if definition.kind == "order" else [],
         deadlines=deadlines, now=now, actions=actions, balances=balances, postings=postings,
         related=_related(found), error=error, done=done, form=dict(form or {}),
         open_trigger=open_trigger)
 
 
-def aggregate_page(request: Request, kind: str, id: str, done: str = "") -> HTMLResponse:
+def aggregate_page(request: Request, kind: str, id: str, fired: str = "") -> HTMLResponse:
     who = auth.operator(request)
     try:
-        return _page(request, who, kind, id, done=done or None)
+        return _page(request, who, kind, id, fired=fired)
     except lifecycle.LifecycleError as error:
         return refused(request, error, who, "Not found" if status_of(error) == 404 else "Refused")
 
@@ -318,21 +336,25 @@ async def fire(request: Request, kind: str, id: str) -> Response:
         return refused(request, error, who, "Not found")
     except lifecycle.LifecycleError as error:
         return _page(request, who, kind, id, status=status_of(error), error=present.one_line(error))
-    done = f"{trigger}: {moved.kind} {moved.id} is {moved.state} (version {moved.version})"
-    return RedirectResponse(f"{base_of(request)}/{moved.kind}/{moved.id}?{urlencode({'done': done})}",
-                            status_code=303)
+    return RedirectResponse(
+        f"{base_of(request)}/{moved.kind}/{quote(moved.id, safe='')}?{urlencode({'fired': trigger})}",
+        status_code=303)
 
 
 # --- parked deadlines --------------------------------------------------------------------
 
 
-def parked(request: Request, done: str = "") -> HTMLResponse:
+def parked(request: Request, retried: str = "") -> HTMLResponse:
     who = auth.operator(request)
     engine = engine_of(request)
     now = engine.clock.now()
     rows = [(d, present.left(present.time_left(d, now)))
             for d in engine.deadlines(failed=True, limit=1000)]
-    return render(request, "deadlines.html", who=who, rows=rows, now=now, done=done or None)
+    done = None
+    if retried.isdigit():
+        done = (f"deadline {int(retried)} is queued again, due now: the timer worker "
+                "(lifecycle timers run) fires it")
+    return render(request, "deadlines.html", who=who, rows=rows, now=now, done=done)
 
 
 async def retry(request: Request, deadline_id: str) -> Response:
@@ -345,8 +367,8 @@ async def retry(request: Request, deadline_id: str) -> Response:
         engine.retry_deadline(int(deadline_id), who.actor)
     except lifecycle.LifecycleError as error:
         return refused(request, error, who)
-    done = f"deadline {deadline_id} is queued again, due now: the timer worker fires it"
-    return RedirectResponse(f"{base_of(request)}/deadlines?{urlencode({'done': done})}", status_code=303)
+    return RedirectResponse(f"{base_of(request)}/deadlines?{urlencode({'retried': deadline_id})}",
+                            status_code=303)
 
 
 # --- simulations ---------------------------------------------------------------------------

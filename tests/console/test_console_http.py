@@ -245,8 +245,10 @@ def test_arbitrate_fires_after_confirmation_under_the_operators_id(client: TestC
     assert (last.trigger, str(last.actor)) == ("arbitrate", f"operator:{OPERATOR_ID}")
     assert last.payload["refund_amount"] == "15.00"
     assert last.idempotency_key == form["key"]
+    assert done.headers["location"] == f"/console/dispute/{shop.dispute.id}?fired=arbitrate"
     shown = page_of(client, done.headers["location"])
-    assert f"is resolved_refund (version {version + 1})" in shown
+    assert (f"arbitrate fired by operator:{OPERATOR_ID}: dispute {shop.dispute.id} is "
+            f"resolved_refund (version {version + 1})") in shown
     assert re.search(r'<g class="state current[ \w]*" data-state="resolved_refund">', shown)
 
 
@@ -447,3 +449,64 @@ def test_only_operators_retry_a_parked_deadline(shop: Shop) -> None:
     assert [d.status for d in shop.engine.deadlines(kind="order", id=shop.paid.id)] == ["failed"]
     with pytest.raises(lifecycle.NotFound):
         shop.engine.retry_deadline(parked + 1000, lifecycle.Actor("operator", OPERATOR_ID))
+
+
+def test_the_banner_after_a_fire_says_only_what_the_history_says(client: TestClient, shop: Shop) -> None:
+    forged = page_of(client, f"/console/dispute/{shop.dispute.id}?fired=arbitrate")
+    assert 'id="done"' not in forged  # arbitrate is not the last row: nothing to announce
+    said = page_of(client, f"/console/dispute/{shop.dispute.id}?fired=escalate")
+    assert f"escalate fired by seller:s-1: dispute {shop.dispute.id} is under_arbitration" in said
+    not_an_id = page_of(client, "/console/deadlines?retried=<b>x</b>")
+    assert 'id="done"' not in not_an_id
+    assert "&lt;b&gt;" not in not_an_id
+
+
+def test_signing_in_from_another_sites_page_is_refused(anonymous: TestClient, shop: Shop) -> None:
+    for origin in ("https://evil.example", "null"):
+        refused = anonymous.post("/console/login", data={"token": shop.token},
+                                 headers={"Origin": origin})
+        assert refused.status_code == 403
+        assert "set-cookie" not in refused.headers
+    same = anonymous.post("/console/login", data={"token": shop.token},
+                          headers={"Origin": "http://testserver"})
+    assert same.status_code == 303
+
+
+def test_a_disputed_orders_page_shows_its_paused_deadline_with_the_time_it_kept(
+        client: TestClient, shop: Shop) -> None:
+    order_id = shop.dispute.data["order"]
+    (paused,) = [d for d in shop.engine.deadlines(kind="order", id=order_id) if d.status == "paused"]
+    assert paused.remaining is not None
+    shop.clock.advance(timedelta(days=2))  # a paused clock does not run
+    html = page_of(client, f"/console/order/{order_id}")
+    row = re.search(r'<tr class="deadline paused"><td>(\w+)</td>.*?<td class="left">(.*?)</td>', html, re.S)
+    assert row, html
+    assert row.group(1) == paused.trigger
+    days, rest = divmod(int(paused.remaining.total_seconds()), 86400)
+    assert row.group(2) == f"{days}d {rest // 3600:02d}h{rest % 3600 // 60:02d}m"
+    assert "<td>buyer</td><td>b-3</td>" in html  # who may act
+    scans = shop.engine.tracking(order_id)
+    assert scans
+    assert len(re.findall(r"<td>dhl</td><td>1234567891</td>", html)) == len(scans)
+
+
+def test_a_search_stops_after_reading_its_limit_and_offers_the_next_page(
+        client: TestClient, shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecycle.console import search
+
+    monkeypatch.setattr(search, "SCAN_LIMIT", 2)
+    monkeypatch.setattr(search, "_FIND_PAGE", 1)
+    html = page_of(client, "/console/search?kind=order&buyer=b-3")
+    assert "stopped after reading 2" in html
+    assert 'id="next"' in html
+    every: list[str] = []
+    path = "/console/search?kind=order&buyer=b-3"
+    for _page in range(5):
+        html = page_of(client, path)
+        every += hits(html)
+        found = re.search(r'<a href="(/console/search\?[^"]+)" id="next">', html)
+        if not found:
+            break
+        import html as html_module
+        path = html_module.unescape(found.group(1))
+    assert every == [shop.dispute.data["order"]]
