@@ -14,7 +14,6 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 import lifecycle
-from lifecycle.console import create_console
 from lifecycle.service import problems, reference, routes, webhooks
 from lifecycle.service.representation import AGGREGATE_SCHEMA
 
@@ -44,6 +43,8 @@ def create_app(engine: lifecycle.Engine, *, close_engine: bool = False) -> FastA
     _install_handlers(app)
     _add_plain_routes(app, engine)
     # The operator's console (issue #19): HTML pages with their own sign-in and error pages.
+    from lifecycle.console import create_console
+
     app.mount("/console", create_console(engine))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _instrument(app)
