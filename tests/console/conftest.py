@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select, update
 from starlette.exceptions import StarletteDeprecationWarning
 
 with warnings.catch_warnings():
@@ -22,6 +23,7 @@ with warnings.catch_warnings():
 import lifecycle
 from lifecycle.cli import cli
 from lifecycle.service import create_app
+from lifecycle.store.tables import deadlines
 from tests.builders import dispute_in, order_in
 
 OPERATOR_ID = "op-ana"
@@ -88,3 +90,12 @@ def cli_refusal(url: str, *args: str) -> str:
     line = result.stderr.strip()
     assert line.startswith("error: "), line
     return line.removeprefix("error: ")
+
+
+def park(shop: Shop, aggregate_id: str) -> int:
+    """Park the aggregate's one deadline as if it had failed every retry; its id."""
+    with shop.engine.database.begin() as conn:
+        conn.execute(update(deadlines).where(deadlines.c.aggregate_id == aggregate_id)
+                     .values(status="failed", attempts=5, last_error="AdapterError: gateway down"))
+        return int(conn.execute(select(deadlines.c.id)
+                                .where(deadlines.c.aggregate_id == aggregate_id)).scalar_one())

@@ -16,13 +16,15 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import uvicorn
 
+import lifecycle
 from lifecycle.service import create_app
-from tests.console.conftest import OPERATOR_ID, Shop, cli_refusal, make_shop
+from tests.console.conftest import OPERATOR_ID, Shop, cli_refusal, make_shop, park
 from tests.service.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +47,11 @@ def browser_or_fail() -> None:
                     "apt-get install -y chromium chromium-driver (or LIFECYCLE_NO_BROWSER=1 to skip)")
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Shop, str]]:
-    """The service on a free port in a thread of this process, on the shop's database."""
-    shop = make_shop(tmp_path)
+@contextmanager
+def serving(engine: lifecycle.Engine) -> Iterator[str]:
+    """The service on ``engine``, on a free port in a thread of this process: its address."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(shop.engine), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port,
                                            log_level="error", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -60,10 +61,20 @@ def served(tmp_path: Path) -> Iterator[tuple[Shop, str]]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
     try:
-        yield shop, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Shop, str]]:
+    """The shop's database served."""
+    shop = make_shop(tmp_path)
+    try:
+        with serving(shop.engine) as address:
+            yield shop, address
+    finally:
         shop.engine.close()
 
 
@@ -170,8 +181,16 @@ def test_an_operator_finds_an_order_and_arbitrates_a_dispute_in_the_browser(
     driver.find_element(By.CSS_SELECTOR, 'a.related-link[data-kind="order"]').click()
     assert driver.find_element(By.ID, "state").text == "delivered"
     driver.save_screenshot(str(shots / "07-order-after-dispute.png"))
+
+    # A deadline parked after its retries: the queue shows it, Retry queues it again.
+    parked = park(shop, shop.paid.id)
     driver.get(f"{url}/console/deadlines")
+    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-deadline="{parked}"]')
+    assert "AdapterError: gateway down" in row.text
     driver.save_screenshot(str(shots / "08-parked.png"))
+    row.find_element(By.CSS_SELECTOR, "button.retry").click()
+    assert f"deadline {parked} is queued again" in driver.find_element(By.ID, "done").text
+    assert [d.status for d in shop.engine.deadlines(kind="order", id=shop.paid.id)] == ["pending"]
 
     # A state on the diagram is a search for the aggregates in it (the page's little JS).
     driver.get(f"{url}/console/order/{shop.paid.id}")
@@ -181,3 +200,27 @@ def test_an_operator_finds_an_order_and_arbitrates_a_dispute_in_the_browser(
         shop.released.id]
     assert sorted(path.name for path in shots.glob("0*.png"))[:3] == [
         "01-home.png", "02-search.png", "03-order.png"]
+
+
+def test_a_simulation_report_in_the_browser(tmp_path: Path, browser: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    from lifecycle import simulation
+
+    assert isinstance(browser, WebDriver)
+    url = f"sqlite:///{tmp_path}/sim.db"
+    simulation.simulate(url, sellers=3, orders=20, days=10, seed=3, name="tiny")
+    with lifecycle.open(url) as engine, serving(engine) as address:
+        _, token = engine.create_key("operator", actor_id=OPERATOR_ID)
+        browser.get(f"{address}/console/login")
+        browser.find_element(By.ID, "token").send_keys(token)
+        browser.find_element(By.ID, "sign-in").click()
+        browser.find_element(By.LINK_TEXT, "Simulations").click()
+        browser.find_element(By.LINK_TEXT, "tiny").click()
+        frame = browser.find_element(By.ID, "report")
+        browser.switch_to.frame(frame)
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Simulation tiny: seed 3, 20 orders"
+        assert browser.find_elements(By.TAG_NAME, "svg")  # the report's charts
+        browser.switch_to.default_content()
+        browser.save_screenshot(str(artifacts() / "09-simulation.png"))

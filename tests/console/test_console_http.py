@@ -10,13 +10,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect
 
 import lifecycle
 from lifecycle.console import diagram
-from lifecycle.store.tables import deadlines
 from tests.builders import rows
-from tests.console.conftest import OPERATOR_ID, Shop, TestClient, cli_refusal, csrf_of
+from tests.console.conftest import OPERATOR_ID, Shop, TestClient, cli_refusal, csrf_of, park
 
 
 def page_of(client: TestClient, path: str) -> str:
@@ -352,14 +351,6 @@ def test_a_form_that_is_not_urlencoded_is_refused(client: TestClient, shop: Shop
 
 
 # --- parked deadlines -------------------------------------------------------------------------
-
-
-def park(shop: Shop, aggregate_id: str) -> int:
-    with shop.engine.database.begin() as conn:
-        conn.execute(update(deadlines).where(deadlines.c.aggregate_id == aggregate_id)
-                     .values(status="failed", attempts=5, last_error="AdapterError: gateway down"))
-        return int(conn.execute(select(deadlines.c.id)
-                                .where(deadlines.c.aggregate_id == aggregate_id)).scalar_one())
 
 
 def test_the_parked_queue_lists_failed_deadlines_and_retry_queues_one_again(client: TestClient,
