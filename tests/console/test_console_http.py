@@ -501,3 +501,15 @@ def test_a_search_stops_after_reading_its_limit_and_offers_the_next_page(
         import html as html_module
         path = html_module.unescape(found.group(1))
     assert every == [shop.dispute.data["order"]]
+
+
+def test_a_list_field_is_typed_comma_separated(client: TestClient, shop: Shop) -> None:
+    from tests.builders import seller_in
+
+    seller = seller_in(shop.engine, "under_review", "s-2")
+    _, form = confirm_and_fire(client, "seller", seller.id, "reject",
+                               {"f.reasons": "licence unreadable, name differs"})
+    assert client.post(f"/console/seller/{seller.id}/fire", data=form).status_code == 303
+    last = shop.engine.history("seller", seller.id)[-1]
+    assert (last.trigger, last.payload["reasons"]) == ("reject", ["licence unreadable", "name differs"])
+    assert shop.engine.get("seller", seller.id).state == "authentication_rejected"
