@@ -1,6 +1,9 @@
 """The console's pages: sign-in, search, an aggregate's page and its triggers, the parked
 deadlines, simulation runs. Each reads and writes through the public `lifecycle.Engine` only.
 
+The engine is synchronous: the pages are sync functions, run in the server's thread pool as
+the API's routes are; a POST reads its form in the event loop and hands the rest to the pool.
+
 A trigger is fired in two steps: its form posts to ``…/confirm``, which shows the payload and
 the version it will apply to; confirming posts to ``…/fire`` with that version
 (``expected_version``: a change meanwhile is refused, not overwritten) and an idempotency key
@@ -19,6 +22,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlparse
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 import lifecycle
 from lifecycle.console import auth, diagram, forms, present, search
@@ -157,6 +161,10 @@ async def login(request: Request) -> Response:
     if origin and (origin == "null" or urlparse(origin).netloc != request.headers.get("host")):
         raise auth.CsrfRefused()
     form = await _form(request)
+    return await run_in_threadpool(_login, request, form)
+
+
+def _login(request: Request, form: dict[str, str]) -> Response:
     token, actor_id = form.get("token", "").strip(), form.get("actor", "").strip()
     try:
         actor = auth.sign_in(engine_of(request), token, actor_id or None)
@@ -177,8 +185,13 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(_logout, request, form)
+
+
+def _logout(request: Request, form: dict[str, str]) -> Response:
     who = auth.operator(request)
-    auth.check_csrf(request, who, (await _form(request)).get(auth.CSRF_FIELD))
+    auth.check_csrf(request, who, form.get(auth.CSRF_FIELD))
     response = RedirectResponse(f"{base_of(request)}/login", status_code=303)
     path = f"{base_of(request)}/"
     response.delete_cookie(auth.TOKEN_COOKIE, path=path)
@@ -306,8 +319,12 @@ def _trigger_step(engine: lifecycle.Engine, kind: str, found: lifecycle.Aggregat
 
 
 async def confirm(request: Request, kind: str, id: str) -> HTMLResponse:
-    who = auth.operator(request)
     form = await _form(request)
+    return await run_in_threadpool(_confirm, request, kind, id, form)
+
+
+def _confirm(request: Request, kind: str, id: str, form: dict[str, str]) -> HTMLResponse:
+    who = auth.operator(request)
     auth.check_csrf(request, who, form.get(auth.CSRF_FIELD))
     engine = engine_of(request)
     trigger = form.get("trigger", "")
@@ -326,8 +343,12 @@ async def confirm(request: Request, kind: str, id: str) -> HTMLResponse:
 
 
 async def fire(request: Request, kind: str, id: str) -> Response:
-    who = auth.operator(request)
     form = await _form(request)
+    return await run_in_threadpool(_fire, request, kind, id, form)
+
+
+def _fire(request: Request, kind: str, id: str, form: dict[str, str]) -> Response:
+    who = auth.operator(request)
     auth.check_csrf(request, who, form.get(auth.CSRF_FIELD))
     engine = engine_of(request)
     trigger = form.get("trigger", "")
@@ -371,8 +392,13 @@ def parked(request: Request, retried: str = "") -> HTMLResponse:
 
 
 async def retry(request: Request, deadline_id: str) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(_retry, request, deadline_id, form)
+
+
+def _retry(request: Request, deadline_id: str, form: dict[str, str]) -> Response:
     who = auth.operator(request)
-    auth.check_csrf(request, who, (await _form(request)).get(auth.CSRF_FIELD))
+    auth.check_csrf(request, who, form.get(auth.CSRF_FIELD))
     engine = engine_of(request)
     try:
         if not deadline_id.isdigit():
