@@ -513,3 +513,12 @@ def test_a_list_field_is_typed_comma_separated(client: TestClient, shop: Shop) -
     last = shop.engine.history("seller", seller.id)[-1]
     assert (last.trigger, last.payload["reasons"]) == ("reject", ["licence unreadable", "name differs"])
     assert shop.engine.get("seller", seller.id).state == "authentication_rejected"
+
+
+@pytest.mark.parametrize("kind", sorted(lifecycle.definitions()))
+def test_every_machine_draws_each_state_once_with_the_current_one_highlighted(kind: str) -> None:
+    definition = lifecycle.definition(kind)
+    for state in definition.states:
+        svg = diagram.svg(definition, state)
+        assert sorted(re.findall(r'data-state="(\w+)"', svg)) == sorted(definition.states)
+        assert re.findall(r'class="state current[ \w]*" data-state="(\w+)"', svg) == [state]
