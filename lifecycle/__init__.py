@@ -76,6 +76,7 @@ from lifecycle.machines.versions import (
 from lifecycle.machines.versions import load as load_machines
 from lifecycle.machines.versions import verify as verify_machines
 from lifecycle.migration import AggregatePlan, DeadlineChange, MigrationReport
+from lifecycle.money import exponent
 from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.relay import Relay
@@ -306,6 +307,7 @@ __all__ = [
     "configure_logs",
     "definition",
     "definitions",
+    "exponent",
     "load_machines",
     "loads_json",
     "metrics_exposition",

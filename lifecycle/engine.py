@@ -33,7 +33,7 @@ from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters
 from lifecycle.api_keys import ApiKey, ApiKeys
 from lifecycle.clock import Clock
-from lifecycle.errors import InvalidPayload, NotFound, ReplayMismatch
+from lifecycle.errors import Forbidden, InvalidPayload, NotFound, ReplayMismatch
 from lifecycle.events import Event
 from lifecycle.ids import identifier
 from lifecycle.ingestion import Headers, Ingestion
@@ -283,6 +283,22 @@ class Engine:
                 due_by=self.clock.now() if due else None, failed=failed, kind=kind, id=id,
                 limit=limit,
             )
+
+    def retry_deadline(self, deadline_id: int, actor: Actor) -> None:
+        """Put a deadline parked as failed (``deadlines(failed=True)``) back in the queue, due
+        by the engine's clock now, for the timer worker to fire as the ``system`` actor; its
+        attempts are kept, so one more failure parks it again. ``actor`` (an operator) is who
+        asked, for the log. `NotFound` when no parked deadline has that id; nothing written."""
+        if actor.role not in ("operator", "system"):
+            raise Forbidden(actor.role, actor.id, "retry a parked deadline",
+                            "only operators retry parked deadlines")
+        if isinstance(deadline_id, bool) or not isinstance(deadline_id, int):
+            raise InvalidPayload("deadline", f"is a deadline's id (a whole number), got {deadline_id!r}")
+        now = self.clock.now()
+        with self.store.transaction() as records:
+            if not records.requeue(deadline_id, now):
+                raise NotFound("parked deadline", str(deadline_id))
+        log.info("deadline.retried", deadline=deadline_id, actor=str(actor))
 
     # --- the policy every process shares (SPEC §2) ----------------------------------------
 

@@ -42,6 +42,10 @@ def create_app(engine: lifecycle.Engine, *, close_engine: bool = False) -> FastA
         app.router.routes.extend(router.routes)
     _install_handlers(app)
     _add_plain_routes(app, engine)
+    # The operator's console (issue #19): HTML pages with their own sign-in and error pages.
+    from lifecycle.console import create_console
+
+    app.mount("/console", create_console(engine))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _instrument(app)
     return app
