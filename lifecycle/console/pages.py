@@ -268,8 +268,8 @@ def _page(request: Request, who: auth.Operator, kind: str, id: str, *, status: i
           error: str | None = None, fired: str = "",
           form: Mapping[str, str] | None = None, open_trigger: str | None = None) -> HTMLResponse:
     engine = engine_of(request)
-    definition = engine.definition(kind)
-    found = engine.get(definition.kind, id)
+    found = engine.get(engine.definition(kind).kind, id)
+    definition = engine.definition(kind, found.machine_version)  # the version it runs
     now = engine.clock.now()
     history = engine.history(definition.kind, found.id)
     # What the redirect after a fire says, from the page's own reads (never text from the URL).
@@ -314,7 +314,7 @@ def aggregate_page(request: Request, kind: str, id: str, fired: str = "") -> HTM
 def _trigger_step(engine: lifecycle.Engine, kind: str, found: lifecycle.Aggregate,
                   trigger: str) -> Any:
     """The payload model of ``trigger`` where the aggregate stands (None: no payload)."""
-    step = engine.definition(kind).step(found.state, trigger)
+    step = engine.definition(kind, found.machine_version).step(found.state, trigger)
     return step.payload if step is not None else None
 
 
