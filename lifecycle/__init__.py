@@ -63,6 +63,7 @@ from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+from lifecycle.money import exponent as currency_exponent
 from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.relay import Relay
@@ -252,6 +253,7 @@ __all__ = [
     "broker_for",
     "carrier",
     "configure_logs",
+    "currency_exponent",
     "definition",
     "definitions",
     "loads_json",

@@ -63,13 +63,15 @@ def quote(weight: str, dims: str, origin: str, destination: str, names: tuple[st
     found.sort(key=(lambda q: (q.price, q.transit_days)) if by == "price"
                else (lambda q: (q.transit_days, q.price)))
     if as_json:
-        output.echo_json([{"carrier": q.carrier, "service": q.service, "price": str(q.price),
+        output.echo_json([{"carrier": q.carrier, "service": q.service,
+                           "price": output.amount(q.price, q.currency),
                            "currency": q.currency, "transit_days": q.transit_days,
                            "chargeable_weight_kg": str(q.chargeable_weight)} for q in found])
         return
     output.echo(output.table(
         ["carrier", "service", "price", "currency", "days", "chargeable kg"],
-        ([q.carrier, q.service, q.price, q.currency, q.transit_days, q.chargeable_weight]
+        ([q.carrier, q.service, output.amount(q.price, q.currency), q.currency, q.transit_days,
+          q.chargeable_weight]
          for q in found),
     ))
 

@@ -85,9 +85,11 @@ def show(session: Session, kind: str, id: str, actor: str | None, as_json: bool)
 @pass_session
 def history(session: Session, kind: str, id: str, as_json: bool) -> None:
     """Every committed transition of one aggregate, oldest first."""
-    entries = session.engine.history(kind, id)
+    engine = session.engine
+    entries = engine.history(kind, id)
     if as_json:
-        output.echo_json([output.history_json(e) for e in entries])
+        currency = output.currency_of(engine.get(kind, id).data)
+        output.echo_json([output.history_json(e, currency) for e in entries])
     else:
         output.echo(output.history_table(entries))
 

@@ -75,6 +75,7 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
         for d in engine.deadlines(kind=view.kind, id=aggregate.id)
     ]
     data = aggregate.data
+    currency = output.currency_of(data)
     entries = engine.history(view.kind, id)
     return {
         **output.aggregate_json(aggregate),
@@ -84,10 +85,11 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
         "deadlines": deadlines,
         "money": {
             "currency": data.get(view.currency) if view.currency else None,
-            "figures": {name: data[name] for name in view.figures if name in data},
+            "figures": {name: output.amount(data[name], currency)
+                        for name in view.figures if name in data},
             "balances": output.balances_json(engine.balances(view.kind, id)),
         },
-        "history": [output.history_json(e) for e in entries[-last:]] if last else [],
+        "history": [output.history_json(e, currency) for e in entries[-last:]] if last else [],
         "history_total": len(entries),
         "tracking": [output.scan_json(t) for t in engine.tracking(id)] if view.tracked else [],
     }
@@ -222,7 +224,8 @@ def list_command(view: View) -> click.Command:
                               "next_after": next_after})
             return
         headers = ["id", "state", *(name for name, _ in view.columns)]
-        rows = ([a.id, a.state, *(_cell(get(a.data)) for _, get in view.columns)] for a in found)
+        rows = ([a.id, a.state, *(_cell(get(output.amounts(a.data, None))) for _, get in view.columns)]
+                for a in found)
         output.echo(output.table(headers, rows))
         if next_after is not None:
             output.echo(f"(more: --after {next_after})")
@@ -265,9 +268,11 @@ def history_command(view: View) -> click.Command:
     @json_option
     @pass_session
     def history(session: Session, id: str, as_json: bool) -> None:
-        entries = session.engine.history(view.kind, id)
+        engine = session.engine
+        entries = engine.history(view.kind, id)
         if as_json:
-            output.echo_json([output.history_json(e) for e in entries])
+            currency = output.currency_of(engine.get(view.kind, id).data)
+            output.echo_json([output.history_json(e, currency) for e in entries])
         else:
             output.echo(output.history_table(entries))
 

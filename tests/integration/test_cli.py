@@ -162,7 +162,9 @@ def test_show_json_has_state_version_data_and_what_the_actor_may_fire(
     assert (as_seller["kind"], as_seller["id"], as_seller["state"], as_seller["version"]) == (
         "order", order.id, "paid", 2,
     )
-    assert as_seller["data"] == dict(engine.get("order", order.id).data)
+    # The data as kept, its amounts with the currency's minor units (issue #19): "0" is "0.00".
+    kept = dict(engine.get("order", order.id).data)
+    assert as_seller["data"] == {**kept, "coupon_amount": "0.00", "refunded": "0.00"}
     assert sorted(as_seller["allowed"]) == ["book_pickup", "ship_offline"]
     assert as_buyer["allowed"] == ["request_cancel"]
     assert as_stranger["allowed"] == []
