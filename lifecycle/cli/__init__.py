@@ -13,6 +13,7 @@ from lifecycle.cli import (
     dispute,
     generic,
     graph,
+    helptext,
     keys,
     order,
     policy,
@@ -28,5 +29,6 @@ for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, gra
                  *generic.COMMANDS, db.db, timers.timers, policy.policy, simulate.simulate,
                  carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events):
     cli.add_command(_command)
+helptext.complete(cli)  # group listings give each command a whole sentence, never cut short
 
 __all__ = ["cli", "main"]

@@ -195,21 +195,39 @@ def indented(text: str, indent: str = "  ") -> list[str]:
     return [indent + line for line in text.splitlines()]
 
 
-def describe(aggregate: Aggregate, allowed: Sequence[str]) -> str:
-    """The generic ``show``: state, version, allowed triggers and every data field."""
+def describe(aggregate: Aggregate, commands: Sequence[str], system: Sequence[str] = ()) -> str:
+    """The generic ``show``: state, version, the commands the actor may run (and what only
+    the system does from here) and every data field."""
     head = [
         f"{aggregate.kind} {aggregate.id}",
         f"  state    {aggregate.state}",
         f"  version  {aggregate.version}",
-        f"  allowed  {', '.join(allowed) or '-'}",
+        f"  may run  {commands[0] if commands else '-'}",
+        *(f"           {command}" for command in commands[1:]),
+        *([f"  only the system: {', '.join(system)}"] if system else []),
     ]
     shown = amounts(aggregate.data, None)
     data = [f"  {printable(key):<18} {short(value)}" for key, value in sorted(shown.items())]
     return "\n".join([*(printable(line) for line in head), "  data", *data])
 
 
+def readable(value: Any) -> str:
+    """A value of aggregate data as a person reads it, not as JSON: a list as ``a, b, c``, a
+    mapping as ``key value, key value`` (a list of mappings one per ``;``), a flag as
+    ``yes``/``no``; control characters escaped."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{printable(str(key))} {readable(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        joiner = "; " if any(isinstance(item, Mapping) for item in value) else ", "
+        return joiner.join(readable(item) for item in value) or "-"
+    return "-" if value is None else printable(str(value))
+
+
 def short(value: Any, width: int = 90) -> str:
-    text = json.dumps(value, default=str) if isinstance(value, Mapping | list) else printable(str(value))
+    """`readable`, cut to ``width`` characters."""
+    text = readable(value)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

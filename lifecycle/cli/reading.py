@@ -16,6 +16,7 @@ import click
 import lifecycle
 from lifecycle import Actor, Aggregate, Engine
 from lifecycle.cli import output
+from lifecycle.cli.actions import next_steps, system_steps
 from lifecycle.cli.options import MOMENT, OWNER_ROLES, as_option, json_option, operator_actor
 from lifecycle.cli.session import Session, pass_session
 
@@ -65,8 +66,9 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
     for role in OWNER_ROLES:
         owner = definition.owner_of(role, aggregate.id, aggregate.data)
         if owner:
-            parties[role] = {"id": owner,
-                             "allowed": engine.allowed(view.kind, id, Actor(role, owner))}
+            allowed = engine.allowed(view.kind, id, Actor(role, owner))
+            parties[role] = {"id": owner, "allowed": allowed,
+                             "commands": next_steps(view.kind, id, allowed)[0]}
     now = engine.clock.now()
     deadlines = [
         {"trigger": d.trigger, "state": d.state, "status": d.status, "due_at": d.due_at.isoformat(),
@@ -77,10 +79,13 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
     data = aggregate.data
     currency = output.currency_of(data)
     entries = engine.history(view.kind, id)
+    allowed = engine.allowed(view.kind, id, actor)
     return {
         **output.aggregate_json(aggregate),
         "actor": str(actor),
-        "allowed": engine.allowed(view.kind, id, actor),
+        "allowed": allowed,
+        "commands": next_steps(view.kind, id, allowed)[0],
+        "system": system_steps(view.kind, aggregate.state),
         "parties": parties,
         "deadlines": deadlines,
         "money": {
@@ -100,13 +105,17 @@ def show_text(view: View, shown: Mapping[str, Any]) -> str:
     lines = [
         f"{shown['kind']} {shown['id']}",
         *output.pairs([("state", shown["state"]), ("version", shown["version"]),
-                       ("allowed", f"{', '.join(shown['allowed']) or '-'}  (as {shown['actor']})")]),
+                       ("as", shown["actor"])]),
     ]
-    who = [(role, party["id"], ", ".join(party["allowed"]) or "-")
-           for role, party in shown["parties"].items()]
-    if (actor_role, actor_id) not in {(role, id) for role, id, _ in who}:
-        who.append((actor_role, actor_id, ", ".join(shown["allowed"]) or "-"))
-    lines += ["who may act", *output.indented(output.table(["role", "id", "may fire"], who))]
+    parties = [(role, party["id"], party["commands"]) for role, party in shown["parties"].items()]
+    if (actor_role, actor_id) not in {(role, id) for role, id, _ in parties}:
+        parties.append((actor_role, actor_id, shown["commands"]))
+    who: list[tuple[str, str, str]] = []
+    for role, id, commands in parties:
+        who += [(role, id, commands[0] if commands else "-"),
+                *(("", "", command) for command in commands[1:])]
+    who += [("system", "", "only the system: " + step) for step in shown["system"]]
+    lines += ["who may act", *output.indented(output.table(["role", "id", "may run"], who))]
     details = [(label, _render(get(shown["data"]))) for label, get in view.details]
     if shown.get("tracking"):
         details.append(("tracking", _scans(shown["tracking"])))
@@ -163,8 +172,9 @@ def show_command(view: View) -> click.Command:
         else:
             output.echo(show_text(view, shown))
 
-    show.help = (f"A {view.noun}'s state, who may fire what next, pending deadlines with the "
-                 "time left, money and the latest history.")
+    article = "An" if view.noun[0] in "aeiou" else "A"
+    show.help = (f"{article} {view.noun}'s state, the commands each party may run next, "
+                 "pending deadlines with the time left, money and the latest history.")
     return show
 
 

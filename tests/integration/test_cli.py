@@ -158,7 +158,7 @@ def test_show_json_has_state_version_data_and_what_the_actor_may_fire(
     as_buyer = ok_json(run(db_url, "show", "order", order.id, "--as", "buyer:b-1", "--json"))
     as_stranger = ok_json(run(db_url, "show", "order", order.id, "--as", "buyer:b-2", "--json"))
 
-    assert set(as_seller) == AGGREGATE_KEYS | {"allowed"}
+    assert set(as_seller) == AGGREGATE_KEYS | {"allowed", "commands"}
     assert (as_seller["kind"], as_seller["id"], as_seller["state"], as_seller["version"]) == (
         "order", order.id, "paid", 2,
     )
@@ -178,8 +178,10 @@ def test_show_without_json_lists_state_version_and_allowed(
     result = run(db_url, "show", "order", order.id, "--as", "buyer:b-1")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[:4] == [
-        f"order {order.id}", "  state    paid", "  version  2", "  allowed  request_cancel",
+    assert result.stdout.splitlines()[:5] == [
+        f"order {order.id}", "  state    paid", "  version  2",
+        f"  may run  lifecycle order cancel {order.id} --reason TEXT",
+        "  only the system: ship_deadline (timer)",
     ]
 
 

@@ -5,13 +5,16 @@ everywhere, help that is not cut short, and a readable order diagram."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
-from lifecycle.cli import cli
+from lifecycle.cli import cli, payloads
+from lifecycle.cli.actions import COMMANDS
 from lifecycle.cli.output import amount
 from tests.integration.test_cli_domain import DOCUMENTS, REGISTER, place, ship
 
@@ -123,7 +126,8 @@ def test_order_list_shows_one_form_of_amount_in_its_total_column(world: str) -> 
     listed = {item["id"]: item["data"]["total"] for item in ok_json(world, "order", "list")["items"]}
 
     assert (rows["o-usd"][4], rows["o-2"][4], rows["o-jpy"][4]) == ("47.50", "47.48", "2200")
-    assert listed == {"o-usd": "47.50", "o-2": "47.48", "o-jpy": "2200"}
+    assert {id: listed[id] for id in ("o-usd", "o-2", "o-jpy")} == {
+        "o-usd": "47.50", "o-2": "47.48", "o-jpy": "2200"}
 
 
 def test_coupon_dispute_seller_and_voucher_amounts_have_minor_units(world: str) -> None:
@@ -135,3 +139,130 @@ def test_coupon_dispute_seller_and_voucher_amounts_have_minor_units(world: str) 
     assert dispute["money"]["figures"]["refund_amount"] == "20.00"
     assert ok_json(world, "seller", "show", "acme")["money"]["figures"] == {"annual_fee": "1000.00"}
     assert "coupon_min_denomination.USD  5.00" in ok(world, "policy", "show")
+
+
+# --- 5. next steps as commands to type; what only the system does, apart -----------------
+
+
+def test_show_says_the_commands_each_party_may_run_and_marks_what_only_the_system_does(
+    world: str,
+) -> None:
+    text = ok(world, "dispute", "show", "o-2-d1")
+    shown = ok_json(world, "dispute", "show", "o-2-d1")
+
+    assert "counter_offer" not in text
+    assert "accept_claim" not in text
+    who = text.split("who may act\n")[1].split("\ndetails")[0].splitlines()[2:]
+    assert [row.split(None, 2) if row[2] != " " else ["", "", row.strip()] for row in who] == [
+        ["buyer", "bo", "lifecycle dispute withdraw o-2-d1"],
+        ["seller", "acme", "lifecycle dispute accept o-2-d1"],
+        ["", "", "lifecycle dispute counter o-2-d1"],
+        ["operator", "li", "-"],
+        ["system", "only", "the system: seller_response_timeout (timer)"],
+    ]
+    assert shown["parties"]["seller"]["commands"] == [
+        "lifecycle dispute accept o-2-d1", "lifecycle dispute counter o-2-d1"]
+    assert shown["parties"]["seller"]["allowed"] == ["accept_claim", "counter_offer"]
+    assert shown["system"] == ["seller_response_timeout (timer)"]
+
+
+def test_a_system_only_trigger_is_never_offered_as_a_command(world: str) -> None:
+    shown = ok_json(world, "order", "show", "o-jpy", "--as", "system:timer")
+
+    assert "payment_timeout" in shown["allowed"]
+    assert shown["commands"] == ["lifecycle order pay o-jpy"]
+    assert shown["system"] == ["payment_timeout (timer)"]
+
+
+def test_a_refusal_names_the_commands_to_type_and_what_only_the_system_does(world: str) -> None:
+    wrong_state = refused(world, "order", "confirm", "o-usd", "--as", "ana")
+    wrong_role = refused(world, "dispute", "counter", "o-2-d1", "--as", "buyer:bo",
+                         "--refund-amount", "1")
+
+    assert wrong_state == (
+        "error: order o-usd is paid: cannot confirm_receipt; allowed from paid: "
+        "lifecycle order book-pickup o-usd (seller), lifecycle order cancel o-usd --reason TEXT "
+        "(buyer), lifecycle order ship-offline o-usd (seller); only the system: ship_deadline "
+        "(timer)")
+    assert wrong_role.endswith("; allowed for buyer: lifecycle dispute withdraw o-2-d1")
+    assert ok_json(world, "order", "show", "o-usd")["state"] == "paid"
+
+
+# --- 8. --note, --json, help, readable lists ----------------------------------------------
+
+
+def _commands() -> Iterator[tuple[str, click.Command]]:
+    for noun in ("seller", "order", "dispute", "coupon"):
+        group = cli.commands[noun]
+        assert isinstance(group, click.Group)
+        for verb, command in group.commands.items():
+            yield f"{noun} {verb}", command
+
+
+def test_every_command_that_fires_a_trigger_taking_a_note_accepts_note() -> None:
+    missing = []
+    for (kind, trigger), command in COMMANDS.items():
+        if payloads.takes(kind, trigger, "note"):
+            words = [w for w in command.split() if w != "ID" and not w.startswith("--")]
+            found = cli.commands[words[0]]
+            assert isinstance(found, click.Group)
+            options = {o for p in found.commands[words[1]].params for o in getattr(p, "opts", [])}
+            if "--note" not in options:
+                missing.append(command)
+    assert missing == []
+
+
+def test_order_cancel_keeps_a_note_in_the_history(world: str) -> None:
+    ok(world, *place_as_typed("o-note", "USD", "lamp:1:10", fee="1"))
+    ok(world, "order", "cancel", "o-note", "--as", "ana", "--note", "ordered twice")
+
+    assert ok_json(world, "order", "history", "o-note")[-1]["payload"] == {"note": "ordered twice"}
+
+
+def test_no_group_listing_cuts_a_description_short() -> None:
+    for args in ([], *([noun] for noun in cli.commands if isinstance(cli.commands[noun], click.Group))):
+        listing = CliRunner().invoke(cli, [*args, "--help"], terminal_width=80).stdout
+        commands = listing.split("Commands:\n")[1].split("\n\n")[0]
+        assert "..." not in commands, (args, commands)
+
+
+def test_help_and_docs_have_no_known_typos() -> None:
+    texts = [CliRunner().invoke(cli, [*path.split(), "--help"]).stdout for path, _ in _commands()]
+    texts.append(CliRunner().invoke(cli, ["simulate", "--help"], terminal_width=80).stdout)
+    for text in texts:
+        assert "A order" not in text
+        assert "du\n" not in text
+        assert "dup licate" not in text
+
+
+def test_show_prints_lists_as_a_person_reads_them(world: str) -> None:
+    assert "  evidence  photo 1, photo 2" in ok(world, "dispute", "show", "o-2-d1").splitlines()
+    assert "  products        robot, lamp" in ok(world, "coupon", "show", "c-1").splitlines()
+    assert "[" not in ok(world, "show", "seller", "acme")
+
+
+def test_carriers_validate_prints_json_for_a_valid_and_an_invalid_waybill(world: str) -> None:
+    valid = invoke(world, "carriers", "validate", "dhl", "1234567891", "--json")
+    invalid = invoke(world, "carriers", "validate", "dhl", "1234567890", "--json")
+
+    assert (valid.exit_code, json.loads(valid.stdout)) == (0, {
+        "carrier": "dhl", "waybill": "1234567891", "valid": True, "problem": None})
+    assert invalid.exit_code == 1
+    shown = json.loads(invalid.stdout)
+    assert (shown["valid"], shown["waybill"]) == (False, "1234567890")
+    assert shown["problem"]
+    assert refused(world, "carriers", "validate", "pigeon", "1", "--json", code=2).startswith("error:")
+
+
+def test_graph_prints_the_machine_as_json(world: str) -> None:
+    shown = ok_json(world, "graph", "order")
+
+    assert (shown["machine"], shown["kind"], shown["initial"]) == ("order", "order", "awaiting_payment")
+    assert set(shown["terminal"]) == {"funds_released", "cancelled", "refunded"}
+    pay = next(t for t in shown["transitions"] if t["trigger"] == "pay")
+    assert pay == {"trigger": "pay", "source": ["awaiting_payment"], "dest": "paid",
+                   "roles": ["buyer", "system"], "follow_up": False, "condition": None,
+                   "command": "lifecycle order pay ID"}
+    closing = [t for t in shown["transitions"] if t["trigger"] == "close_dispute"]
+    assert closing
+    assert all(t["follow_up"] and t["command"] is None for t in closing)
