@@ -134,6 +134,7 @@ def claim_command() -> click.Command:
     )
 
 
+offers("coupon", "create", "coupon create")
 offers("coupon", "claim", "coupon claim ID")
 ACTIONS = (
     Action("activate", "coupon", "activate", "Put the coupon on offer.", (NOTE,)),

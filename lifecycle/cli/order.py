@@ -185,6 +185,7 @@ def recorded_by_hand(status: str) -> str:
 TRACKING = {status: recorded_by_hand(status) for status in BY_HAND}
 for _status, _trigger in TRACKING.items():
     offers("order", _trigger, f"order track ID --status {_status}")
+offers("order", "place", "order place")
 offers("order", "cancel", "order cancel ID")
 offers("order", "request_cancel", "order cancel ID --reason TEXT")
 offers("order", "accept_cancel", "order cancel ID --accept")

@@ -266,3 +266,12 @@ def test_graph_prints_the_machine_as_json(world: str) -> None:
     closing = [t for t in shown["transitions"] if t["trigger"] == "close_dispute"]
     assert closing
     assert all(t["follow_up"] and t["command"] is None for t in closing)
+
+
+def test_graph_json_names_the_command_of_each_creating_trigger() -> None:
+    for machine, command in (("order", "lifecycle order place"),
+                             ("seller", "lifecycle seller register ID"),
+                             ("coupon", "lifecycle coupon create")):
+        shown = json.loads(CliRunner().invoke(cli, ["graph", machine, "--json"]).stdout)
+        creating = next(t for t in shown["transitions"] if not t["source"])
+        assert creating["command"] == command
