@@ -160,7 +160,7 @@ def _render(value: Any) -> Any:
 def show_command(view: View) -> click.Command:
     @click.command("show")
     @click.argument("id")
-    @as_option("Whose allowed triggers to show, as ROLE:ID. Default: operator:$USER.")
+    @as_option("Whose next commands to show (beside each party's), as ROLE:ID. Default: operator:$USER.")
     @click.option("--history", "last", type=click.IntRange(0, 10_000), default=5, show_default=True,
                   metavar="N", help="How many of the latest history rows to show.")
     @json_option
