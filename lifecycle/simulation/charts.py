@@ -18,10 +18,12 @@ import math
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import lifecycle
 from lifecycle.simulation.report_data import ReportData
 
 #: Okabe & Ito's palette, safe for the common colour-vision deficiencies
@@ -132,7 +134,8 @@ def page(report: ReportData) -> str:
         _table(("path", "disputes"), list(report.dispute_paths.items())),
         "<h2>Money</h2>",
         _table(("currency", "item", "amount"),
-               [(c, item, amount) for c, items in report.money.items() for item, amount in items.items()]),
+               [(c, item, _amount(amount, c)) for c, items in report.money.items()
+                for item, amount in items.items()]),
         "<h2>Final states</h2>",
         _table(("kind", "state", "aggregates"),
                [(k, s, n) for k, counts in report.states.items() for s, n in counts.items()]),
@@ -205,6 +208,15 @@ def funnel_rows(funnel: Mapping[str, int]) -> list[tuple[str, int, str]]:
 def _shares(counts: Mapping[str, int], funnel: Mapping[str, int]) -> list[tuple[str, int, str]]:
     placed = funnel.get("placed", 0)
     return [(name, n, f"{100 * n / placed:.1f}%" if placed else "-") for name, n in counts.items()]
+
+
+def _amount(value: str, currency: str) -> str:
+    """``0`` USD as ``0.00``: the currency's minor units, as the CLI prints money."""
+    try:
+        digits = lifecycle.currency_exponent(currency)
+        return f"{Decimal(value).quantize(Decimal(1).scaleb(-digits)) + 0:f}"
+    except (lifecycle.LifecycleError, InvalidOperation):
+        return value
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

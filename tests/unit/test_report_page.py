@@ -36,7 +36,8 @@ def report(**changes: Any) -> Report:
                    "placed": 200, "shipped": 180},
         "endings": {"cancelled unpaid": 12}, "disputes": {}, "dispute_paths": {},
         "durations": {}, "release_histogram": [(18, 1), (19, 4), (40, 64)],
-        "money": {"USD": {"captured": "100.00"}}, "gateway": {}, "check": {"passed": True},
+        "money": {"USD": {"captured": "100.00", "unexpected_captured": "0"}}, "gateway": {},
+        "check": {"passed": True},
         "transitions": 1760, "triggers": {},
         "activity": {"adapter.declined": 19, "retries.same_key": 6, "orders.placed": 200},
         "parked": {"release_funds": 2}, "timeline": timeline,
@@ -148,3 +149,8 @@ def test_a_page_without_samples_or_releases_says_so() -> None:
 
     assert "(no days sampled)" in empty
     assert "(no order has released its funds)" in empty
+
+
+def test_money_has_its_currencys_minor_units(page: str) -> None:
+    assert "<td>USD</td><td>unexpected_captured</td><td>0.00</td>" in page
+    assert "<td>USD</td><td>captured</td><td>100.00</td>" in page
