@@ -76,7 +76,7 @@ from lifecycle.machines.versions import (
 from lifecycle.machines.versions import load as load_machines
 from lifecycle.machines.versions import verify as verify_machines
 from lifecycle.migration import AggregatePlan, DeadlineChange, MigrationReport
-from lifecycle.money import exponent
+from lifecycle.money import exponent as currency_exponent
 from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.relay import Relay
@@ -305,9 +305,9 @@ __all__ = [
     "broker_for",
     "carrier",
     "configure_logs",
+    "currency_exponent",
     "definition",
     "definitions",
-    "exponent",
     "load_machines",
     "loads_json",
     "metrics_exposition",

@@ -13,6 +13,7 @@ from lifecycle.cli import (
     dispute,
     generic,
     graph,
+    helptext,
     keys,
     order,
     policy,
@@ -30,5 +31,6 @@ for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, gra
                  carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events,
                  *versions.COMMANDS):
     cli.add_command(_command)
+helptext.complete(cli)  # group listings give each command a whole sentence, never cut short
 
 __all__ = ["cli", "main"]

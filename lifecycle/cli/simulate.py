@@ -21,7 +21,7 @@ from lifecycle.cli.session import OneLine, Session, pass_session
 @click.option("--db", "db", default=None, metavar="URL",
               help="Database for the run (default: the global --db / LIFECYCLE_DB).")
 @click.option("--faults", default=None, metavar="SPEC",
-              help="Injected faults, e.g. decline=0.02,timeout=0.01,duplicate=0.05,conflict=0.01")
+              help="Injected faults, e.g. 'decline=0.02, timeout=0.01, duplicate=0.05, conflict=0.01'.")
 @click.option("--resume", is_flag=True, help="Continue a run that was stopped part-way.")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None,
               help="Also write an HTML report with charts (opens offline) into this folder.")

@@ -14,7 +14,7 @@ import lifecycle
 def amount(value: Decimal, currency: str) -> str:
     """``47.48``, ``5.00``, ``1200`` (JPY): as many decimals as the currency's minor units."""
     try:
-        digits = lifecycle.exponent(currency)
+        digits = lifecycle.currency_exponent(currency)
     except lifecycle.InvalidPayload:
         return str(value)
     return format(value.quantize(Decimal(1).scaleb(-digits)), "f")

@@ -84,7 +84,10 @@ def csrf_of(page: str) -> str:
 
 
 def cli_refusal(url: str, *args: str) -> str:
-    """What ``lifecycle`` prints on stderr for a refused command, without ``error: ``."""
+    """What ``lifecycle`` prints on stderr for a refused command, without ``error: ``. The
+    console fires triggers by name, as ``lifecycle fire KIND ID TRIGGER`` does, and words a
+    refusal as it does; the noun commands (``lifecycle dispute arbitrate``) say the same, with
+    the commands to type where it names triggers."""
     result = CliRunner().invoke(cli, ["--db", url, *args])
     assert result.exit_code != 0, result.output
     line = result.stderr.strip()

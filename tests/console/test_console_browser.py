@@ -159,8 +159,9 @@ def test_an_operator_finds_an_order_and_arbitrates_a_dispute_in_the_browser(
 
     arbitrate("999.00")
     shown = driver.find_element(By.ID, "refusal").text
-    expected = cli_refusal(shop.url, "dispute", "arbitrate", shop.dispute.id, "--decision", "refund",
-                           "--refund-amount", "999.00", "--as", f"operator:{OPERATOR_ID}")
+    expected = cli_refusal(shop.url, "fire", "dispute", shop.dispute.id, "arbitrate", "--payload",
+                      '{"decision": "refund", "refund_amount": "999.00"}', "--as",
+                      f"operator:{OPERATOR_ID}")
     assert shown == expected
     assert driver.find_element(By.ID, "state").text == "under_arbitration"
     driver.save_screenshot(str(shots / "05-refused.png"))

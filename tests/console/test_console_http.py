@@ -267,8 +267,9 @@ def test_a_refusal_shows_the_clis_message_and_writes_nothing(client: TestClient,
                                {"f.decision": "refund", "f.refund_amount": "999.00"})
     refused = client.post(f"/console/dispute/{shop.dispute.id}/fire", data=form)
     assert refused.status_code == 422
-    cli = cli_refusal(shop.url, "dispute", "arbitrate", shop.dispute.id, "--decision", "refund",
-                      "--refund-amount", "999.00", "--as", f"operator:{OPERATOR_ID}")
+    cli = cli_refusal(shop.url, "fire", "dispute", shop.dispute.id, "arbitrate", "--payload",
+                      '{"decision": "refund", "refund_amount": "999.00"}', "--as",
+                      f"operator:{OPERATOR_ID}")
     assert refusal_in(refused.text) == cli
     assert "dispute.refund_within_paid" in cli
     assert rows(shop.engine) == before
