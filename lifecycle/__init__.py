@@ -67,14 +67,10 @@ from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
-from lifecycle.machines.versions import (
-    Finding,
-    Machines,
-    Migration,
-    UnknownMachineVersion,
-)
+from lifecycle.machines.verify import Finding
+from lifecycle.machines.verify import verify as verify_machines
+from lifecycle.machines.versions import Machines, Migration, UnknownMachineVersion
 from lifecycle.machines.versions import load as load_machines
-from lifecycle.machines.versions import verify as verify_machines
 from lifecycle.migration import AggregatePlan, DeadlineChange, MigrationReport
 from lifecycle.money import exponent as currency_exponent
 from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus

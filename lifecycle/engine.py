@@ -40,7 +40,8 @@ from lifecycle.ingestion import Headers, Ingestion
 from lifecycle.machine_registry import MachineVersion
 from lifecycle.machines import MACHINES
 from lifecycle.machines.definition import Aggregate, MachineDefinition
-from lifecycle.machines.versions import Finding, Machines, verify
+from lifecycle.machines.verify import Finding, verify
+from lifecycle.machines.versions import Machines
 from lifecycle.migration import MigrationReport
 from lifecycle.outbox import Claim, Outbox, RelayStatus, Subscription
 from lifecycle.pipeline import Pipeline
@@ -522,7 +523,7 @@ class Engine:
 
     def verify(self, kind: str | None = None) -> list[Finding]:
         """`lifecycle verify`: every check of every registered version's graph (of ``kind``
-        only, when given), passed or not (`lifecycle.machines.versions.verify`)."""
+        only, when given), passed or not (`lifecycle.machines.verify`)."""
         if kind is not None:
             kind = self.definition(kind).kind
         return verify(self.definitions, kind)

@@ -16,7 +16,8 @@ import structlog
 
 from lifecycle.clock import Clock
 from lifecycle.errors import Conflict, DefinitionChanged
-from lifecycle.machines.versions import Machines, differences, fingerprint_of, shape
+from lifecycle.machines.shape import differences, fingerprint_of, shape
+from lifecycle.machines.versions import Machines
 from lifecycle.store.datastore import Store
 from lifecycle.store.machine_versions import RegisteredMachine
 

@@ -39,7 +39,8 @@ from lifecycle.actor import Actor
 from lifecycle.errors import Conflict, InvalidPayload, MigrationRefused
 from lifecycle.events import migrated_body
 from lifecycle.machines.definition import Aggregate, Deadline, MachineDefinition
-from lifecycle.machines.versions import MIGRATED, Machines, Migration, duration_name
+from lifecycle.machines.shape import duration_name
+from lifecycle.machines.versions import MIGRATED, Machines, Migration
 from lifecycle.policy import Policy
 from lifecycle.store.datastore import Store
 from lifecycle.store.deadlines import PAUSED, PENDING, ScheduledDeadline

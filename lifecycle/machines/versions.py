@@ -1,170 +1,23 @@
-"""Versions of machines (SPEC §13): what a definition is, as data to compare; the migrations
-between versions; the registry of every version an engine runs.
+"""Versions of machines (SPEC §13): the migrations between versions, the registry of every
+version an engine runs, replay across versions, and the modules that bring more versions.
 
 An aggregate runs the version of its machine it was created under until `lifecycle migrate`
 moves it; new aggregates start on the newest. A database remembers each (kind, version) it ran
 by a fingerprint of `shape`: a process whose definition of the same version differs is refused
 at start-up, naming what changed (`differences`).
-
-The shape holds what decides where an aggregate can go and when: states, arrows with their
-roles, payload models, guards' rules, effects' and conditions' names, deadlines, follow-ups
-sent. A deadline's duration is known by its qualified name, the names it reads and the plain
-values it closes over, so a duration that reads another policy value is caught. A change inside
-an effect's or a guard's body that keeps its name is not caught: that is a fix, not a new
-version; a rule that means something else gets a new name.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from lifecycle.errors import DefinitionError, ReplayMismatch
-from lifecycle.machines.definition import Aggregate, MachineDefinition, graph_problems
+from lifecycle.machines.definition import Aggregate, MachineDefinition
 
 #: the trigger of the history row a migration writes (SPEC §13)
 MIGRATED = "migrated"
-
-
-# --- what a definition is, as data -----------------------------------------------------
-
-
-def shape(definition: MachineDefinition) -> dict[str, Any]:
-    """The definition as plain JSON data: what its fingerprint hashes and `differences`
-    compares."""
-    return {
-        "kind": definition.kind,
-        "version": definition.version,
-        "states": list(definition.states),
-        "initial": definition.initial,
-        "terminal": sorted(definition.terminal),
-        "pausing": sorted(definition.pausing),
-        "public": sorted(definition.public),
-        "transitions": [_arrow(t) for t in definition.transitions],
-        "deadlines": [{"state": d.state, "trigger": d.trigger, "duration": duration_name(d.duration),
-                       "anchor": d.anchor, "continues_from": list(d.continues_from)}
-                      for d in definition.deadlines],
-        "sends": {trigger: [list(pair) for pair in pairs]
-                  for trigger, pairs in sorted(definition.sends.items())},
-        "retired": {trigger: list(states) for trigger, states in sorted(definition.retired.items())},
-    }
-
-
-def fingerprint(definition: MachineDefinition) -> str:
-    """SHA-256 of the definition's `shape`, hex."""
-    return fingerprint_of(shape(definition))
-
-
-def fingerprint_of(described: Mapping[str, Any]) -> str:
-    canonical = json.dumps(described, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _arrow(t: Any) -> dict[str, Any]:
-    return {
-        "trigger": t.trigger,
-        "source": list(t.source),
-        "dest": t.dest,
-        "roles": sorted(t.roles),
-        "payload": None if t.payload is None else f"{t.payload.__module__}.{t.payload.__qualname__}",
-        "guards": [g.rule for g in t.guards],
-        "effect": _qualified(t.effect),
-        "when": _qualified(t.when),
-        "internal": t.internal,
-    }
-
-
-def _qualified(fn: Callable[..., Any] | None) -> str | None:
-    """An effect or a route's condition by its qualified name: a fix inside its body is no
-    new version of the machine."""
-    if fn is None:
-        return None
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
-
-
-def duration_name(fn: Callable[..., Any] | None) -> str | None:
-    """A deadline's duration as the shape knows it: its qualified name, the names its code
-    reads and the plain values it closes over (``_days("handling_time_days")``), so a duration
-    that reads another policy value is another deadline; stable across Python releases, unlike
-    its bytecode."""
-    name = _qualified(fn)
-    code = getattr(fn, "__code__", None)
-    if name is None or code is None:
-        return name
-    closed = [v for v in map(_contents, getattr(fn, "__closure__", None) or ())
-              if isinstance(v, str | int | float | bool)]
-    constants = [c for c in code.co_consts if isinstance(c, str | int | float) and
-                 not isinstance(c, bool) and c is not None and c != getattr(fn, "__doc__", None)]
-    parts = [name, ",".join(code.co_names)]
-    if closed or constants:
-        parts.append(",".join(repr(v) for v in (*closed, *constants)))
-    return "|".join(parts)
-
-
-def _contents(cell: Any) -> Any:
-    try:
-        return cell.cell_contents
-    except ValueError:  # an empty cell
-        return None
-
-
-def differences(stored: Mapping[str, Any], running: Mapping[str, Any]) -> list[str]:
-    """What changed from the ``stored`` shape to the ``running`` one, in words, one item each:
-    states, terminal and pausing states, arrows (by trigger and source), deadlines (by state
-    and trigger), follow-ups, retired triggers."""
-    changes: list[str] = []
-    changes += _listed("state", stored.get("states", []), running.get("states", []))
-    for name in ("initial", "terminal", "pausing", "public"):
-        if stored.get(name) != running.get(name):
-            changes.append(f"{name} {_show(stored.get(name))} → {_show(running.get(name))}")
-    changes += _keyed("transition", _arrows_by_route(stored), _arrows_by_route(running))
-    changes += _keyed("deadline", _deadlines_by_key(stored), _deadlines_by_key(running))
-    for name in ("sends", "retired"):
-        if stored.get(name, {}) != running.get(name, {}):
-            changes.append(f"{name} {_show(stored.get(name))} → {_show(running.get(name))}")
-    return changes
-
-
-def _listed(what: str, before: list[str], after: list[str]) -> list[str]:
-    return ([f"{what} {s} added" for s in after if s not in before]
-            + [f"{what} {s} removed" for s in before if s not in after])
-
-
-def _keyed(what: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    changes = [f"{what} {key} added" for key in after if key not in before]
-    changes += [f"{what} {key} removed" for key in before if key not in after]
-    for key in before:
-        if key in after and before[key] != after[key]:
-            fields = [f for f in sorted({*before[key], *after[key]})
-                      if before[key].get(f) != after[key].get(f)]
-            changes.append(f"{what} {key}: {', '.join(fields)} changed")
-    return changes
-
-
-def _arrows_by_route(described: Mapping[str, Any]) -> dict[str, Any]:
-    """Each arrow once per state it leaves: a trigger that now also leaves a new state is one
-    route added, not an arrow removed and another added."""
-    routes: dict[str, Any] = {}
-    for arrow in described.get("transitions", []):
-        rest = {name: value for name, value in arrow.items() if name != "source"}
-        for source in arrow["source"] or ["(creation)"]:
-            key = f"{arrow['trigger']} from {source}"
-            if arrow.get("when"):
-                key += f" when {arrow['when'].rsplit('.', 1)[-1]}"
-            routes[key] = rest
-    return routes
-
-
-def _deadlines_by_key(described: Mapping[str, Any]) -> dict[str, Any]:
-    return {f"{d['trigger']} on {d['state']}": d for d in described.get("deadlines", [])}
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
 
 
 # --- migrations -------------------------------------------------------------------------
@@ -370,113 +223,6 @@ def _check_migrated(machines: Machines, kind: str, n: int, state: str, version: 
     if dest not in possible:
         raise ReplayMismatch(kind, n, f"migrated {state} to {dest}; the migrations from version "
                              f"{version} to {target} allow {', '.join(sorted(possible))}")
-
-
-# --- lifecycle verify --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One check of one version of one machine: passed, or what is wrong."""
-
-    kind: str
-    version: int
-    check: str  # reachable, ends, deadlines, follow_ups, migrations
-    problems: tuple[str, ...]
-    detail: str  # what was checked, in words
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "version": self.version, "check": self.check, "ok": self.ok,
-                "problems": list(self.problems), "detail": self.detail}
-
-
-def verify(machines: Machines, kind: str | None = None) -> list[Finding]:
-    """Check every registered version of every machine (of ``kind`` only, when given),
-    exhaustively over its graph: every state reachable from the initial one; every
-    non-terminal state able to reach a terminal one; every deadline's trigger defined from its
-    state and firable by the system; every follow-up it sends a trigger every version of the
-    receiving kind defines (a creating one for a created aggregate), every internal trigger
-    sent by some machine, every state whose only ways out are internal sent to; every declared
-    migration's states mapped into its target."""
-    findings: list[Finding] = []
-    for definition in machines.every():
-        if kind is not None and definition.kind != kind:
-            continue
-        graph = graph_problems(definition)
-        findings.append(Finding(definition.kind, definition.version, "reachable",
-                                tuple(p for p in graph if p.startswith(("unreachable", "no terminal"))),
-                                f"{len(definition.states)} states from {definition.initial}"))
-        findings.append(Finding(definition.kind, definition.version, "ends",
-                                tuple(p for p in graph if p.startswith("cannot reach")),
-                                f"{len(set(definition.states) - definition.terminal)} non-terminal "
-                                f"states reach one of {', '.join(sorted(definition.terminal))}"))
-        findings.append(Finding(definition.kind, definition.version, "deadlines",
-                                tuple(_deadline_problems(definition)),
-                                f"{len(definition.deadlines)} deadlines fire from their states"))
-        findings.append(Finding(definition.kind, definition.version, "follow_ups",
-                                tuple(_follow_up_problems(machines, definition)),
-                                f"{sum(len(p) for p in definition.sends.values())} follow-ups "
-                                "sent, internal triggers received"))
-    for (migration_kind, source, target), migration in sorted(machines.migrations.items()):
-        if kind is not None and migration_kind != kind:
-            continue
-        findings.append(Finding(migration_kind, target, "migrations",
-                                tuple(_migration_problems(machines, migration)),
-                                f"every state of version {source} has a place in {target}"))
-    return findings
-
-
-def _deadline_problems(definition: MachineDefinition) -> Iterator[str]:
-    for d in definition.deadlines:
-        step = definition.step(d.state, d.trigger)
-        if step is None:
-            yield f"deadline {d.trigger} on {d.state}: no such trigger from that state"
-        elif "system" not in step.roles:
-            yield f"deadline {d.trigger} on {d.state}: the system may not fire it"
-
-
-def _follow_up_problems(machines: Machines, definition: MachineDefinition) -> Iterator[str]:
-    for trigger, pairs in definition.sends.items():
-        for other_kind, other in pairs:
-            if other_kind not in machines:
-                yield f"{trigger} sends to unknown kind {other_kind}"
-                continue
-            for version in machines.versions(other_kind):
-                receiver = machines.at(other_kind, version)
-                if other == receiver.creation.trigger:
-                    continue
-                if not receiver.sources_of(other):
-                    yield (f"{trigger} sends {other_kind} {other}, which version {version} of "
-                           f"the {other_kind} machine does not define")
-    received = {pair for d in machines.every() for pairs in d.sends.values() for pair in pairs}
-    internal = {t.trigger for t in definition.transitions if t.internal}
-    for trigger in sorted(internal):
-        if (definition.kind, trigger) not in received:
-            yield f"internal trigger {trigger} is sent by no machine: nothing can fire it"
-    for state in definition.states:
-        if state in definition.terminal:
-            continue
-        steps = [definition.steps[(state, t)] for t in definition.triggers_from(state)]
-        if (steps and all(step.internal for step in steps)
-                and not any((definition.kind, step.trigger) in received for step in steps)):
-            yield f"{state} is left only by internal triggers no machine sends"
-
-
-def _migration_problems(machines: Machines, migration: Migration) -> Iterator[str]:
-    source = machines.at(migration.kind, migration.source)
-    target = machines.at(migration.kind, migration.target)
-    for state in source.states:
-        if state in source.terminal:
-            continue  # terminal aggregates stay on their version
-        for after in migration.possible(state):
-            if after not in target.states:
-                yield f"{state} of version {source.version} has no state in version {target.version}"
-        if not migration.possible(state):
-            yield f"{state} splits into nothing listed"
 
 
 def load(spec: str) -> list[MachineDefinition | Migration]:
