@@ -102,6 +102,7 @@ def aggregate_json(aggregate: Aggregate, allowed: Sequence[str] | None = None) -
         "id": aggregate.id,
         "state": aggregate.state,
         "version": aggregate.version,
+        "machine_version": aggregate.machine_version,
         "data": amounts(dict(aggregate.data), None),
     }
     if allowed is not None:

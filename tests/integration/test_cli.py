@@ -31,7 +31,7 @@ from tests.builders import (
     seller_in,
 )
 
-AGGREGATE_KEYS = {"kind", "id", "state", "version", "data"}
+AGGREGATE_KEYS = {"kind", "id", "state", "version", "machine_version", "data"}
 HISTORY_KEYS = {"seq", "trigger", "source", "dest", "actor", "payload", "idempotency_key", "at"}
 SHIP = {"checklist": CHECKLIST, "carrier": "dhl", "waybill": "1234567891"}
 
