@@ -182,9 +182,14 @@ class ReplayMismatch(LifecycleError):
 
 
 class SchemaOutdated(LifecycleError):
-    """The database schema is older than this version of lifecycle."""
+    """The database schema is not this version of lifecycle's: older (``current`` names it;
+    None for a database with no lifecycle schema yet), or a newer lifecycle's."""
 
     exit_code = 2
+
+    def __init__(self, message: str, current: str | None = None):
+        self.current = current
+        super().__init__(message)
 
 
 class PolicyMismatch(LifecycleError):

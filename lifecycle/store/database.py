@@ -116,7 +116,8 @@ def refuse_unusable(engine: Engine, found: Found) -> None:
         check_creatable(engine)
     if found.revision is not None and found.revision not in _revisions():
         raise SchemaOutdated(f"database {name} has schema {found.revision}, newer than this "
-                             f"lifecycle's {head_revision(engine)}: upgrade lifecycle")
+                             f"lifecycle's {head_revision(engine)}: upgrade lifecycle",
+                             found.revision)
 
 
 def _migrate(engine: Engine) -> tuple[str | None, str]:
@@ -266,7 +267,7 @@ def ensure_schema(engine: Engine, *, upgrade_allowed: bool) -> None:
                              "`lifecycle db init`")
     raise SchemaOutdated(
         f"database {name} has schema {found.revision}, this lifecycle needs {head}: "
-        "run `lifecycle db upgrade`"
+        "run `lifecycle db upgrade`", found.revision
     )
 
 
