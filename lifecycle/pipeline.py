@@ -52,6 +52,7 @@ from lifecycle.machines.definition import (
     Scan,
     Step,
 )
+from lifecycle.machines.payload_words import in_words
 from lifecycle.machines.payloads import dump, nothing_given
 from lifecycle.policy import Policy
 from lifecycle.request import Request, actor_of, id_of, key_of, payload_of
@@ -424,7 +425,7 @@ def validate_payload(model: type[BaseModel] | None, payload: Mapping[str, Any],
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise InvalidPayload(where, first["msg"]) from None
+        raise InvalidPayload(where, in_words(first)) from None
     check = getattr(validated, "check", None)
     if check is not None:
         check(data)  # rules that need the aggregate: amounts in the order's currency
