@@ -171,8 +171,8 @@ def sqlite_path(engine: Engine) -> Path | None:
 
 
 def inspect_database(engine: Engine) -> Found:
-    """What the database holds, read without writing: a SQLite file through a read-only
-    connection of its own (the engine's connections would switch it to WAL, a change), a
+    """What the database holds, read without writing: a SQLite file through a plain
+    connection of its own that only reads (the engine's would switch it to WAL, a change), a
     PostgreSQL database through the engine. Raises `Unavailable` when it cannot be reached."""
     path = sqlite_path(engine)
     if path is not None:
@@ -196,7 +196,9 @@ def _inspect_sqlite_file(path: Path) -> Found:
     if path.is_dir():
         return Found("foreign", reason="it is a folder, not a file")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # mode=rw: never creates the file. Not mode=ro: a read-only connection to a WAL file
+        # leaves -wal and -shm files behind that it may not delete; this one only reads.
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True)
     except sqlite3.Error as error:
         raise DatabaseMissing(str(path), f"cannot open the SQLite file {path}: {error}") from None
     try:
