@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -299,7 +300,7 @@ def _place(*changes: str) -> tuple[str, ...]:
 
 
 @pytest.mark.parametrize(("args", "says", "not_said"), [
-    (WRITES[0][:8] + ("cn",) + WRITES[0][9:],
+    ((*WRITES[0][:8], "cn", *WRITES[0][9:]),
      "invalid country: must be a two-letter country code in capitals (ISO 3166-1, e.g. CN, PT) "
      "(got 'cn')", "pattern"),
     (_place("--shipping-fee", "12345678901234567890"),
@@ -345,3 +346,24 @@ def test_a_path_in_a_missing_folder_names_the_file_and_the_folder(tmp_path: Path
 def _json(result: Result) -> Any:
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+DOCS = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
+
+
+def _documented(shape: str) -> Any:
+    match = re.search(rf"<!-- json:{shape} -->\n```json\n(.*?)```", DOCS, re.DOTALL)
+    assert match is not None, f"docs/cli.md documents no json:{shape}"
+    return json.loads(match.group(1))
+
+
+def test_db_and_clock_json_carry_the_documented_keys(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/sandbox.db"
+    printed = {
+        "db-init": _json(run(url, "db", "init", "--sandbox", "--json")),
+        "db-upgrade": _json(run(url, "db", "upgrade", "--json")),
+        "clock-show": _json(run(url, "clock", "show", "--json")),
+        "clock-advance": _json(run(url, "clock", "advance", "1h", "--json")),
+    }
+    for shape, value in printed.items():
+        assert set(value) == set(_documented(shape)), shape
