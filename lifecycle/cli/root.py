@@ -34,7 +34,8 @@ Reference and --json shapes: docs/cli.md.
 
 @click.group(cls=Root, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="LIFECYCLE_DB", default=lifecycle.DEFAULT_URL, show_default=True,
-              help="Database URL (or LIFECYCLE_DB): sqlite:///FILE or postgresql+psycopg://…")
+              help="Database URL (or LIFECYCLE_DB): sqlite:///FILE or postgresql+psycopg://…; "
+                   "only `db init` and `db upgrade` create one.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="warning", show_default=True, help="Log events at this level and above, on stderr.")
 @click.version_option(lifecycle.__version__, prog_name="lifecycle")
