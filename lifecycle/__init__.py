@@ -147,7 +147,7 @@ def open(
     """
     from lifecycle.logs import configure
     from lifecycle.store.database import connect, ensure_schema, where
-    from lifecycle.store.sandbox import StoredClock, is_sandbox
+    from lifecycle.store.sandbox import SandboxClock, is_sandbox
 
     if log is not None:
         configure(log)
@@ -165,7 +165,7 @@ def open(
                 raise InvalidPayload("clock", f"{where(database)} is a sandbox: its clock is "
                                               "stored in it and shared by every process; open "
                                               "it without clock=")
-            clock = StoredClock(database)
+            clock = SandboxClock(database)
             adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed,
                                           webhook_secrets=webhook_secrets)
         clock = clock or SystemClock()

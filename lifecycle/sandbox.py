@@ -19,10 +19,7 @@ from lifecycle.engine import Engine
 from lifecycle.errors import InvalidPayload, NotASandbox
 from lifecycle.policy import _parse_duration
 from lifecycle.store.database import where
-from lifecycle.store.sandbox import StoredClock
-
-SandboxClock = StoredClock
-"""The clock of a sandbox database (`lifecycle.open` gives a sandbox's engine one)."""
+from lifecycle.store.sandbox import SandboxClock
 
 # More steps than any sandbox needs; a bound so that contention can never loop for ever.
 MOST_STEPS = 100_000
@@ -37,10 +34,10 @@ class ClockMove:
     fired: int
 
 
-def sandbox_clock(engine: Engine) -> StoredClock:
+def sandbox_clock(engine: Engine) -> SandboxClock:
     """The engine's sandbox clock; `NotASandbox` for a production database."""
     clock = engine.clock
-    if not isinstance(clock, StoredClock):
+    if not isinstance(clock, SandboxClock):
         raise NotASandbox(where(engine.database))
     return clock
 

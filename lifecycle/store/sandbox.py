@@ -1,7 +1,7 @@
 """The sandbox clock (issue #19) on disk: one row of ``sandbox_clock`` holds a sandbox's time.
 
 A database made with ``lifecycle db init --sandbox`` has the row; a production database has
-none. Every process that opens a sandbox reads its time from the row (`StoredClock`), so the
+none. Every process that opens a sandbox reads its time from the row (`SandboxClock`), so the
 CLI, the timer worker and the service agree on "now", and a move made by one is seen by all.
 """
 
@@ -22,7 +22,7 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class StoredClock:
+class SandboxClock:
     """The clock of a sandbox database: ``now()`` reads the stored time (one primary-key
     read), so a move by any process shows in every other at once. Raises `Unavailable`
     when the database cannot be reached."""
