@@ -21,6 +21,8 @@ from lifecycle.policy import _parse_duration
 from lifecycle.store.database import where
 from lifecycle.store.sandbox import SandboxClock
 
+__all__ = ["ClockMove", "SandboxClock", "advance_clock", "duration_of", "sandbox_clock"]
+
 # More steps than any sandbox needs; a bound so that contention can never loop for ever.
 MOST_STEPS = 100_000
 
