@@ -160,3 +160,18 @@ def test_a_timer_worker_in_another_process_fires_by_the_stored_clock(sandbox: st
     with lifecycle.open(sandbox) as engine:
         assert engine.get("order", order.id).state == "completed"
         assert engine.history("order", order.id)[-1].at == START + timedelta(days=5)
+
+
+def test_the_service_on_a_sandbox_runs_on_its_stored_clock(sandbox: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecycle.service import app_from_environment
+
+    monkeypatch.setenv("LIFECYCLE_DB", sandbox)
+    app = app_from_environment()
+    engine = app.state.engine
+    try:
+        assert isinstance(engine.clock, lifecycle.SandboxClock)
+        ok_json(sandbox, "clock", "advance", "6h")
+        assert engine.clock.now() == START + timedelta(hours=6)  # what `lifecycle serve` sees
+    finally:
+        engine.close()
