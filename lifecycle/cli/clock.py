@@ -27,9 +27,7 @@ def show(session: Session, as_json: bool) -> None:
     """The sandbox's time now, when it started, and the next deadline due."""
     sandbox = lifecycle.sandbox_clock(session.engine)
     now, started = sandbox.read()
-    upcoming = session.engine.deadlines(limit=1000)
-    pending = sorted(d.due_at for d in upcoming if d.status == "pending")
-    next_due = pending[0] if pending else None
+    next_due = sandbox.next_due()
     if as_json:
         output.echo_json({"now": now.isoformat(), "started_at": started.isoformat(),
                           "advanced_seconds": (now - started).total_seconds(),

@@ -49,17 +49,20 @@ class SandboxClock:
         """Move the stored time forward to ``when`` (never back: a time already passed, by
         this process or another, leaves it where it is); return the time now stored."""
         with reachable(self.database), self.database.begin() as conn:
+            when = when.astimezone(UTC)  # SQLite keeps the UTC wall time, not the zone
             conn.execute(update(sandbox_clock)
                          .where(sandbox_clock.c.id == ROW, sandbox_clock.c.now < when)
                          .values(now=when))
         return self.now()
 
-    def next_due(self, until: datetime) -> datetime | None:
-        """The earliest pending deadline due at or before ``until``; None when there is none."""
+    def next_due(self, until: datetime | None = None) -> datetime | None:
+        """The earliest pending deadline (due at or before ``until``, when given); None when
+        there is none. A paused or parked deadline is not pending."""
+        query = select(func.min(deadlines.c.due_at)).where(deadlines.c.status == "pending")
+        if until is not None:
+            query = query.where(deadlines.c.due_at <= until.astimezone(UTC))
         with reachable(self.database), self.database.connect() as conn:
-            due = conn.execute(select(func.min(deadlines.c.due_at))
-                               .where(deadlines.c.status == "pending",
-                                      deadlines.c.due_at <= until)).scalar()
+            due = conn.execute(query).scalar()
         return _aware(due) if due is not None else None
 
 
