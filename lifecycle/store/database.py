@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -238,13 +239,15 @@ def _found(tables: set[str], revision: str | None) -> Found:
     return Found("ours", revision)
 
 
-def _revisions() -> set[str]:
+@cache  # the migrations shipped do not change while a process runs
+def _revisions() -> frozenset[str]:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    return frozenset(script.revision
+                     for script in ScriptDirectory.from_config(config).walk_revisions())
 
 
 def ensure_schema(engine: Engine, *, upgrade_allowed: bool) -> None:
