@@ -367,3 +367,21 @@ def test_db_and_clock_json_carry_the_documented_keys(tmp_path: Path) -> None:
     }
     for shape, value in printed.items():
         assert set(value) == set(_documented(shape)), shape
+
+
+def test_a_database_a_newer_lifecycle_made_is_refused_untouched(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/shop.db"
+    assert run(url, "db", "init").exit_code == 0
+    conn = sqlite3.connect(tmp_path / "shop.db")
+    conn.execute("UPDATE alembic_version SET version_num = '0042'")
+    conn.commit()
+    conn.close()
+    before = listing(tmp_path)
+
+    for args in (("order", "list"), ("db", "upgrade"), ("db", "init")):
+        line = refused(run(url, *args), 2)
+        assert "0042" in line
+    with pytest.raises(lifecycle.SchemaOutdated, match="newer than this lifecycle's"):
+        lifecycle.open(url)
+
+    assert listing(tmp_path) == before
