@@ -8,19 +8,23 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import text
 
 import lifecycle
 from lifecycle.cli import cli
+from lifecycle.store.database import connect
 from tests.builders import order_in, rows
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 REPO = Path(lifecycle.__file__).resolve().parents[1]
+PG_URL = os.environ.get("LIFECYCLE_TEST_PG")
 
 
 def run(url: str, *args: str) -> Result:
@@ -175,3 +179,28 @@ def test_the_service_on_a_sandbox_runs_on_its_stored_clock(sandbox: str,
         assert engine.clock.now() == START + timedelta(hours=6)  # what `lifecycle serve` sees
     finally:
         engine.close()
+
+
+@pytest.mark.pg
+def test_on_postgresql_a_sandbox_fires_what_fell_due_at_its_due_times() -> None:
+    if not PG_URL:
+        pytest.skip("LIFECYCLE_TEST_PG is unset: PostgreSQL tests need a server URL")
+    name = f"sandbox_{uuid.uuid4().hex[:10]}"
+    server = connect(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        assert ok_json(url, "db", "init", "--sandbox", "--start", "2026-03-01T09:00:00")["sandbox"]
+        with lifecycle.open(url) as engine:
+            order = order_in(engine, lifecycle.SimulatedClock(), "delivered")
+
+        assert ok_json(url, "clock", "advance", "20d")["fired"] == 2
+
+        with lifecycle.open(url) as engine:
+            assert engine.get("order", order.id).state == "funds_released"
+            assert engine.history("order", order.id)[-1].at == START + timedelta(days=20)
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        server.dispose()
