@@ -385,3 +385,25 @@ def test_a_database_a_newer_lifecycle_made_is_refused_untouched(tmp_path: Path) 
         lifecycle.open(url)
 
     assert listing(tmp_path) == before
+
+
+def test_simulate_refuses_a_sandbox_and_an_older_schema_untouched(tmp_path: Path) -> None:
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    assert run(f"sqlite:///{sandbox}/s.db", "db", "init", "--sandbox").exit_code == 0
+    old = tmp_path / "old"
+    old.mkdir()
+    database = connect(f"sqlite:///{old}/o.db")
+    from alembic import command
+
+    with database.begin() as conn:
+        command.upgrade(_alembic_config(database, conn), "0008")
+    database.dispose()
+
+    for folder, says in ((sandbox, "is a sandbox"), (old, "does not migrate")):
+        (path,) = folder.iterdir()
+        before = listing(folder)
+        line = refused(run(f"sqlite:///{path}", *SIM), 2)
+        assert says in line
+        assert listing(folder) == before
+    assert "--force" not in refused(run(f"sqlite:///{sandbox}/s.db", *SIM), 2)
