@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 
+from lifecycle import machine_registry
 from lifecycle.actor import ROLES, Actor
 from lifecycle.adapter_calls import Adapters
 from lifecycle.adapters.errors import (
@@ -42,6 +43,7 @@ from lifecycle.errors import (
     Conflict,
     DatabaseExists,
     DatabaseMissing,
+    DefinitionChanged,
     DefinitionError,
     EventsExpired,
     Forbidden,
@@ -50,6 +52,7 @@ from lifecycle.errors import (
     InvalidPayload,
     InvalidTransition,
     LifecycleError,
+    MigrationRefused,
     NotASandbox,
     NotFound,
     NotOurDatabase,
@@ -64,11 +67,18 @@ from lifecycle.errors import (
 from lifecycle.events import SCHEMA_VERSION as EVENT_SCHEMA_VERSION
 from lifecycle.events import Event
 from lifecycle.logs import configure as configure_logs
-from lifecycle.machines import ALIASES, DEFINITIONS
+from lifecycle.machine_registry import MachineVersion
+from lifecycle.machines import ALIASES, DEFINITIONS, MACHINES
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+from lifecycle.machines.verify import Finding
+from lifecycle.machines.verify import verify as verify_machines
+from lifecycle.machines.versions import Machines, Migration, UnknownMachineVersion
+from lifecycle.machines.versions import load as load_machines
+from lifecycle.migration import AggregatePlan, DeadlineChange, MigrationReport
+from lifecycle.money import exponent as currency_exponent
 from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.relay import Relay
@@ -116,6 +126,7 @@ def open(
     carriers: Mapping[str, Carrier] | None = None,
     adapter_seed: int = 0,
     webhook_secrets: Mapping[str, Sequence[str | bytes]] | None = None,
+    machines: Iterable[MachineDefinition | Migration] | str | None = None,
 ) -> Engine:
     """Open an engine on a database URL (``sqlite:///file.db``, ``postgresql+psycopg://…``).
 
@@ -144,6 +155,12 @@ def open(
     the Standard Webhooks secrets (``whsec_<base64>`` or bytes, newest first) the built-in
     sandboxes sign and verify callbacks and pushes with; one with none listed uses the
     published sandbox secret, which is not a secret (docs/webhooks.md).
+    ``machines``: more versions of the machines, and the migrations between them, beside the
+    shipped ones (SPEC §13, docs/versions.md): definitions and `Migration` objects, or a module
+    that offers them as ``MACHINES`` (what ``--machines`` names). New aggregates start on each
+    kind's newest version; every aggregate runs the version it is pinned to. Every process on
+    a database must bring the versions its aggregates run. A definition whose version the
+    database ran under another shape is refused with `DefinitionChanged`, naming what changed.
     """
     from lifecycle.logs import configure
     from lifecycle.store.database import connect, ensure_schema, where
@@ -156,6 +173,7 @@ def open(
     # they are configured again below on a sandbox's stored clock.
     adapters = Adapters.configure(clock or SystemClock(), payments, carriers, seed=adapter_seed,
                                   webhook_secrets=webhook_secrets)
+    registry = with_machines(machines)
     database = connect(url)
     try:
         allowed = upgrade if upgrade is not None else database.dialect.name == "sqlite"
@@ -172,13 +190,34 @@ def open(
     except BaseException:
         database.dispose()
         raise
-    engine = Engine(database, clock, policy or Policy(), adapters)
+    engine = Engine(database, clock, policy or Policy(), adapters, registry)
     try:
+        machine_registry.register(engine.store, clock, registry)
         engine._policy.put(policy, update=update_policy)
     except BaseException:
         engine.close()
         raise
     return engine
+
+
+def with_machines(machines: Iterable[MachineDefinition | Migration] | str | None) -> Machines:
+    """The shipped machines and ``machines`` (as `open` takes them) in one registry; bad
+    definitions or migrations are `DefinitionError`, before any database is touched."""
+    if machines is None:
+        return MACHINES
+    return MACHINES.with_more(load_machines(machines) if isinstance(machines, str) else machines)
+
+
+def verify(kind: str | None = None, *,
+           machines: Iterable[MachineDefinition | Migration] | str | None = None) -> list[Finding]:
+    """`lifecycle verify` without a database: every check of every version's graph (SPEC §13)
+    of the shipped machines and ``machines``; of ``kind`` only, when given."""
+    registry = with_machines(machines)
+    if kind is not None:
+        kind = ALIASES.get(kind, kind)
+        if kind not in registry:
+            raise UnknownKind(kind, registry)
+    return verify_machines(registry, kind)
 
 
 # --- for front ends that work without an engine: the CLI's `db`, `carriers` and logging ------
@@ -267,6 +306,7 @@ __all__ = [
     "Actor",
     "AdapterError",
     "Aggregate",
+    "AggregatePlan",
     "AlreadyExists",
     "ApiKey",
     "Backlog",
@@ -280,12 +320,15 @@ __all__ = [
     "Conflict",
     "DatabaseExists",
     "DatabaseMissing",
+    "DeadlineChange",
+    "DefinitionChanged",
     "DefinitionError",
     "DuplicateKey",
     "Engine",
     "Event",
     "EventsExpired",
     "EventsRejected",
+    "Finding",
     "Forbidden",
     "GuardFailed",
     "HistoryEntry",
@@ -298,7 +341,12 @@ __all__ = [
     "LedgerSum",
     "LifecycleError",
     "MachineDefinition",
+    "MachineVersion",
+    "Machines",
     "Message",
+    "Migration",
+    "MigrationRefused",
+    "MigrationReport",
     "NewDatabase",
     "NotASandbox",
     "NotFound",
@@ -329,6 +377,7 @@ __all__ = [
     "Unavailable",
     "UnknownBroker",
     "UnknownKind",
+    "UnknownMachineVersion",
     "UnknownPolicyValues",
     "Violation",
     "__version__",
@@ -336,10 +385,12 @@ __all__ = [
     "broker_for",
     "carrier",
     "configure_logs",
+    "currency_exponent",
     "definition",
     "definitions",
     "duration_of",
     "init_database",
+    "load_machines",
     "loads_json",
     "metrics_exposition",
     "open",
@@ -348,6 +399,8 @@ __all__ = [
     "tracing_enabled",
     "trigger_for_scan",
     "upgrade_schema",
+    "verify",
     "voucher_id",
+    "with_machines",
 ]
 

@@ -17,7 +17,7 @@ from lifecycle.adapters.ports import Carrier, Money, Parcel, PaymentGateway, Tra
 from lifecycle.adapters.webhooks import Secret, webhook_keys
 from lifecycle.clock import Clock
 from lifecycle.errors import InvalidPayload, LifecycleError
-from lifecycle.machines.definition import Call
+from lifecycle.machines.definition import Call, MachineDefinition
 from lifecycle.machines.order import trigger_for_scan
 
 # Not a secret: it is published here. The built-in sandbox adapters sign and verify their
@@ -141,11 +141,13 @@ def _carrier(carrier: Carrier, call: Call, key: str) -> Any:
     raise InvalidPayload("call", f"carriers do not {call.operation}")
 
 
-def tracking_trigger(state: str, event: TrackingEvent) -> tuple[str | None, dict[str, Any]]:
-    """The order trigger for ``event`` in ``state``, and its payload; None when the scan moves
-    nothing there (the ingestion records it after shipping, SPEC §4). Events never move an
-    order backwards: a late in_transit after delivery is only recorded."""
-    trigger = trigger_for_scan(state, event.status)
+def tracking_trigger(state: str, event: TrackingEvent,
+                     definition: MachineDefinition | None = None) -> tuple[str | None, dict[str, Any]]:
+    """The order trigger for ``event`` in ``state`` (under ``definition``, the order's version
+    of its machine), and its payload; None when the scan moves nothing there (the ingestion
+    records it after shipping, SPEC §4). Events never move an order backwards: a late
+    in_transit after delivery is only recorded."""
+    trigger = trigger_for_scan(state, event.status, definition)
     common: dict[str, Any] = {"event_id": event.event_id, "reported_at": event.at.isoformat()}
     if event.location:
         common["location"] = event.location

@@ -28,21 +28,25 @@ import structlog
 from sqlalchemy import ClauseElement
 from sqlalchemy import Engine as Database
 
-from lifecycle import audit
+from lifecycle import audit, machine_registry, migration
 from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters
 from lifecycle.api_keys import ApiKey, ApiKeys
 from lifecycle.clock import Clock
-from lifecycle.errors import InvalidPayload, NotFound, ReplayMismatch
+from lifecycle.errors import Forbidden, InvalidPayload, NotFound, ReplayMismatch
 from lifecycle.events import Event
 from lifecycle.ids import identifier
 from lifecycle.ingestion import Headers, Ingestion
-from lifecycle.machines import DEFINITIONS
+from lifecycle.machine_registry import MachineVersion
+from lifecycle.machines import MACHINES
 from lifecycle.machines.definition import Aggregate, MachineDefinition
+from lifecycle.machines.verify import Finding, verify
+from lifecycle.machines.versions import Machines
+from lifecycle.migration import MigrationReport
 from lifecycle.outbox import Claim, Outbox, RelayStatus, Subscription
 from lifecycle.pipeline import Pipeline
 from lifecycle.policy import Policy, PolicyVersion
-from lifecycle.request import id_of
+from lifecycle.request import actor_of, id_of
 from lifecycle.shared_policy import SharedPolicy
 from lifecycle.store import reports
 from lifecycle.store.audit import Violation
@@ -65,11 +69,12 @@ class Engine:
     """
 
     def __init__(self, database: Database, clock: Clock, policy: Policy,
-                 adapters: Adapters | None = None):
+                 adapters: Adapters | None = None, machines: Machines | None = None):
         self.database = database
         self.clock = clock
         self.adapters = adapters or Adapters.configure(clock)
-        self.definitions: Mapping[str, MachineDefinition] = DEFINITIONS
+        # Every version of every machine this engine runs; as a mapping, the newest of each kind.
+        self.definitions: Machines = machines or MACHINES
         self.store = open_store(database)
         self._subscribers: list[tuple[str, Subscriber]] = []
         self._policy = SharedPolicy(self.store, clock, policy)
@@ -186,9 +191,10 @@ class Engine:
         """
         definition = self.definition(kind)
         stored = self.get(kind, id)
-        steps = [(e.seq, e.trigger, e.source, e.dest) for e in self.history(kind, id)]
+        steps = [(e.seq, e.trigger, e.source, e.dest, e.machine_version)
+                 for e in self.history(kind, id)]
         problem = audit.replay_problem(self.definitions, definition.kind, stored.state,
-                                       stored.version, steps)
+                                       stored.version, stored.machine_version, steps)
         if problem:
             raise ReplayMismatch(definition.kind, len(steps), problem)
         return stored.state
@@ -278,6 +284,22 @@ class Engine:
                 due_by=self.clock.now() if due else None, failed=failed, kind=kind, id=id,
                 limit=limit,
             )
+
+    def retry_deadline(self, deadline_id: int, actor: Actor) -> None:
+        """Put a deadline parked as failed (``deadlines(failed=True)``) back in the queue, due
+        by the engine's clock now, for the timer worker to fire as the ``system`` actor; its
+        attempts are kept, so one more failure parks it again. ``actor`` (an operator) is who
+        asked, for the log. `NotFound` when no parked deadline has that id; nothing written."""
+        if actor.role not in ("operator", "system"):
+            raise Forbidden(actor.role, actor.id, "retry a parked deadline",
+                            "only operators retry parked deadlines")
+        if isinstance(deadline_id, bool) or not isinstance(deadline_id, int):
+            raise InvalidPayload("deadline", f"is a deadline's id (a whole number), got {deadline_id!r}")
+        now = self.clock.now()
+        with self.store.transaction() as records:
+            if not records.requeue(deadline_id, now):
+                raise NotFound("parked deadline", str(deadline_id))
+        log.info("deadline.retried", deadline=deadline_id, actor=str(actor))
 
     # --- the policy every process shares (SPEC §2) ----------------------------------------
 
@@ -486,8 +508,43 @@ class Engine:
         engine's clock), the relays seen and each durable subscription's position."""
         return self._outbox.status()
 
-    def definition(self, kind: str) -> MachineDefinition:
-        return self._pipeline.definition(kind)
+    def definition(self, kind: str, version: int | None = None) -> MachineDefinition:
+        """The newest version of ``kind``'s machine, or version ``version`` of it
+        (`UnknownMachineVersion` if this engine does not run that one)."""
+        newest = self._pipeline.definition(kind)
+        return newest if version is None else self.definitions.at(newest.kind, version)
+
+    # --- versions of the machines (SPEC §13) --------------------------------------------
+
+    def machine_versions(self) -> list[MachineVersion]:
+        """Every version of every machine this engine runs or the database has run: whether
+        each is registered here and there, and how many aggregates are on it."""
+        return machine_registry.versions(self.store, self.definitions)
+
+    def verify(self, kind: str | None = None) -> list[Finding]:
+        """`lifecycle verify`: every check of every registered version's graph (of ``kind``
+        only, when given), passed or not (`lifecycle.machines.verify`)."""
+        if kind is not None:
+            kind = self.definition(kind).kind
+        return verify(self.definitions, kind)
+
+    def migrate(self, kind: str, to: int, *, dry_run: bool = False, state: str | None = None,
+                actor: Actor | None = None) -> MigrationReport:
+        """Move the in-flight aggregates of ``kind`` (of ``state`` only, when given) to
+        version ``to`` of its machine, one transaction each, with a ``migrated`` history row
+        and event; or, with ``dry_run``, only say what would happen to each (its new state,
+        each deadline, its escrow, and why it would be stranded). A migration that would
+        strand any aggregate is refused whole (`MigrationRefused`), nothing written; see
+        `lifecycle.migration`. ``actor`` is recorded in the history rows (an operator)."""
+        definition = self.definition(kind)
+        if not isinstance(to, int) or isinstance(to, bool):
+            raise InvalidPayload("to", f"must be a version number, got {to!r}")
+        if state is not None:
+            state = identifier(state, "state")
+        who = actor_of(actor) if actor is not None else Actor("operator", "migrate")
+        return migration.migrate(self.store, self.definitions, definition.kind, to,
+                                 now=self.clock.now, policy=self._policy.in_force,
+                                 actor=who, dry_run=dry_run, state=state)
 
     def close(self) -> None:
         self.store.close()

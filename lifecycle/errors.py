@@ -173,6 +173,34 @@ class DefinitionError(LifecycleError):
     """A machine definition is inconsistent; raised when the definitions load."""
 
 
+class DefinitionChanged(DefinitionError):
+    """A process's definition of a machine version differs from the one the database ran under
+    that number (SPEC §13): refused at start-up, writing nothing."""
+
+    exit_code = 2
+
+    def __init__(self, kind: str, version: int, changes: list[str], registered_at: str):
+        self.kind, self.version, self.changes = kind, version, changes
+        listed = "; ".join(changes) or "its fingerprint differs"
+        super().__init__(
+            f"the {kind} machine's version {version} is not the one this database has run "
+            f"under that number (since {registered_at}): {listed}. Give the changed definition "
+            f"a new version (version={version + 1}) with a migration, or run the one it had")
+
+
+class MigrationRefused(LifecycleError):
+    """`lifecycle migrate` found aggregates the new version would strand, or money it would
+    leave held: nothing was migrated."""
+
+    def __init__(self, kind: str, target: int, stranded: list[str]):
+        self.kind, self.target, self.stranded = kind, target, stranded
+        shown = "; ".join(stranded[:5]) + (f"; and {len(stranded) - 5} more"
+                                           if len(stranded) > 5 else "")
+        super().__init__(f"migrating {kind} to version {target} would strand {len(stranded)} "
+                         f"aggregate(s), so none was migrated: {shown}. See `--dry-run`; "
+                         "map their states in the migration, or leave them out with --where")
+
+
 class ReplayMismatch(LifecycleError):
     """An aggregate's history does not replay through its machine to its state."""
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from lifecycle.actor import Actor
+from lifecycle.machines import versions
 
 # The body's schema version (docs/events.md). A change that renames or drops a field, or
 # changes one's meaning, is a new version; adding a field is not.
@@ -31,6 +32,8 @@ def random_uuid() -> str:
 
 # The name of the event a carrier scan writes when it moves no state (``order.scan_recorded``).
 SCAN_RECORDED = "scan_recorded"
+# The trigger, and the event's name, of a migration to another version of a machine.
+MIGRATED = versions.MIGRATED
 
 
 def event_body(kind: str, aggregate_id: str, seq: int, trigger: str, source: str | None,
@@ -48,6 +51,15 @@ def scan_recorded_body(kind: str, aggregate_id: str, seq: int, state: str, actor
     transition, so no trigger; ``source`` and ``dest`` are the state it stays in, and ``seq``
     the version it keeps, the one of the transition before it."""
     return _body(f"{kind}.{SCAN_RECORDED}", kind, aggregate_id, seq, None, state, state, actor,
+                 payload, at)
+
+
+def migrated_body(kind: str, aggregate_id: str, seq: int, source: str, dest: str, actor: Actor,
+                  payload: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """The event of an aggregate moved to another version of its machine (``order.migrated``,
+    SPEC §13), whatever state it is in after: its trigger is ``migrated``, its payload the
+    versions and the deadlines moved."""
+    return _body(f"{kind}.{MIGRATED}", kind, aggregate_id, seq, MIGRATED, source, dest, actor,
                  payload, at)
 
 

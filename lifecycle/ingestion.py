@@ -35,8 +35,9 @@ from lifecycle.errors import (
 from lifecycle.events import scan_recorded_body
 from lifecycle.machines import capture
 from lifecycle.machines.definition import Aggregate, Scan
-from lifecycle.machines.order import RECORDED_SCAN_STATES, trigger_for_scan, waybill_key
+from lifecycle.machines.order import recorded_scan_states, trigger_for_scan, waybill_key
 from lifecycle.machines.order_payloads import TrackingEvent as ScanPayload
+from lifecycle.machines.versions import Machines
 from lifecycle.pipeline import Pipeline, validate_payload
 from lifecycle.request import outside_key
 from lifecycle.unit import Unit
@@ -178,12 +179,14 @@ class Ingestion:
         if order is None or order.data.get("waybill") != event.waybill or seen:
             return None  # a stale waybill, or a duplicate delivery of the same scan
         state = order.state
-        if trigger_for_scan(state, event.status) is None and state in RECORDED_SCAN_STATES:
+        machine = self.pipeline.definitions.at(kind, order.machine_version)
+        if (trigger_for_scan(state, event.status, machine) is None
+                and state in recorded_scan_states(machine)):
             recorded = self._record(carrier, event, kind, order_id)
             if not isinstance(recorded, _MovedOn):
                 return recorded
             state = recorded.state
-        trigger, payload = tracking_trigger(state, event)
+        trigger, payload = tracking_trigger(state, event, machine)
         if trigger is None:
             log.info("tracking.ignored", order=order_id, state=state, status=event.status)
             return None
@@ -202,8 +205,10 @@ class Ingestion:
         new version, the order's row untouched. A malformed scan is `InvalidPayload`, nothing
         written."""
         payload = _recorded_payload(carrier, event)
+        definitions = self.pipeline.definitions
         recorded = self.pipeline.units.write(
-            lambda unit: _record_in(unit, Actor("system", carrier), kind, order_id, payload))
+            lambda unit: _record_in(unit, definitions, Actor("system", carrier), kind, order_id,
+                                    payload))
         if isinstance(recorded, Aggregate):  # counted once its unit ended, as a trigger is
             telemetry.scan_recorded(carrier)
         return recorded
@@ -227,7 +232,7 @@ def _recorded_payload(carrier: str, event: TrackingEvent) -> dict[str, Any]:
     return {"carrier": carrier, "waybill": event.waybill, **scan.model_dump(mode="json")}
 
 
-def _record_in(unit: Unit, actor: Actor, kind: str, order_id: str,
+def _record_in(unit: Unit, definitions: Machines, actor: Actor, kind: str, order_id: str,
                payload: Mapping[str, Any]) -> Aggregate | _MovedOn | None:
     """In ``unit``: read the order again, locked until the unit ends, and decide again; then
     the tracking row (none for a duplicate, even one another process is writing now) and the
@@ -239,9 +244,10 @@ def _record_in(unit: Unit, actor: Actor, kind: str, order_id: str,
     unit.now = max(unit.now, last_moved)  # a scan recorded after the order's last move
     if order.data.get("waybill") != payload["waybill"]:
         return None  # the order took another waybill meanwhile
-    if trigger_for_scan(order.state, payload["status"]) is not None:
+    machine = definitions.at(kind, order.machine_version)
+    if trigger_for_scan(order.state, payload["status"], machine) is not None:
         return _MovedOn(order.state)
-    if order.state not in RECORDED_SCAN_STATES:
+    if order.state not in recorded_scan_states(machine):
         log.info("tracking.ignored", order=order_id, state=order.state, status=payload["status"])
         return None
     scan = Scan(carrier=payload["carrier"], waybill=payload["waybill"],

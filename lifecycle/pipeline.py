@@ -30,6 +30,7 @@ from lifecycle.adapter_calls import Adapters, carry_out
 from lifecycle.errors import (
     AlreadyExists,
     Conflict,
+    DefinitionError,
     Forbidden,
     GuardFailed,
     InvalidPayload,
@@ -54,6 +55,7 @@ from lifecycle.machines.definition import (
 )
 from lifecycle.machines.payload_words import in_words
 from lifecycle.machines.payloads import dump, nothing_given
+from lifecycle.machines.versions import Machines
 from lifecycle.policy import Policy
 from lifecycle.request import Request, actor_of, id_of, key_of, payload_of
 from lifecycle.store.recorder import Recorder
@@ -67,8 +69,7 @@ MAX_FOLLOW_UP_DEPTH = 4
 class Pipeline:
     """Runs triggers: each public one in a unit of work of its own, its follow-ups inside it."""
 
-    def __init__(self, units: Units, adapters: Adapters,
-                 definitions: Mapping[str, MachineDefinition]):
+    def __init__(self, units: Units, adapters: Adapters, definitions: Machines):
         self.units = units
         self.adapters = adapters
         self.definitions = definitions
@@ -97,18 +98,32 @@ class Pipeline:
         definition = self.definition(kind)
         request = Request(definition.kind, id_of(id), trigger, actor_of(actor), payload_of(payload),
                           key_of(idempotency_key))
-        with telemetry.observe(definition.kind, trigger, definition.machine.events, request.actor.role,
-                               request.id):
+        with telemetry.observe(definition.kind, trigger, self.definitions.triggers[definition.kind],
+                               request.actor.role, request.id):
             return self.units.run(
                 request, lambda unit: self.fire_in(unit, definition, request, expected_version),
                 creates=trigger == definition.creation.trigger)
 
     def fire_in(self, unit: Unit, definition: MachineDefinition, request: Request,
                 expected_version: int | None) -> Aggregate:
-        """Fire an authorised trigger in ``unit``: what `fire` runs, and a due deadline."""
+        """Fire an authorised trigger in ``unit``: what `fire` runs, and a due deadline.
+        ``definition`` is the newest of the kind; the aggregate runs the version it is pinned
+        to (SPEC §13)."""
         current = self._load(unit, definition, request, expected_version)
+        definition = self._pinned(definition, current)
         step = self._authorise(unit, definition, current, request)
         return self._apply(unit, definition, current, step, request, expected_version, depth=0)
+
+    def _pinned(self, definition: MachineDefinition, current: Aggregate) -> MachineDefinition:
+        """The version of the machine ``current`` runs: one comparison when it is the newest,
+        one lookup when older (no slower: benchmarks/fire.py)."""
+        if current.machine_version == definition.version:
+            return definition
+        return self.definitions.at(definition.kind, current.machine_version)
+
+    def triggers_of(self, kind: str) -> frozenset[str]:
+        """Every trigger any registered version of ``kind`` defines (telemetry's labels)."""
+        return self.definitions.triggers[kind]
 
     def get(self, kind: str, id: str) -> Aggregate:
         definition = self.definition(kind)
@@ -190,7 +205,7 @@ class Pipeline:
         self._record(unit, created, definition.creation.trigger, None, request.actor, payload,
                      request)
         timers.follow_state(unit.records, definition, created, None, unit.now, unit.policy)
-        self._follow(unit, context, created.version, depth)
+        self._follow(unit, definition, context, created.version, depth)
         return created
 
     # --- firing: load → authorise → validate → move → write → follow-ups ----------------
@@ -242,7 +257,7 @@ class Pipeline:
             raise Conflict(definition.kind, current.id, expected_version)
         self._record(unit, moved, request.trigger, current.state, request.actor, payload, request)
         timers.follow_state(unit.records, definition, moved, current.state, unit.now, unit.policy)
-        self._follow(unit, context, moved.version, depth, current)
+        self._follow(unit, definition, context, moved.version, depth, current)
         return moved
 
     def _move(self, unit: Unit, definition: MachineDefinition, current: Aggregate,
@@ -283,7 +298,8 @@ class Pipeline:
         """History row and outbox event for one transition."""
         body = dump(payload)
         entry = HistoryEntry(aggregate.version, trigger, source, aggregate.state, actor, body,
-                             request.idempotency_key, unit.now, aggregate.machine_version)
+                             request.idempotency_key, unit.now, aggregate.machine_version,
+                             self.units.policy.version_of(unit.policy))
         unit.records.append_history(aggregate, entry)
         event = event_body(aggregate.kind, aggregate.id, aggregate.version, trigger, source,
                            aggregate.state, actor, body, unit.now)
@@ -292,8 +308,8 @@ class Pipeline:
 
     # --- follow-ups: the same path, without authorisation ---------------------------------
 
-    def _follow(self, unit: Unit, context: Context, seq: int, depth: int,
-                before: Aggregate | None = None) -> None:
+    def _follow(self, unit: Unit, sender: MachineDefinition, context: Context, seq: int,
+                depth: int, before: Aggregate | None = None) -> None:
         """Carry out what the transition asked of other aggregates, in the same transaction.
         ``before`` is the aggregate as the transition found it (None when it created it)."""
         if context.follow_ups and depth >= MAX_FOLLOW_UP_DEPTH:
@@ -317,6 +333,12 @@ class Pipeline:
                 records.record_scan(context.kind, context.id, follow_up, unit.now)
                 continue
             definition = self.definition(follow_up.kind)
+            sent = (definition.creation.trigger if isinstance(follow_up, Create)
+                    else follow_up.trigger)
+            if not sender.sends_to(context.trigger, follow_up.kind, sent):
+                raise DefinitionError(
+                    f"{sender.kind} {context.trigger} asked for {follow_up.kind} {sent}, which "
+                    "its effect does not declare (`follow_ups.sends`)")
             if isinstance(follow_up, Create):
                 # The id is built from others' ids (a voucher's from its coupon's and buyer's):
                 # checked like a caller's, so nothing is written under one `get` would refuse.
@@ -330,6 +352,7 @@ class Pipeline:
                 request = Request(follow_up.kind, follow_up.id, follow_up.trigger,
                                   context.actor, follow_up.payload, None)
                 current = self._load(unit, definition, request, None)
+                definition = self._pinned(definition, current)
                 step = _defined(definition, current, request.trigger)
                 self._apply(unit, definition, current, step, request, None, depth + 1)
 

@@ -91,6 +91,12 @@ class SharedPolicy:
         finally:
             self._local.in_batch, self._local.batch_policy = False, None
 
+    def version_of(self, policy: Policy) -> int | None:
+        """The stored version number of ``policy`` as this engine read it (what a history row
+        records it ran under), or None for one not read from the database."""
+        known = self._known
+        return known.version if known is not None and known.policy is policy else None
+
     def in_force(self, records: Recorder) -> Policy:
         newest = self.newest(records)
         # No row: the table was emptied under a running engine (tests truncate every table).

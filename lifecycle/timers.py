@@ -88,6 +88,8 @@ class Triggers(Protocol):
 
     def definition(self, kind: str) -> MachineDefinition: ...
 
+    def triggers_of(self, kind: str) -> frozenset[str]: ...
+
     def fire_in(self, unit: Unit, definition: MachineDefinition, request: Request,
                 expected_version: int | None) -> Aggregate: ...
 
@@ -128,7 +130,7 @@ class Timers:
                     return None
                 now = unit.now  # before the trigger moves it to the aggregate's last move
                 seen = telemetry.observe(deadline.kind, deadline.trigger,
-                                         self.triggers.definition(deadline.kind).machine.events,
+                                         self.triggers.triggers_of(deadline.kind),
                                          TIMER.role, deadline.aggregate_id)
                 outcome = self._fire(unit, deadline, seen)
         except BaseException as error:

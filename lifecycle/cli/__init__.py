@@ -14,6 +14,7 @@ from lifecycle.cli import (
     dispute,
     generic,
     graph,
+    helptext,
     keys,
     order,
     policy,
@@ -22,12 +23,15 @@ from lifecycle.cli import (
     serve,
     simulate,
     timers,
+    versions,
 )
 from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
                  *generic.COMMANDS, db.db, clock.clock, timers.timers, policy.policy, simulate.simulate,
-                 carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events):
+                 carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events,
+                 *versions.COMMANDS):
     cli.add_command(_command)
+helptext.complete(cli)  # group listings give each command a whole sentence, never cut short
 
 __all__ = ["cli", "main"]

@@ -8,7 +8,7 @@ marked required must come from its option or from ``--payload``; its absence is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +25,110 @@ from lifecycle.cli.options import (
     resolve_actor,
     who_may,
 )
-from lifecycle.cli.session import BadUsage, Session, pass_session
+from lifecycle.cli.session import BadUsage, Refused, Session, pass_session
 
 #: what a seller confirms before handing a parcel over: the fields of the shipping checklist
 CHECKS = tuple(payloads.fields("order", "ship_offline", "checklist"))
+
+
+# --- the command that fires each trigger -----------------------------------------------------
+
+#: ``(kind, trigger)`` → the command that fires it, after ``lifecycle``, ``ID`` standing for
+#: the aggregate's id: ``("order", "confirm_receipt")`` → ``"order confirm ID"``. Each command
+#: says what it fires when it is built (`offers`); what no command fires, only the system does.
+COMMANDS: dict[tuple[str, str], str] = {}
+#: who fires what only the system fires, by kind of trigger
+TIMER, SYSTEM = "timer", "system"
+
+
+def offers(kind: str, trigger: str, command: str) -> None:
+    """Record that ``lifecycle COMMAND`` fires ``trigger`` on a ``kind`` (the first wins)."""
+    COMMANDS.setdefault((kind, trigger), command)
+
+
+def command_for(kind: str, trigger: str, id: str) -> str | None:
+    """``lifecycle order confirm o-1``: what to type to fire ``trigger`` on ``id``; None when
+    no command fires it (a deadline, a follow-up)."""
+    command = COMMANDS.get((kind, trigger))
+    return f"lifecycle {command.replace('ID', id)}" if command else None
+
+
+def system_only(kind: str, trigger: str) -> str | None:
+    """``"timer"`` for a deadline, ``"system"`` for another trigger only the system fires
+    (no command fires it); None for one a person fires with a command."""
+    if (kind, trigger) in COMMANDS:
+        return None
+    definition = lifecycle.definition(kind)
+    if any(d.trigger == trigger for d in definition.deadlines):
+        return TIMER
+    return SYSTEM
+
+
+def next_steps(kind: str, id: str, triggers: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The commands that fire ``triggers`` on ``id`` (each once, in order: ``cancel`` and
+    ``request_cancel`` are both ``order cancel``), and the triggers only the system fires, each
+    as ``ship_deadline (timer)``."""
+    commands: list[str] = []
+    system: list[str] = []
+    for trigger in triggers:
+        command = command_for(kind, trigger, id)
+        if command is None:
+            system.append(f"{trigger} ({system_only(kind, trigger)})")
+        elif command not in commands:
+            commands.append(command)
+    return commands, system
+
+
+def system_steps(kind: str, state: str) -> list[str]:
+    """What only the system fires from ``state`` (deadlines, as ``auto_confirm (timer)``)."""
+    definition = lifecycle.definition(kind)
+    return [f"{trigger} ({system_only(kind, trigger)})"
+            for trigger in definition.external_triggers_from(state)
+            if definition.roles_of(trigger) <= {"system"} and system_only(kind, trigger)]
+
+
+def in_commands(kind: str, id: str, triggers: Iterable[str], *, by_role: bool = False) -> str:
+    """``lifecycle order cancel o-1, lifecycle order ship-offline o-1 (seller); only the
+    system: ship_deadline (timer)``; ``none`` when empty. With ``by_role``, each command says
+    who may run it."""
+    triggers = list(triggers)
+    commands, system = next_steps(kind, id, triggers)
+    if by_role:
+        definition = lifecycle.definition(kind)
+        roles = {command_for(kind, t, id): definition.roles_of(t) - {"system"} for t in triggers}
+        commands = [f"{c} ({who_may(roles[c])})" if roles.get(c) else c for c in commands]
+    text = ", ".join(commands) or "none"
+    return f"{text}; only the system: {', '.join(system)}" if system else text
+
+
+class RefusedInCommands(Refused):
+    """A refusal whose "allowed" part names the commands to type, not the triggers."""
+
+    def __init__(self, error: lifecycle.LifecycleError, message: str):
+        super().__init__(error)
+        self.said = " ".join(message.split())
+
+    def format_message(self) -> str:
+        return self.said
+
+
+def explained(error: lifecycle.LifecycleError) -> lifecycle.LifecycleError | Refused:
+    """``error`` with what the actor may do instead said as commands: the engine's refusals
+    end ``; allowed from STATE: t1, t2`` or ``; allowed for ROLE: t1`` (`lifecycle.errors`);
+    that ending is rewritten, the rest kept word for word. Other errors are returned as
+    they are."""
+    allowed = getattr(error, "allowed", None)
+    kind, id = getattr(error, "kind", ""), getattr(error, "id", "")
+    text = str(error)
+    head, marker, tail = text.rpartition("; allowed ")
+    if allowed is None or not kind or not id or not marker:
+        return error
+    where, colon, _ = tail.partition(": ")
+    if not colon:
+        return error
+    by_role = isinstance(error, lifecycle.InvalidTransition)
+    return RefusedInCommands(error, f"{head}; allowed {where}: "
+                                    f"{in_commands(kind, id, allowed, by_role=by_role)}")
 
 
 @dataclass(frozen=True)
@@ -131,8 +231,12 @@ def report(aggregate: Aggregate, as_json: bool, also: str = "") -> None:
 
 def fire(engine: Engine, kind: str, id: str, trigger: str, actor: Actor, payload: Mapping[str, Any],
          key: str | None, expect_version: int | None) -> Aggregate:
-    return engine.fire(kind, id, trigger, actor, payload, idempotency_key=key,
-                       expected_version=expect_version)
+    """Fire the trigger; a refusal says what the actor may do instead as commands."""
+    try:
+        return engine.fire(kind, id, trigger, actor, payload, idempotency_key=key,
+                           expected_version=expect_version)
+    except lifecycle.LifecycleError as error:
+        raise explained(error) from None
 
 
 def common_params(kind: str, trigger: str, *, self_acting: bool = False,
@@ -179,6 +283,7 @@ def action_command(action: Action) -> click.Command:
         *common_params(action.kind, action.trigger, self_acting=action.self_acting),
     ]
     roles = who_may(lifecycle.definition(action.kind).roles_of(action.trigger))
+    offers(action.kind, action.trigger, f"{action.kind} {action.verb} ID")
     return click.Command(
         action.verb, params=params, callback=pass_session(run),
         help=f"{action.help}\n\nFires {action.trigger} on the {noun} ID ({roles}).",

@@ -63,13 +63,15 @@ def quote(weight: str, dims: str, origin: str, destination: str, names: tuple[st
     found.sort(key=(lambda q: (q.price, q.transit_days)) if by == "price"
                else (lambda q: (q.transit_days, q.price)))
     if as_json:
-        output.echo_json([{"carrier": q.carrier, "service": q.service, "price": str(q.price),
+        output.echo_json([{"carrier": q.carrier, "service": q.service,
+                           "price": output.amount(q.price, q.currency),
                            "currency": q.currency, "transit_days": q.transit_days,
                            "chargeable_weight_kg": str(q.chargeable_weight)} for q in found])
         return
     output.echo(output.table(
         ["carrier", "service", "price", "currency", "days", "chargeable kg"],
-        ([q.carrier, q.service, q.price, q.currency, q.transit_days, q.chargeable_weight]
+        ([q.carrier, q.service, output.amount(q.price, q.currency), q.currency, q.transit_days,
+          q.chargeable_weight]
          for q in found),
     ))
 
@@ -77,11 +79,27 @@ def quote(weight: str, dims: str, origin: str, destination: str, names: tuple[st
 @carriers.command()
 @click.argument("carrier")
 @click.argument("number")
-def validate(carrier: str, number: str) -> None:
-    """Check a waybill number as CARRIER would: format and check digit. Exit 1 if invalid."""
+@json_option
+def validate(carrier: str, number: str, as_json: bool) -> None:
+    """Check a waybill number as CARRIER would: format and check digit. Exit 1 if invalid.
+
+    With --json, prints {"carrier", "waybill", "valid", "problem"} whether valid or not (exit 1
+    when not); an unknown carrier is an error line, exit 2.
+    """
     waybill = normalise_waybill(number)
     try:
-        lifecycle.carrier(carrier).validate_waybill(waybill)
+        checker = lifecycle.carrier(carrier)
     except LifecycleError as error:
         raise Refused(error) from None
+    try:
+        checker.validate_waybill(waybill)
+    except LifecycleError as error:
+        if not as_json:
+            raise Refused(error) from None
+        output.echo_json({"carrier": carrier, "waybill": waybill, "valid": False,
+                          "problem": str(error)})
+        raise SystemExit(error.exit_code) from None
+    if as_json:
+        output.echo_json({"carrier": carrier, "waybill": waybill, "valid": True, "problem": None})
+        return
     output.echo(f"{carrier} waybill {waybill} is valid")

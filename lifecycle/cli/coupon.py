@@ -21,6 +21,7 @@ from lifecycle.cli.actions import (
     build_payload,
     common_params,
     fire,
+    offers,
     report,
 )
 from lifecycle.cli.reading import View, field, reading_commands
@@ -133,6 +134,8 @@ def claim_command() -> click.Command:
     )
 
 
+offers("coupon", "create", "coupon create")
+offers("coupon", "claim", "coupon claim ID")
 ACTIONS = (
     Action("activate", "coupon", "activate", "Put the coupon on offer.", (NOTE,)),
     Action("raise", "coupon", "raise", "Raise the copies of an active coupon.", (COPIES,)),

@@ -9,10 +9,14 @@ An arrow reads ``trigger (who may fire it) [the condition that picks this route]
 ``follow-up`` is fired only by another aggregate's transition, in the same database
 transaction (a dispute resolving closes its order's dispute). A trigger that records an event
 without leaving its state (a tracking exception) is drawn as a loop.
+
+That full view is ``--full``; by default the order is drawn readable (`Simpler`): no
+follow-ups, no loops, and the states after shipping in one box.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import lifecycle
@@ -140,8 +144,153 @@ def dot(name: str) -> str:
     return text
 
 
-def render(name: str, fmt: str) -> str:
-    return mermaid(name) if fmt == "mermaid" else dot(name)
+# --- the readable view --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Simpler:
+    """How a machine's readable view leaves detail out: the follow-ups and the events that keep
+    the state are not drawn, and the states of ``group`` are drawn inside one box, an arrow
+    that leaves each of them the same way drawn once, from the box."""
+
+    group: tuple[str, ...]
+    group_id: str
+    group_label: str
+    note: tuple[str, str]  # (state, what the hidden follow-ups do from there)
+
+
+#: the machines whose full diagram is too busy to read; the others draw the same either way
+SIMPLER = {
+    "order": Simpler(
+        group=("shipped", "in_transit", "delivered"),
+        group_id="after_shipping",
+        group_label="after shipping",
+        note=("in_dispute", "when the dispute ends (a follow-up), the order returns to the "
+                            "state it paused in, or is refunded"),
+    ),
+}
+
+
+def _arrows(definition: MachineDefinition) -> dict[tuple[str, str], list[str]]:
+    """(source, dest) → the labels of the arrows a person fires between them, in definition
+    order: no follow-ups, no events that keep the state."""
+    arrows: dict[tuple[str, str], list[str]] = {}
+    for t in definition.transitions:
+        if t.internal or not t.source or t.dest is None:
+            continue
+        for source in t.source:
+            labels = arrows.setdefault((source, t.dest), [])
+            if label(definition, t) not in labels:
+                labels.append(label(definition, t))
+    return arrows
+
+
+def _readable_edges(definition: MachineDefinition,
+                    simpler: Simpler) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """The arrows outside the box and those inside it, as (source, dest, label); an arrow that
+    leaves every state of the box to one place with one label comes from the box."""
+    arrows = {key: " | ".join(labels) for key, labels in _arrows(definition).items()}
+    inside = [(s, d, text) for (s, d), text in arrows.items()
+              if s in simpler.group and d in simpler.group]
+    outside: list[tuple[str, str, str]] = []
+    merged: set[tuple[str, str]] = set()
+    for (source, dest), text in arrows.items():
+        if source in simpler.group and dest in simpler.group:
+            continue
+        if source in simpler.group and all(arrows.get((member, dest)) == text
+                                           for member in simpler.group):
+            if (dest, text) not in merged:
+                merged.add((dest, text))
+                outside.append((simpler.group_id, dest, text))
+            continue
+        outside.append((source, dest, text))
+    return outside, inside
+
+
+def readable_mermaid(name: str) -> str:
+    """The machine ``name`` as Mermaid, readable: see `Simpler` (the full view otherwise)."""
+    simpler = SIMPLER.get(name)
+    if simpler is None:
+        return mermaid(name)
+    definition = lifecycle.definition(kind_of(name))
+    outside, inside = _readable_edges(definition, simpler)
+    lines = ["---", f"title: {name} (readable: lifecycle graph {name} --full draws every arrow)",
+             "---", "stateDiagram-v2", "  direction TB", ""]
+    lines += [f'  state "{state}" as {state}' for state in definition.states
+              if state not in simpler.group]
+    lines += [f'  state "{simpler.group_label}" as {simpler.group_id} {{',
+              *(f'    state "{state}" as {state}' for state in simpler.group),
+              *(f"    {s} --> {d}: {text}" for s, d, text in inside), "  }", ""]
+    lines.append(f"  [*] --> {definition.initial}: {label(definition, definition.creation)}")
+    lines += [f"  {s} --> {d}: {text}" for s, d, text in outside]
+    lines += [f"  {state} --> [*]" for state in definition.states if state in definition.terminal]
+    where, what = simpler.note
+    lines.append(f"  note right of {where}: {what}")
+    return "\n".join(lines) + "\n"
+
+
+def readable_dot(name: str) -> str:
+    """The machine ``name`` as DOT, readable: see `Simpler` (the full view otherwise)."""
+    simpler = SIMPLER.get(name)
+    if simpler is None:
+        return dot(name)
+    definition = lifecycle.definition(kind_of(name))
+    outside, inside = _readable_edges(definition, simpler)
+    anchor = simpler.group[-1]  # a box's arrows leave from one of its states, clipped at the box
+
+    def node(state: str) -> str:
+        ring = ", peripheries=2" if state in definition.terminal else ""
+        return f'\t{state} [label="{state}", shape=box, style=rounded{ring}]'
+
+    lines = [f"digraph {name} {{", "\tcompound=true", "\trankdir=TB",
+             f'\tlabel="{name} (readable: lifecycle graph {name} --full draws every arrow)"',
+             "\tlabelloc=t",
+             f'\t{START} [label="", shape=point, width=0.15]',
+             *(node(state) for state in definition.states if state not in simpler.group),
+             f"\tsubgraph cluster_{simpler.group_id} {{",
+             f'\t\tlabel="{simpler.group_label}"', "\t\tstyle=rounded",
+             *("\t" + node(state) for state in simpler.group),
+             *(f'\t\t{s} -> {d} [label="{text}"]' for s, d, text in inside), "\t}",
+             f'\t{START} -> {definition.initial} [label="{label(definition, definition.creation)}"]']
+    for s, d, text in outside:
+        if s == simpler.group_id:
+            lines.append(f'\t{anchor} -> {d} [label="{text}", ltail=cluster_{simpler.group_id}]')
+        else:
+            lines.append(f'\t{s} -> {d} [label="{text}"]')
+    where, what = simpler.note
+    lines += [f'\tnote [label="{what}", shape=note]', f"\t{where} -> note [style=dotted, arrowhead=none]",
+              "}"]
+    return "\n".join(lines) + "\n"
+
+
+def render(name: str, fmt: str, *, full: bool = False) -> str:
+    """The diagram of ``name`` in ``fmt``: the readable view, or with ``full`` every arrow."""
+    if full:
+        return mermaid(name) if fmt == "mermaid" else dot(name)
+    return readable_mermaid(name) if fmt == "mermaid" else readable_dot(name)
+
+
+def machine_json(name: str) -> dict[str, Any]:
+    """``lifecycle graph NAME --json``: the machine as data, every arrow with who may fire it
+    and the command that does (None for a follow-up or what only the system does)."""
+    from lifecycle.cli.actions import COMMANDS  # the command tree is built by then
+
+    definition = lifecycle.definition(kind_of(name))
+    return {
+        "machine": name,
+        "kind": definition.kind,
+        "initial": definition.initial,
+        "states": list(definition.states),
+        "terminal": [state for state in definition.states if state in definition.terminal],
+        "transitions": [
+            {"trigger": t.trigger, "source": list(t.source), "dest": t.dest,
+             "roles": [role for role in ROLE_ORDER if role in t.roles],
+             "follow_up": t.internal, "condition": _condition(definition, t),
+             "command": (f"lifecycle {COMMANDS[(definition.kind, t.trigger)]}"
+                         if (definition.kind, t.trigger) in COMMANDS else None)}
+            for t in definition.transitions
+        ],
+    }
 
 
 # --- the generated documentation ---------------------------------------------------------
@@ -154,15 +303,28 @@ LEGEND = (
 )
 
 
+READABLE = (
+    "The readable view leaves out the follow-ups and the events that keep the state (a "
+    "tracking exception), and draws the states after shipping in one box; an arrow that "
+    "leaves each of them the same way is drawn once, from the box."
+)
+
+
 def page(name: str) -> str:
     """The text of ``docs/diagrams/NAME.md``."""
-    return (
+    head = (
         f"# {TITLES[name]}\n\n"
         f"Generated from the running definition by `lifecycle graph {name} --format mermaid` "
         f"(DOT: `--format dot`). A test fails when this page no longer matches the definition: "
         f"regenerate with `{REGENERATE}`.\n\n"
         f"{LEGEND}\n\n"
-        f"```mermaid\n{mermaid(name)}```\n"
+    )
+    if name not in SIMPLER:
+        return head + f"```mermaid\n{mermaid(name)}```\n"
+    return (
+        head + f"{READABLE}\n\n```mermaid\n{readable_mermaid(name)}```\n\n"
+        f"## Every arrow\n\n`lifecycle graph {name} --full`: every transition, follow-ups and "
+        f"events that keep the state included.\n\n```mermaid\n{mermaid(name)}```\n"
     )
 
 
@@ -173,5 +335,9 @@ def readme_section() -> str:
         f"a test fails when they drift. {LEGEND} One page per machine in `docs/diagrams/`.\n"
     ]
     for name in MACHINES:
-        parts.append(f"### {TITLES[name]}\n\n```mermaid\n{mermaid(name)}```\n")
+        shown = readable_mermaid(name)
+        note = (f"The readable view (`lifecycle graph {name}`; every arrow: `--full`, and "
+                f"[docs/diagrams/{name}.md](docs/diagrams/{name}.md)). {READABLE}\n\n"
+                if name in SIMPLER else "")
+        parts.append(f"### {TITLES[name]}\n\n{note}```mermaid\n{shown}```\n")
     return "\n".join(parts)

@@ -18,6 +18,7 @@ from lifecycle.cli.actions import (
     build_payload,
     common_params,
     fire,
+    offers,
     report,
 )
 from lifecycle.cli.options import either
@@ -114,6 +115,7 @@ def open_command() -> click.Command:
     )
 
 
+offers("order", "open_dispute", "dispute open ID")
 DECISIONS = payloads.choices("dispute", "arbitrate", "decision")
 ACTIONS = (
     Action("accept", "dispute", "accept_claim",

@@ -7,6 +7,7 @@ import click
 import lifecycle
 from lifecycle import Actor, Engine
 from lifecycle.cli import output
+from lifecycle.cli.actions import next_steps, system_steps
 from lifecycle.cli.options import (
     as_option,
     expect_version_option,
@@ -68,14 +69,16 @@ def fire(session: Session, kind: str, id: str, trigger: str, actor: str, payload
 @json_option
 @pass_session
 def show(session: Session, kind: str, id: str, actor: str | None, as_json: bool) -> None:
-    """An aggregate's state, version, data and the triggers the actor may fire now."""
+    """An aggregate's state, version, data and the commands the actor may run now."""
     engine = session.engine
     aggregate = engine.get(kind, id)
     allowed = engine.allowed(kind, id, operator_actor(actor))
+    commands = next_steps(aggregate.kind, aggregate.id, allowed)[0]
     if as_json:
-        output.echo_json(output.aggregate_json(aggregate, allowed))
+        output.echo_json({**output.aggregate_json(aggregate, allowed), "commands": commands})
     else:
-        output.echo(output.describe(aggregate, allowed))
+        output.echo(output.describe(aggregate, commands,
+                                    system_steps(aggregate.kind, aggregate.state)))
 
 
 @click.command()
@@ -85,9 +88,11 @@ def show(session: Session, kind: str, id: str, actor: str | None, as_json: bool)
 @pass_session
 def history(session: Session, kind: str, id: str, as_json: bool) -> None:
     """Every committed transition of one aggregate, oldest first."""
-    entries = session.engine.history(kind, id)
+    engine = session.engine
+    entries = engine.history(kind, id)
     if as_json:
-        output.echo_json([output.history_json(e) for e in entries])
+        currency = output.currency_of(engine.get(kind, id).data)
+        output.echo_json([output.history_json(e, currency) for e in entries])
     else:
         output.echo(output.history_table(entries))
 

@@ -20,6 +20,7 @@ from lifecycle.cli.actions import (
     build_payload,
     common_params,
     fire,
+    offers,
     report,
 )
 from lifecycle.cli.options import either, put, who_may
@@ -182,6 +183,13 @@ def recorded_by_hand(status: str) -> str:
 
 
 TRACKING = {status: recorded_by_hand(status) for status in BY_HAND}
+for _status, _trigger in TRACKING.items():
+    offers("order", _trigger, f"order track ID --status {_status}")
+offers("order", "place", "order place")
+offers("order", "cancel", "order cancel ID")
+offers("order", "request_cancel", "order cancel ID --reason TEXT")
+offers("order", "accept_cancel", "order cancel ID --accept")
+offers("order", "reject_cancel", "order cancel ID --reject")
 TRACK_FIELDS = (
     Field("--kind", "kind", "With --status exception: what happened.",
           type=click.Choice(payloads.choices("order", TRACKING["exception"], "kind"))),
@@ -293,8 +301,9 @@ def cancel_command() -> click.Command:
                              help="The seller accepts the buyer's request: cancelled, refunded."),
                 click.Option(["--reject"], is_flag=True,
                              help="The seller rejects the buyer's request: back to paid."),
-                click.Option(["--reason"], default=None, metavar="TEXT",
-                             help="Why (required for a buyer's request after payment)."),
+                click.Option(["--reason", "--note", "reason"], default=None, metavar="TEXT",
+                             help="Why (required for a buyer's request after payment); kept "
+                                  "in the history. --note is the same option."),
                 *common_params("order", "cancel")],
         callback=pass_session(run),
         help="Cancel the order ID. Before payment the buyer or an operator cancels at once "

@@ -13,11 +13,12 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import click
 
+import lifecycle
 from lifecycle import Aggregate, HistoryEntry, ScheduledDeadline, TrackingRecord
 
 # C0 and C1 controls and DEL, and the bidirectional marks, embeddings, overrides and isolates
@@ -44,27 +45,81 @@ def echo(text: str, *, err: bool = False) -> None:
     click.echo(_UNSAFE_BUT_NEWLINE.sub(_escape, text), err=err)
 
 
+# --- money ---------------------------------------------------------------------------------
+
+#: the fields of aggregate data and payloads that hold an amount of money, in the currency the
+#: data or payload names (`currency_of`); an order's lines' ``unit_price`` and its logistics'
+#: ``shipping_fee`` too, and a dispute's ``offer.refund_amount``
+MONEY_FIELDS = frozenset({
+    "goods_total", "coupon_amount", "shipping_fee", "total", "amount_paid", "refunded",
+    "commission", "payout", "amount", "unit_price", "refund_amount", "refundable", "settlement",
+    "annual_fee", "denomination", "threshold",
+})
+#: the data fields that name the currency of the money fields beside them
+CURRENCY_FIELDS = ("currency", "fee_currency")
+
+
+def currency_of(data: Mapping[str, Any], default: str | None = None) -> str | None:
+    """The currency ``data`` names (an order's ``currency``, a seller's ``fee_currency``)."""
+    for name in CURRENCY_FIELDS:
+        if isinstance(data.get(name), str):
+            return str(data[name])
+    return default
+
+
+def amount(value: Any, currency: str | None) -> str:
+    """An amount as text with its currency's minor units: ``15`` USD → ``15.00``, ``1E+1`` →
+    ``10.00``, ``1500`` JPY → ``1500``, ``2.5`` KWD → ``2.500``. What is no amount, or whose
+    currency is unknown, is shown as it is (as text)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal | float):
+        return str(value)
+    try:
+        number = Decimal(str(value))
+        digits = lifecycle.currency_exponent(currency) if currency else None
+    except (InvalidOperation, lifecycle.LifecycleError):
+        return str(value)
+    if digits is None or not number.is_finite():
+        return str(value)
+    shown = number.quantize(Decimal(1).scaleb(-digits))
+    return f"{shown + 0:f}"  # + 0 turns -0.00 into 0.00
+
+
+def amounts(value: Any, currency: str | None) -> Any:
+    """``value`` (aggregate data, a payload) with every money field (`MONEY_FIELDS`) as
+    `amount` text, at any depth; a mapping that names its own currency uses it."""
+    if isinstance(value, Mapping):
+        here = currency_of(value, currency)
+        return {key: amount(item, here) if key in MONEY_FIELDS and item is not None
+                else amounts(item, here) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [amounts(item, currency) for item in value]
+    return value
+
+
 def aggregate_json(aggregate: Aggregate, allowed: Sequence[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": aggregate.kind,
         "id": aggregate.id,
         "state": aggregate.state,
         "version": aggregate.version,
-        "data": dict(aggregate.data),
+        "machine_version": aggregate.machine_version,
+        "data": amounts(dict(aggregate.data), None),
     }
     if allowed is not None:
         out["allowed"] = list(allowed)
     return out
 
 
-def history_json(entry: HistoryEntry) -> dict[str, Any]:
+def history_json(entry: HistoryEntry, currency: str | None = None) -> dict[str, Any]:
+    """One history row; its payload's amounts in ``currency`` (the aggregate's) unless the
+    payload names its own."""
     return {
         "seq": entry.seq,
         "trigger": entry.trigger,
         "source": entry.source,
         "dest": entry.dest,
         "actor": str(entry.actor),
-        "payload": dict(entry.payload),
+        "payload": amounts(dict(entry.payload), currency),
         "idempotency_key": entry.idempotency_key,
         "at": entry.at.isoformat(),
     }
@@ -106,7 +161,7 @@ def time_left(deadline: ScheduledDeadline, now: datetime) -> timedelta:
 
 def balances_json(balances: Mapping[str, Mapping[str, Decimal]]) -> dict[str, dict[str, str]]:
     """``{currency: {account: "amount"}}``, as `Engine.balances` gives them, amounts as text."""
-    return {currency: {account: str(amount) for account, amount in sorted(accounts.items())}
+    return {currency: {account: amount(value, currency) for account, value in sorted(accounts.items())}
             for currency, accounts in sorted(balances.items())}
 
 
@@ -141,20 +196,39 @@ def indented(text: str, indent: str = "  ") -> list[str]:
     return [indent + line for line in text.splitlines()]
 
 
-def describe(aggregate: Aggregate, allowed: Sequence[str]) -> str:
-    """The generic ``show``: state, version, allowed triggers and every data field."""
+def describe(aggregate: Aggregate, commands: Sequence[str], system: Sequence[str] = ()) -> str:
+    """The generic ``show``: state, version, the commands the actor may run (and what only
+    the system does from here) and every data field."""
     head = [
         f"{aggregate.kind} {aggregate.id}",
         f"  state    {aggregate.state}",
         f"  version  {aggregate.version}",
-        f"  allowed  {', '.join(allowed) or '-'}",
+        f"  may run  {commands[0] if commands else '-'}",
+        *(f"           {command}" for command in commands[1:]),
+        *([f"  only the system: {', '.join(system)}"] if system else []),
     ]
-    data = [f"  {printable(key):<18} {short(value)}" for key, value in sorted(aggregate.data.items())]
+    shown = amounts(aggregate.data, None)
+    data = [f"  {printable(key):<18} {short(value)}" for key, value in sorted(shown.items())]
     return "\n".join([*(printable(line) for line in head), "  data", *data])
 
 
+def readable(value: Any) -> str:
+    """A value of aggregate data as a person reads it, not as JSON: a list as ``a, b, c``, a
+    mapping as ``key value, key value`` (a list of mappings one per ``;``), a flag as
+    ``yes``/``no``; control characters escaped."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{printable(str(key))} {readable(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        joiner = "; " if any(isinstance(item, Mapping) for item in value) else ", "
+        return joiner.join(readable(item) for item in value) or "-"
+    return "-" if value is None else printable(str(value))
+
+
 def short(value: Any, width: int = 90) -> str:
-    text = json.dumps(value, default=str) if isinstance(value, Mapping | list) else printable(str(value))
+    """`readable`, cut to ``width`` characters."""
+    text = readable(value)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

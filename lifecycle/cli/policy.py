@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from lifecycle import PolicyVersion
+from lifecycle import Policy, PolicyVersion
 from lifecycle.cli import output
 from lifecycle.cli.options import json_option
 from lifecycle.cli.session import BadUsage, Noun, Session, pass_session
@@ -48,7 +49,7 @@ def show(session: Session, as_json: bool) -> None:
         output.echo_json(policy_json(stored))
         return
     click.echo(f"policy version {stored.version}, set {output.when(stored.set_at)} UTC")
-    click.echo(output.table(["name", "value", "unit"], stored.policy.settings()))
+    click.echo(output.table(["name", "value", "unit"], _with_money(stored.policy)))
 
 
 @policy.command("set", help=SET_HELP)
@@ -81,7 +82,30 @@ def set_(session: Session, settings: tuple[str, ...], as_json: bool) -> None:
     click.echo(f"policy version {stored.version} (was {current.version})")
 
 
+#: the policy tables that hold money: the currency of each key (the fee's currency for every
+#: business category; the key itself for the per-currency minimum)
+MONEY_TABLES: dict[str, Callable[[Policy, str], str]] = {
+    "annual_fee": lambda policy, key: policy.annual_fee_currency,
+    "coupon_min_denomination": lambda policy, key: key,
+}
+
+
+def _with_money(policy: Policy) -> list[tuple[str, str, str]]:
+    """`Policy.settings`, each amount of money with its currency's minor units."""
+    rows = []
+    for name, value, unit in policy.settings():
+        table, _, key = name.partition(".")
+        if table in MONEY_TABLES and key:
+            value = output.amount(value, MONEY_TABLES[table](policy, key))
+        rows.append((name, value, unit))
+    return rows
+
+
 def policy_json(stored: PolicyVersion) -> dict[str, Any]:
-    """``policy show --json``: the values exactly as stored (see docs/cli.md)."""
-    return {"version": stored.version, "set_at": stored.set_at.isoformat(),
-            "values": stored.policy.to_json()}
+    """``policy show --json``: the values as stored (see docs/cli.md), amounts of money with
+    their currency's minor units (``"5.00"``, as `policy set` takes them too)."""
+    values = stored.policy.to_json()
+    for table, currency in MONEY_TABLES.items():
+        values[table] = {key: output.amount(amount, currency(stored.policy, key))
+                         for key, amount in values[table].items()}
+    return {"version": stored.version, "set_at": stored.set_at.isoformat(), "values": values}

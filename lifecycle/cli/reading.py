@@ -16,6 +16,7 @@ import click
 import lifecycle
 from lifecycle import Actor, Aggregate, Engine
 from lifecycle.cli import output
+from lifecycle.cli.actions import next_steps, system_steps
 from lifecycle.cli.options import MOMENT, OWNER_ROLES, as_option, json_option, operator_actor
 from lifecycle.cli.session import Session, pass_session
 
@@ -65,8 +66,9 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
     for role in OWNER_ROLES:
         owner = definition.owner_of(role, aggregate.id, aggregate.data)
         if owner:
-            parties[role] = {"id": owner,
-                             "allowed": engine.allowed(view.kind, id, Actor(role, owner))}
+            allowed = engine.allowed(view.kind, id, Actor(role, owner))
+            parties[role] = {"id": owner, "allowed": allowed,
+                             "commands": next_steps(view.kind, id, allowed)[0]}
     now = engine.clock.now()
     deadlines = [
         {"trigger": d.trigger, "state": d.state, "status": d.status, "due_at": d.due_at.isoformat(),
@@ -75,19 +77,24 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
         for d in engine.deadlines(kind=view.kind, id=aggregate.id)
     ]
     data = aggregate.data
+    currency = output.currency_of(data)
     entries = engine.history(view.kind, id)
+    allowed = engine.allowed(view.kind, id, actor)
     return {
         **output.aggregate_json(aggregate),
         "actor": str(actor),
-        "allowed": engine.allowed(view.kind, id, actor),
+        "allowed": allowed,
+        "commands": next_steps(view.kind, id, allowed)[0],
+        "system": system_steps(view.kind, aggregate.state),
         "parties": parties,
         "deadlines": deadlines,
         "money": {
             "currency": data.get(view.currency) if view.currency else None,
-            "figures": {name: data[name] for name in view.figures if name in data},
+            "figures": {name: output.amount(data[name], currency)
+                        for name in view.figures if name in data},
             "balances": output.balances_json(engine.balances(view.kind, id)),
         },
-        "history": [output.history_json(e) for e in entries[-last:]] if last else [],
+        "history": [output.history_json(e, currency) for e in entries[-last:]] if last else [],
         "history_total": len(entries),
         "tracking": [output.scan_json(t) for t in engine.tracking(id)] if view.tracked else [],
     }
@@ -98,13 +105,17 @@ def show_text(view: View, shown: Mapping[str, Any]) -> str:
     lines = [
         f"{shown['kind']} {shown['id']}",
         *output.pairs([("state", shown["state"]), ("version", shown["version"]),
-                       ("allowed", f"{', '.join(shown['allowed']) or '-'}  (as {shown['actor']})")]),
+                       ("as", shown["actor"])]),
     ]
-    who = [(role, party["id"], ", ".join(party["allowed"]) or "-")
-           for role, party in shown["parties"].items()]
-    if (actor_role, actor_id) not in {(role, id) for role, id, _ in who}:
-        who.append((actor_role, actor_id, ", ".join(shown["allowed"]) or "-"))
-    lines += ["who may act", *output.indented(output.table(["role", "id", "may fire"], who))]
+    parties = [(role, party["id"], party["commands"]) for role, party in shown["parties"].items()]
+    if (actor_role, actor_id) not in {(role, id) for role, id, _ in parties}:
+        parties.append((actor_role, actor_id, shown["commands"]))
+    who: list[tuple[str, str, str]] = []
+    for role, id, commands in parties:
+        who += [(role, id, commands[0] if commands else "-"),
+                *(("", "", command) for command in commands[1:])]
+    who += [("system", "", "only the system: " + step) for step in shown["system"]]
+    lines += ["who may act", *output.indented(output.table(["role", "id", "may run"], who))]
     details = [(label, _render(get(shown["data"]))) for label, get in view.details]
     if shown.get("tracking"):
         details.append(("tracking", _scans(shown["tracking"])))
@@ -149,7 +160,7 @@ def _render(value: Any) -> Any:
 def show_command(view: View) -> click.Command:
     @click.command("show")
     @click.argument("id")
-    @as_option("Whose allowed triggers to show, as ROLE:ID. Default: operator:$USER.")
+    @as_option("Whose next commands to show (beside each party's), as ROLE:ID. Default: operator:$USER.")
     @click.option("--history", "last", type=click.IntRange(0, 10_000), default=5, show_default=True,
                   metavar="N", help="How many of the latest history rows to show.")
     @json_option
@@ -161,8 +172,9 @@ def show_command(view: View) -> click.Command:
         else:
             output.echo(show_text(view, shown))
 
-    show.help = (f"A {view.noun}'s state, who may fire what next, pending deadlines with the "
-                 "time left, money and the latest history.")
+    article = "An" if view.noun[0] in "aeiou" else "A"
+    show.help = (f"{article} {view.noun}'s state, the commands each party may run next, "
+                 "pending deadlines with the time left, money and the latest history.")
     return show
 
 
@@ -222,7 +234,8 @@ def list_command(view: View) -> click.Command:
                               "next_after": next_after})
             return
         headers = ["id", "state", *(name for name, _ in view.columns)]
-        rows = ([a.id, a.state, *(_cell(get(a.data)) for _, get in view.columns)] for a in found)
+        rows = ([a.id, a.state, *(_cell(get(output.amounts(a.data, None))) for _, get in view.columns)]
+                for a in found)
         output.echo(output.table(headers, rows))
         if next_after is not None:
             output.echo(f"(more: --after {next_after})")
@@ -265,9 +278,11 @@ def history_command(view: View) -> click.Command:
     @json_option
     @pass_session
     def history(session: Session, id: str, as_json: bool) -> None:
-        entries = session.engine.history(view.kind, id)
+        engine = session.engine
+        entries = engine.history(view.kind, id)
         if as_json:
-            output.echo_json([output.history_json(e) for e in entries])
+            currency = output.currency_of(engine.get(view.kind, id).data)
+            output.echo_json([output.history_json(e, currency) for e in entries])
         else:
             output.echo(output.history_table(entries))
 

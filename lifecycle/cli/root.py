@@ -36,14 +36,18 @@ Reference and --json shapes: docs/cli.md.
 @click.option("--db", envvar="LIFECYCLE_DB", default=lifecycle.DEFAULT_URL, show_default=True,
               help="Database URL (or LIFECYCLE_DB): sqlite:///FILE or postgresql+psycopg://…; "
                    "only `db init` and `db upgrade` create one.")
+@click.option("--machines", envvar="LIFECYCLE_MACHINES", default=None, metavar="MODULE",
+              help="More versions of the machines, and their migrations (or "
+                   "LIFECYCLE_MACHINES): a module or .py file offering MACHINES "
+                   "(docs/versions.md). Every process on a database needs the same.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="warning", show_default=True, help="Log events at this level and above, on stderr.")
 @click.version_option(lifecycle.__version__, prog_name="lifecycle")
 @click.pass_context
-def cli(ctx: click.Context, db: str, log_level: str) -> None:
+def cli(ctx: click.Context, db: str, machines: str | None, log_level: str) -> None:
     """lifecycle: seller onboarding, orders, disputes and coupons as persisted state machines."""
     lifecycle.configure_logs(log_level)
-    session = Session(db)
+    session = Session(db, machines)
     ctx.obj = session
     ctx.call_on_close(session.close)
 

@@ -16,6 +16,7 @@ from lifecycle.cli.actions import (
     actor_for,
     build_payload,
     common_params,
+    offers,
     report,
 )
 from lifecycle.cli.options import either
@@ -134,6 +135,9 @@ def register_command() -> click.Command:
              "Fires register as seller:ID.",
         short_help="Open a seller account",
     )
+
+
+offers("seller", "register", "seller register ID")
 
 
 @click.group(cls=Noun)

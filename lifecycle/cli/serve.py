@@ -28,6 +28,8 @@ def serve(session: Session, host: str, port: int, workers: int, server_log_level
     # Each worker opens its own engine in `app_from_environment`, so the URL goes by the
     # environment, which uvicorn's worker processes inherit.
     os.environ["LIFECYCLE_DB"] = session.url
+    if session.machines:  # every worker runs the versions of the machines this process does
+        os.environ["LIFECYCLE_MACHINES"] = session.machines
     webhook_secrets()  # a malformed LIFECYCLE_WEBHOOK_SECRETS is a usage error here, not in each worker
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # prometheus_client sums the workers' metrics through files in this directory; it

@@ -29,15 +29,17 @@ class Session:
     schema and another application's database are refused untouched, naming it; only
     ``lifecycle db init`` and ``db upgrade`` create or migrate one (issue #19)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, machines: str | None = None):
         self.url = url
+        self.machines = machines or None  # ``--machines``: more versions of the machines
         self._engine: Engine | None = None
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = lifecycle.open(self.url, upgrade=False,
-                                          webhook_secrets=webhook_secrets())
+                                          webhook_secrets=webhook_secrets(),
+                                          machines=self.machines)
         return self._engine
 
     def close(self) -> None:

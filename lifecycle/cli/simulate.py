@@ -30,7 +30,7 @@ operator's default database."""
               help="Write into a database that holds more than simulations (real sellers, "
                    "orders, ...), mixing the run's sim-* aggregates with them.")
 @click.option("--faults", default=None, metavar="SPEC",
-              help="Injected faults, e.g. decline=0.02,timeout=0.01,duplicate=0.05,conflict=0.01")
+              help="Injected faults, e.g. 'decline=0.02, timeout=0.01, duplicate=0.05, conflict=0.01'.")
 @click.option("--resume", is_flag=True, help="Continue a run that was stopped part-way.")
 @click.option("--report-dir", type=click.Path(file_okay=False), default=None,
               help="Also write an HTML report with charts (opens offline) into this folder.")

@@ -23,6 +23,7 @@ from lifecycle.machines.definition import (
     Guard,
     MachineDefinition,
     Transition,
+    sends,
 )
 from lifecycle.machines.payloads import Amount, Code, Currency, Empty, Payload, dump, iso
 from lifecycle.money import check_amount
@@ -181,6 +182,7 @@ def _set_copies(ctx: Context) -> None:
     ctx.data["copies"] = ctx.payload.copies
 
 
+@sends(("voucher", "issue"))
 def _claim(ctx: Context) -> None:
     buyer = ctx.actor.id
     ctx.data["claimed"] += 1

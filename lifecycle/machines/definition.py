@@ -20,14 +20,24 @@ from transitions import EventData, Machine
 
 from lifecycle.actor import ROLES, Actor
 from lifecycle.errors import DefinitionError, ReplayMismatch
-from lifecycle.machines.follow_ups import Call, Claim, Create, Fire, FollowUp, Index, Post, Scan
+from lifecycle.machines.follow_ups import (
+    Call,
+    Claim,
+    Create,
+    Fire,
+    FollowUp,
+    Index,
+    Post,
+    Scan,
+    sends,
+)
 from lifecycle.policy import Policy
 
 # The follow-ups live in their own module; they are part of what a definition is written with.
 __all__ = [
     "Aggregate", "Call", "Check", "Claim", "Context", "Create", "Deadline", "DurationOf",
     "Effect", "Fire", "FollowUp", "Guard", "Index", "MachineDefinition", "Owner", "Post", "Scan",
-    "Step", "Transition",
+    "Step", "Transition", "sends",
 ]
 
 # transitions logs every trigger through stdlib logging at INFO; that is our job, not its.
@@ -168,7 +178,7 @@ class MachineDefinition:
         version: int = 1,
     ):
         self.kind = kind
-        self.version = version
+        self.version = version  # SPEC §13: bumped, with a migration, whenever the shape changes
         self.states = states
         self.terminal = terminal
         self.transitions = transitions
@@ -180,6 +190,11 @@ class MachineDefinition:
         # Triggers an older version defined as self-loops of these states and this one does
         # not: their history rows replay as steps that changed nothing (`replay`).
         self.retired = dict(retired or {})
+        # The follow-ups each trigger may fire or create on other kinds, as its effects declare
+        # them (`follow_ups.sends`): ``trigger → ((kind, trigger), ...)``, the creating trigger
+        # for a `Create`. Checked by `lifecycle verify`, and when they run: a follow-up its
+        # effect did not declare is refused.
+        self.sends = _sends_of(transitions)
         self._deadlines_by_state: dict[str, tuple[Deadline, ...]] = {
             state: tuple(d for d in deadlines if d.state == state) for state in states
         }
@@ -239,18 +254,27 @@ class MachineDefinition:
             if state is None:
                 if (trigger, source, dest) != (self.creation.trigger, None, self.initial):
                     raise ReplayMismatch(self.kind, n, f"starts with {trigger}, not {self.creation.trigger}")
-            elif self._retired_loop(state, trigger, source, dest):
-                continue  # kept in the count of steps (the version), changes nothing
-            else:
-                step = self.step(state, trigger)
-                if source != state or step is None or dest not in step.dests:
-                    raise ReplayMismatch(
-                        self.kind, n, f"{trigger} from {source} to {dest} does not follow {state}"
-                    )
+            elif not self.follows(state, trigger, source, dest):
+                raise ReplayMismatch(
+                    self.kind, n, f"{trigger} from {source} to {dest} does not follow {state}"
+                )
             state = dest
         if state is None:
             raise ReplayMismatch(self.kind, 0, "no history")
         return state
+
+    def follows(self, state: str, trigger: str, source: str | None, dest: str) -> bool:
+        """Whether a history row (trigger, source, dest) may come after ``state``: an arrow
+        of this definition, or a retired trigger's self-loop (kept in the count of steps, the
+        version, and changing nothing)."""
+        if self._retired_loop(state, trigger, source, dest):
+            return True
+        step = self.step(state, trigger)
+        return source == state and step is not None and dest in step.dests
+
+    def sends_to(self, trigger: str, kind: str, other: str) -> bool:
+        """Whether ``trigger`` of this machine declares the follow-up ``other`` on ``kind``."""
+        return (kind, other) in self.sends.get(trigger, ())
 
     def _retired_loop(self, state: str, trigger: str, source: str | None, dest: str) -> bool:
         """Whether a history row is a retired trigger's self-loop where it was defined."""
@@ -313,6 +337,14 @@ class MachineDefinition:
         )
 
 
+def _sends_of(transitions: tuple[Transition, ...]) -> dict[str, tuple[tuple[str, str], ...]]:
+    sends: dict[str, dict[tuple[str, str], None]] = defaultdict(dict)
+    for t in transitions:
+        for pair in getattr(t.effect, "sends", ()):
+            sends[t.trigger][pair] = None
+    return {trigger: tuple(pairs) for trigger, pairs in sends.items()}
+
+
 def _on_context(fn: Callable[[Context], Any]) -> Callable[[EventData], Any]:
     """Adapt a function of the Context to a transitions callback (which gets EventData)."""
 
@@ -372,6 +404,14 @@ def _validate(definition: MachineDefinition) -> None:
 
 def _validate_graph(definition: MachineDefinition) -> None:
     """Every state reachable from the initial one; every non-terminal one able to end."""
+    problems = graph_problems(definition)
+    if problems:
+        raise DefinitionError(f"{definition.kind} machine: " + "; ".join(problems))
+
+
+def graph_problems(definition: MachineDefinition) -> list[str]:
+    """What is wrong with the definition's graph: no terminal state, states unreachable from
+    the initial one, states with no way to a terminal one. Empty when nothing is."""
     forward: dict[str, set[str]] = defaultdict(set)
     backward: dict[str, set[str]] = defaultdict(set)
     for (source, _trigger), step in definition.steps.items():
@@ -389,8 +429,7 @@ def _validate_graph(definition: MachineDefinition) -> None:
         problems.append(f"unreachable from {definition.initial}: {', '.join(unreachable)}")
     if stuck:
         problems.append(f"cannot reach a terminal state: {', '.join(stuck)}")
-    if problems:
-        raise DefinitionError(f"{definition.kind} machine: " + "; ".join(problems))
+    return problems
 
 
 def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:

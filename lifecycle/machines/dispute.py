@@ -23,6 +23,7 @@ from lifecycle.machines.definition import (
     Guard,
     MachineDefinition,
     Transition,
+    sends,
 )
 from lifecycle.machines.payloads import (
     Amount,
@@ -159,6 +160,9 @@ def _offered(ctx: Context) -> Decimal:
     return Decimal(ctx.data["offer"]["refund_amount"])
 
 
+CLOSES_ORDER = ("order", "close_dispute")  # what every effect that ends a dispute sends
+
+
 def _ask_return(amount_of: Any) -> Any:
     def ask_return(ctx: Context) -> None:
         ctx.data.update(settlement=str(amount_of(ctx)), return_requested_at=iso(ctx.now))
@@ -167,16 +171,19 @@ def _ask_return(amount_of: Any) -> Any:
 
 
 def _refund(amount_of: Any) -> Any:
+    @sends(CLOSES_ORDER)
     def refund(ctx: Context) -> None:
         _resolve(ctx, amount_of(ctx))
 
     return refund
 
 
+@sends(CLOSES_ORDER)
 def _refund_settled(ctx: Context) -> None:
     _resolve(ctx, Decimal(ctx.data["settlement"]))
 
 
+@sends(CLOSES_ORDER)
 def _no_refund(ctx: Context) -> None:
     _resolve(ctx, Decimal(0))
 

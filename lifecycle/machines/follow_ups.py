@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lifecycle.ledger import Posting
 
@@ -91,3 +91,17 @@ class Scan:
 
 
 FollowUp = Create | Fire | Claim | Index | Post | Call | Scan
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def sends(*pairs: tuple[str, str]) -> Callable[[_Fn], _Fn]:
+    """Declare on an effect the `Fire` and `Create` follow-ups it may ask for, as ``(kind,
+    trigger)`` (a creating trigger for `Create`): what `lifecycle verify` checks across
+    machines, and what the engine holds it to when it runs."""
+
+    def declared(effect: _Fn) -> _Fn:
+        effect.sends = pairs  # type: ignore[attr-defined]
+        return effect
+
+    return declared

@@ -7,6 +7,7 @@ it does in `order_effects`.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -80,31 +81,31 @@ def _refunds_everything(ctx: Context) -> bool:
     return bool(ctx.payload.refund_amount >= refundable(ctx))
 
 
-def _paused_in(state: str) -> Any:
+def paused_in(state: str) -> Any:
     def check(ctx: Context) -> bool:
         return bool(ctx.data.get("paused_state") == state)
 
-    check.__name__ = f"paused_in_{state}"
+    check.__name__ = check.__qualname__ = f"paused_in_{state}"
     return check
 
 
-def _days(data_field: str) -> Any:
+def days_of(data_field: str) -> Any:
     def duration(policy: Any, data: Any) -> timedelta:
         return timedelta(days=int(data[data_field]))
 
     return duration
 
 
-def _promised_delivery(policy: Policy, data: Mapping[str, Any]) -> timedelta:
+def promised_delivery(policy: Policy, data: Mapping[str, Any]) -> timedelta:
     """The buyer's confirmation window: the delivery time promised with the logistics service
     (at most delivery_window_max when placed; capped again for an order placed under a policy
     that allowed longer)."""
     return min(timedelta(days=int(data["logistics"]["delivery_days"])), policy.delivery_window_max)
 
 
-def _tracking(trigger: str, source: tuple[str, ...], dest: str | None,
-              payload: type[TrackingEvent | TrackingException] = TrackingEvent,
-              status: str | None = None) -> Transition:
+def tracking(trigger: str, source: tuple[str, ...], dest: str | None,
+             payload: type[TrackingEvent | TrackingException] = TrackingEvent,
+             status: str | None = None) -> Transition:
     """A carrier's scan of a shipped order (the system fires it, or an operator for it): kept
     as a row under ``status`` (by default the state it moves to) and stamped in the order as
     ``{status}_at``. ``dest`` None keeps the state."""
@@ -119,7 +120,7 @@ def _tracking(trigger: str, source: tuple[str, ...], dest: str | None,
 
 _BACK = tuple(
     Transition("close_dispute", ("in_dispute",), state, SYSTEM, CloseDispute, (),
-               effects.close_dispute, when=_paused_in(state), internal=True)
+               effects.close_dispute, when=paused_in(state), internal=True)
     for state in DISPUTABLE
 )
 
@@ -155,9 +156,9 @@ DEFINITION = MachineDefinition(
                    ConfirmPickup, (), effects.confirm_pickup),
         Transition("ship_offline", ("paid",), "shipped", SELLER, ShipOffline,
                    (CHECKLIST, BUYERS_CARRIER), effects.ship_offline),
-        _tracking("tracking_in_transit", ("shipped",), "in_transit"),
-        _tracking("tracking_delivered", ("shipped", "in_transit"), "delivered"),
-        _tracking("tracking_exception", ("shipped", "in_transit"), None, TrackingException,
+        tracking("tracking_in_transit", ("shipped",), "in_transit"),
+        tracking("tracking_delivered", ("shipped", "in_transit"), "delivered"),
+        tracking("tracking_exception", ("shipped", "in_transit"), None, TrackingException,
                   status="exception"),
         Transition("confirm_receipt", AWAITING_RECEIPT, "completed", BUYER, Empty, (),
                    effects.complete),
@@ -178,13 +179,13 @@ DEFINITION = MachineDefinition(
     deadlines=(
         Deadline("awaiting_payment", "payment_timeout", lambda p, d: p.payment_timeout,
                  "placed_at"),
-        Deadline("paid", "ship_deadline", _days("handling_time_days"), "paid_at"),
+        Deadline("paid", "ship_deadline", days_of("handling_time_days"), "paid_at"),
         Deadline("cancel_requested", "cancel_request_timeout",
                  lambda p, d: p.cancel_request_timeout, "cancel_requested_at"),
         Deadline("awaiting_pickup", "pickup_timeout", lambda p, d: p.pickup_timeout,
                  "pickup_booked_at"),
-        Deadline("shipped", "auto_confirm", _promised_delivery, "shipped_at"),
-        Deadline("in_transit", "auto_confirm", _promised_delivery, "shipped_at",
+        Deadline("shipped", "auto_confirm", promised_delivery, "shipped_at"),
+        Deadline("in_transit", "auto_confirm", promised_delivery, "shipped_at",
                  continues_from=("shipped",)),
         Deadline("delivered", "auto_confirm", lambda p, d: p.auto_confirm_after_delivery,
                  "delivered_at"),
@@ -213,8 +214,24 @@ tracking row and an ``order.scan_recorded`` event, no transition (SPEC §4)."""
 waybill_key = effects.waybill_key
 
 
-def trigger_for_scan(state: str, status: str) -> str | None:
-    """The order trigger a carrier scan of ``status`` fires in ``state``; None when the scan
-    moves nothing (it is recorded, or ignored before shipping). Scans never move an order
+def recorded_scan_states(definition: MachineDefinition) -> tuple[str, ...]:
+    """`RECORDED_SCAN_STATES` of a version of the order machine: the states a dispute may be
+    opened from, and the pausing one (after shipping, whatever states a version adds)."""
+    return _scans_of(definition)[1]
+
+
+def trigger_for_scan(state: str, status: str,
+                     definition: MachineDefinition | None = None) -> str | None:
+    """The order trigger a carrier scan of ``status`` fires in ``state`` (under ``definition``,
+    a version of the order machine; the shipped one by default); None when the scan moves
+    nothing (it is recorded, or ignored before shipping). Scans never move an order
     backwards: a late in_transit after delivery is only recorded."""
-    return SCAN_MOVES.get((state, status))
+    if definition is None or definition is DEFINITION:
+        return SCAN_MOVES.get((state, status))
+    return _scans_of(definition)[0].get((state, status))
+
+
+@functools.lru_cache(maxsize=32)
+def _scans_of(definition: MachineDefinition) -> tuple[dict[tuple[str, str], str], tuple[str, ...]]:
+    recorded = (*definition.sources_of("open_dispute"), *sorted(definition.pausing))
+    return scan_moves(definition), recorded

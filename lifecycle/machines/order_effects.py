@@ -23,12 +23,14 @@ from lifecycle.machines.definition import (
     Index,
     Post,
     Scan,
+    sends,
 )
 from lifecycle.machines.order_payloads import OpenDispute, PlaceOrder
 from lifecycle.machines.order_rules import money_of, refundable, voucher_of
 from lifecycle.machines.payloads import dump, iso
 
 
+@sends(("voucher", "reserve"))
 def place(ctx: Context) -> None:
     """The coupon deducts from the goods only, never from shipping."""
     order: PlaceOrder = ctx.payload
@@ -60,6 +62,7 @@ def _handling_days(ctx: Context, seller: Aggregate | None) -> int:
     return int(chosen) if chosen is not None else ctx.policy.handling_time.days
 
 
+@sends(("voucher", "redeem"))
 def pay(ctx: Context) -> None:
     """The buyer's money, and the seller's coupon funding, go into escrow."""
     ctx.data.update(amount_paid=ctx.data["total"], paid_at=iso(ctx.now))
@@ -74,6 +77,7 @@ def pay(ctx: Context) -> None:
           ("coupon_subsidy", "escrow", money_of(ctx, "coupon_amount")))
 
 
+@sends(("voucher", "release"))
 def cancel(ctx: Context) -> None:
     """Cancelled: whatever was captured goes back to the buyer in full."""
     ctx.data.update(cancelled_at=iso(ctx.now), cancelled_by=str(ctx.actor))
@@ -197,6 +201,7 @@ def complete(ctx: Context) -> None:
     ctx.data.update(completed_at=iso(ctx.now), confirmed_by=str(ctx.actor))
 
 
+@sends(("voucher", "spend"))
 def release(ctx: Context) -> None:
     """Pay the seller out of escrow, less the platform's commission on the goods they keep;
     the seller settles the coupon they funded."""
@@ -215,6 +220,7 @@ def release(ctx: Context) -> None:
     _voucher_moves(ctx, "spend")
 
 
+@sends(("dispute", "open"))
 def open_dispute(ctx: Context) -> None:
     claim: OpenDispute = ctx.payload
     count = int(ctx.data.get("dispute_count", 0)) + 1
@@ -246,6 +252,7 @@ def close_dispute(ctx: Context) -> None:
     _end_dispute(ctx)
 
 
+@sends(("voucher", "spend"))
 def close_dispute_refunded(ctx: Context) -> None:
     """The dispute settled on everything the buyer paid: the order ends refunded."""
     _refund_all(ctx, "dispute_refund")

@@ -42,6 +42,10 @@ def create_app(engine: lifecycle.Engine, *, close_engine: bool = False) -> FastA
         app.router.routes.extend(router.routes)
     _install_handlers(app)
     _add_plain_routes(app, engine)
+    # The operator's console (issue #19): HTML pages with their own sign-in and error pages.
+    from lifecycle.console import create_console
+
+    app.mount("/console", create_console(engine))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _instrument(app)
     return app
@@ -51,10 +55,12 @@ def app_from_environment() -> FastAPI:
     """For ``uvicorn --factory lifecycle.service:app_from_environment`` and each worker of
     ``lifecycle serve``: the engine on ``LIFECYCLE_DB`` (else `lifecycle.DEFAULT_URL`),
     logging at ``LIFECYCLE_LOG_LEVEL`` (default warning), the adapters' webhook secrets from
-    ``LIFECYCLE_WEBHOOK_SECRETS`` as the CLI reads them (docs/webhooks.md)."""
+    ``LIFECYCLE_WEBHOOK_SECRETS`` as the CLI reads them (docs/webhooks.md), and the versions
+    of the machines ``LIFECYCLE_MACHINES`` names (docs/versions.md)."""
     lifecycle.configure_logs(os.environ.get("LIFECYCLE_LOG_LEVEL", "warning"))
     engine = lifecycle.open(os.environ.get("LIFECYCLE_DB", lifecycle.DEFAULT_URL),
-                            webhook_secrets=webhook_secrets(os.environ))
+                            webhook_secrets=webhook_secrets(os.environ),
+                            machines=os.environ.get("LIFECYCLE_MACHINES") or None)
     return create_app(engine, close_engine=True)
 
 

@@ -43,7 +43,7 @@ def etag(version: int) -> str:
 
 def aggregate(found: lifecycle.Aggregate) -> dict[str, Any]:
     return {"kind": found.kind, "id": found.id, "state": found.state, "version": found.version,
-            "data": plain(found.data)}
+            "machine_version": found.machine_version, "data": plain(found.data)}
 
 
 def aggregate_response(found: lifecycle.Aggregate, status: int = 200,
@@ -54,7 +54,7 @@ def aggregate_response(found: lifecycle.Aggregate, status: int = 200,
     if location:
         headers["Location"] = location
     body = {"kind": found.kind, "id": found.id, "state": found.state, "version": found.version,
-            "data": found.data}
+            "machine_version": found.machine_version, "data": found.data}
     return Response(orjson.dumps(body, default=_unusual, option=orjson.OPT_NON_STR_KEYS),
                     status_code=status, headers=headers, media_type="application/json")
 
@@ -75,9 +75,12 @@ def posting(entry: tuple[int, str, str, Decimal, str]) -> dict[str, Any]:
 
 AGGREGATE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["kind", "id", "state", "version", "data"],
+    "required": ["kind", "id", "state", "version", "machine_version", "data"],
     "properties": {
         "kind": {"type": "string"}, "id": {"type": "string"}, "state": {"type": "string"},
-        "version": {"type": "integer"}, "data": {"type": "object"},
+        "version": {"type": "integer"},
+        # the version of its kind's machine it runs (docs/versions.md)
+        "machine_version": {"type": "integer", "minimum": 1},
+        "data": {"type": "object"},
     },
 }

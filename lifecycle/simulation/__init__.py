@@ -7,6 +7,7 @@
     report.write_html("report/")              # static page with SVG charts
     simulation.run_on("sqlite:///sim.db", resume=True)   # continue a run that was stopped
     simulation.run_on("postgresql+psycopg://…/sim", config, workers=4)  # shards on 4 processes
+    simulation.runs(engine); simulation.stored_report(engine, "sim")  # read back, nothing written
 
 Sellers onboard, buyers order (some with coupons), pay, cancel or let the payment lapse; sellers
 ship online or offline with the carrier and service the quotes make best; the sandbox carriers
@@ -48,11 +49,13 @@ from lifecycle.simulation.shard_run import (
     sandbox_adapters,
 )
 from lifecycle.simulation.shards import Combined, merge, shard_configs
+from lifecycle.simulation.stored import StoredRun, runs, stored_report
 from lifecycle.simulation.vocabulary import Progress
 from lifecycle.simulation.workers import WorkerFailed, run_workers
 
 __all__ = ["BATCH_SIZE", "Behaviour", "Config", "Faults", "NotASimulation", "Progress", "Report",
-           "RunExists", "WorkerFailed", "refuse_other_data", "run", "run_on", "sandbox_adapters", "simulate"]
+           "RunExists", "StoredRun", "WorkerFailed", "refuse_other_data", "run", "run_on", "runs",
+           "sandbox_adapters", "simulate", "stored_report"]
 
 BATCH_SIZE = 500
 """The most transitions one batch holds by default (a tick's worth, mostly; benchmarks/RESULTS.md)."""

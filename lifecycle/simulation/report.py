@@ -20,6 +20,10 @@ class Report(ReportData):
         """The report as aligned text tables."""
         return tables.render(self)
 
+    def html(self) -> str:
+        """The page `write_html` writes, as text (the operator's console serves it)."""
+        return charts.page(self)
+
     def write_html(self, directory: str | Path) -> Path:
         """A static page with inline SVG charts, for a browser to open offline."""
         return charts.write_html(self, Path(directory))

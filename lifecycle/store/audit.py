@@ -13,7 +13,7 @@ from sqlalchemy import and_, bindparam, func, literal_column, select
 from lifecycle.store.statements import Statement, Statements
 from lifecycle.store.tables import aggregates, history, ledger
 
-HistoryStep = tuple[int, str, str | None, str]
+HistoryStep = tuple[int, str, str | None, str, int]  # seq, trigger, source, dest, machine version
 
 _ZERO: Any = literal_column("0")
 _total: Any = func.sum(ledger.c.amount_minor)
@@ -113,17 +113,20 @@ class AuditQueries(Statements):
 
     HISTORIES = Statement(
         select(history.c.kind, history.c.aggregate_id, history.c.seq, history.c.trigger,
-               history.c.source, history.c.dest, aggregates.c.state, aggregates.c.version)
+               history.c.source, history.c.dest, history.c.machine_version, aggregates.c.state,
+               aggregates.c.version, aggregates.c.machine_version)
         .select_from(history.outerjoin(aggregates, and_(
             aggregates.c.kind == history.c.kind, aggregates.c.id == history.c.aggregate_id)))
         .order_by(history.c.kind, history.c.aggregate_id, history.c.seq))
     WITHOUT_HISTORY = Statement(
-        select(aggregates.c.kind, aggregates.c.id, aggregates.c.state, aggregates.c.version).where(
+        select(aggregates.c.kind, aggregates.c.id, aggregates.c.state, aggregates.c.version,
+               aggregates.c.machine_version).where(
             ~select(history.c.seq).where(history.c.kind == aggregates.c.kind,
                                          history.c.aggregate_id == aggregates.c.id).exists()))
 
-    def histories(self) -> Iterator[tuple[str, str, str | None, int, list[HistoryStep]]]:
-        """Each aggregate with its history: (kind, id, state, version, [(seq, trigger, source, dest)]).
+    def histories(self) -> Iterator[tuple[str, str, str | None, int, int, list[HistoryStep]]]:
+        """Each aggregate with its history: (kind, id, state, version, machine version,
+        [(seq, trigger, source, dest, machine version)]).
 
         History is read in one ordered, streamed pass joined to its aggregate by the database,
         so memory stays flat however many aggregates there are; an aggregate with no history,
@@ -132,11 +135,12 @@ class AuditQueries(Statements):
         rows = self.stream(self.HISTORIES)
         for (kind, id), group in groupby(rows, key=lambda r: (r[0], r[1])):
             steps = list(group)
-            state, version = steps[0][6], steps[0][7] or 0
-            yield kind, id, state, version, [(seq, t, s, d) for _k, _i, seq, t, s, d, *_ in steps]
+            state, version, machine_version = steps[0][7], steps[0][8] or 0, steps[0][9] or 0
+            yield kind, id, state, version, machine_version, [
+                (seq, t, s, d, v) for _k, _i, seq, t, s, d, v, *_ in steps]
         self.cur.execute(self.WITHOUT_HISTORY)
-        for kind, id, state, version in self.cur.fetchall():
-            yield kind, id, state, version, []
+        for kind, id, state, version, machine_version in self.cur.fetchall():
+            yield kind, id, state, version, machine_version, []
 
     def stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
         """The rows of a long read, in batches rather than all at once: each dialect's recorder

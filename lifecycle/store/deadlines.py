@@ -186,6 +186,16 @@ class DeadlineRecords(Statements):
         else:
             self.cur.execute(self.RETRY_LATER, {**values, "due_at": self.moment(retry_at)})
 
+    REQUEUE = Statement(update(deadlines).where(
+        deadlines.c.id == bindparam("b_id"), deadlines.c.status == literal_column("'failed'"),
+    ).values(status=literal_column("'pending'"), due_at=bindparam("due_at")))
+
+    def requeue(self, deadline_id: int, now: datetime) -> bool:
+        """Put a deadline parked as failed back in the queue, due ``now``, its attempts kept
+        (so one more failure parks it again); False if no parked deadline has that id."""
+        self.cur.execute(self.REQUEUE, {"b_id": deadline_id, "due_at": self.moment(now)})
+        return bool(self.cur.rowcount)
+
     def scheduled_deadlines(self, *, due_by: datetime | None = None, failed: bool = False,
                   kind: str | None = None, id: str | None = None,
                   limit: int = 1000) -> list[ScheduledDeadline]:

@@ -83,9 +83,9 @@ def refusing_after_writes(victim: str) -> Any:
     deadlines are written, so only a rollback of the trigger's savepoint undoes them."""
     original = Pipeline._follow
 
-    def follow(self: Pipeline, unit: Any, context: Context, seq: int, depth: int,
+    def follow(self: Pipeline, unit: Any, sender: Any, context: Context, seq: int, depth: int,
                before: Aggregate | None = None) -> None:
-        original(self, unit, context, seq, depth, before)
+        original(self, unit, sender, context, seq, depth, before)
         if context.id == victim:
             raise GuardFailed("test.refused", "refused after writing", trigger=context.trigger)
 

@@ -31,7 +31,7 @@ from tests.builders import (
     seller_in,
 )
 
-AGGREGATE_KEYS = {"kind", "id", "state", "version", "data"}
+AGGREGATE_KEYS = {"kind", "id", "state", "version", "machine_version", "data"}
 HISTORY_KEYS = {"seq", "trigger", "source", "dest", "actor", "payload", "idempotency_key", "at"}
 SHIP = {"checklist": CHECKLIST, "carrier": "dhl", "waybill": "1234567891"}
 
@@ -158,11 +158,13 @@ def test_show_json_has_state_version_data_and_what_the_actor_may_fire(
     as_buyer = ok_json(run(db_url, "show", "order", order.id, "--as", "buyer:b-1", "--json"))
     as_stranger = ok_json(run(db_url, "show", "order", order.id, "--as", "buyer:b-2", "--json"))
 
-    assert set(as_seller) == AGGREGATE_KEYS | {"allowed"}
+    assert set(as_seller) == AGGREGATE_KEYS | {"allowed", "commands"}
     assert (as_seller["kind"], as_seller["id"], as_seller["state"], as_seller["version"]) == (
         "order", order.id, "paid", 2,
     )
-    assert as_seller["data"] == dict(engine.get("order", order.id).data)
+    # The data as kept, its amounts with the currency's minor units (issue #19): "0" is "0.00".
+    kept = dict(engine.get("order", order.id).data)
+    assert as_seller["data"] == {**kept, "coupon_amount": "0.00", "refunded": "0.00"}
     assert sorted(as_seller["allowed"]) == ["book_pickup", "ship_offline"]
     assert as_buyer["allowed"] == ["request_cancel"]
     assert as_stranger["allowed"] == []
@@ -176,8 +178,10 @@ def test_show_without_json_lists_state_version_and_allowed(
     result = run(db_url, "show", "order", order.id, "--as", "buyer:b-1")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[:4] == [
-        f"order {order.id}", "  state    paid", "  version  2", "  allowed  request_cancel",
+    assert result.stdout.splitlines()[:5] == [
+        f"order {order.id}", "  state    paid", "  version  2",
+        f"  may run  lifecycle order cancel {order.id} --reason TEXT",
+        "  only the system: ship_deadline (timer)",
     ]
 
 

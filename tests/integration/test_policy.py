@@ -214,7 +214,8 @@ def test_policy_show_json_is_the_stored_form_and_documented(engine: lifecycle.En
     shown = json.loads(result.stdout)
     same_shape(shown, documented("policy"))
     assert shown["version"] == 1
-    assert shown["values"] == DEFAULTS.to_json()
+    # As stored, but money with its currency's minor units (issue #19): "5" USD shows as "5.00".
+    assert shown["values"] == {**DEFAULTS.to_json(), "coupon_min_denomination": {"USD": "5.00"}}
     assert Policy.from_json(shown["values"]) == engine.policy
 
 

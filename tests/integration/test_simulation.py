@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import lifecycle
 from lifecycle import simulation
 from lifecycle.cli import cli
-from lifecycle.simulation import Behaviour, Config, Faults, Report, readback, record, world
+from lifecycle.simulation import Behaviour, Config, Faults, Report, charts, readback, record, world
 from lifecycle.simulation.driver import Driver
 from lifecycle.simulation.market import Market
 from lifecycle.simulation.retry import GAVE_UP, REREAD, SAME_KEY
@@ -179,7 +179,7 @@ def test_the_report_renders_as_tables_json_and_an_offline_page(
     assert data["durations"]["place_to_funds_released"]["p50"] > 15  # the protection period
     assert "wall" not in json.loads(report.to_json(deterministic=True))
     page = report.write_html(tmp_path / "report").read_text()
-    assert page.count("<svg") == 2
+    assert page.count("<svg") == 1 + len(charts.PHASES)  # a states chart per phase, a histogram
     assert "<script" not in page
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing to fetch
     assert len(report.timeline) >= 90

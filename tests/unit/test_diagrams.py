@@ -42,7 +42,8 @@ def test_readme_shows_every_machine_as_generated() -> None:
 
     assert section is not None, "README.md lost its machines markers"
     assert section.group(1) == diagrams.readme_section(), REGENERATE
-    assert mermaid_blocks(section.group(1)) == [diagrams.mermaid(name) for name in diagrams.MACHINES]
+    assert mermaid_blocks(section.group(1)) == [diagrams.readable_mermaid(name)
+                                                for name in diagrams.MACHINES]
 
 
 # --- what a diagram must show, read back from its text and compared with the SPEC -----------
@@ -71,7 +72,8 @@ class Drawn:
 
 
 def graph(name: str, fmt: str) -> str:
-    result = CliRunner().invoke(cli, ["graph", name, "--format", fmt])
+    """The full view: every arrow (the readable view leaves some out, see the tests below)."""
+    result = CliRunner().invoke(cli, ["graph", name, "--format", fmt, "--full"])
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -200,7 +202,7 @@ import json, sys
 from click.testing import CliRunner
 from lifecycle.cli import cli
 names, formats = sys.argv[1].split(","), ("mermaid", "dot")
-print(json.dumps({f"{n} {f}": CliRunner().invoke(cli, ["graph", n, "--format", f]).stdout
+print(json.dumps({f"{n} {f}": CliRunner().invoke(cli, ["graph", n, "--format", f, "--full"]).stdout
                   for n in names for f in formats}))
 """
 
@@ -222,7 +224,7 @@ def test_diagrams_are_the_same_in_every_process() -> None:
 
 
 @pytest.mark.parametrize(("args", "start"), [
-    (["graph", "order"], "---\ntitle: order\n"),
+    (["graph", "order"], "---\ntitle: order (readable: "),
     (["graph", "seller", "--format", "mermaid"], "---\ntitle: onboarding\n"),
     (["graph", "dispute", "--format", "dot"], "digraph dispute {"),
 ])
@@ -234,3 +236,35 @@ def test_graph_command_prints_the_diagram_without_a_database(
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(start)
     assert not (tmp_path / "never.db").exists()
+
+
+# --- the readable order diagram (issue #19, item 10) ------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+def test_the_order_diagram_is_readable_by_default(fmt: str) -> None:
+    text = CliRunner().invoke(cli, ["graph", "order", "--format", fmt]).stdout
+    edges = (re.findall(r"^\s+(\w+|\[\*\]) --> (\w+|\[\*\]):", text, re.MULTILINE) if fmt == "mermaid"
+             else re.findall(r"^\s+(\w+) -> (\w+) \[label", text, re.MULTILINE))
+
+    assert "close_dispute" not in text  # follow-ups left out
+    assert "tracking_exception" not in text  # no loops for events that keep the state
+    assert all(src != dst for src, dst in edges)
+    assert "--full" in text  # says where the full view is
+    group = ('state "after shipping" as after_shipping {' if fmt == "mermaid"
+             else "subgraph cluster_after_shipping {")
+    assert group in text
+    if fmt == "mermaid":
+        # one arrow from the box for what leaves each state after shipping the same way
+        assert "  after_shipping --> completed: confirm_receipt (buyer) | auto_confirm (system)" in text
+        assert "  after_shipping --> in_dispute: open_dispute (buyer)" in text
+        assert [e for e in edges if e[0] in ("shipped", "in_transit", "delivered")
+                and e[1] in ("completed", "in_dispute")] == []
+        assert "note right of in_dispute:" in text
+    full = CliRunner().invoke(cli, ["graph", "order", "--format", fmt, "--full"]).stdout
+    assert len(text.splitlines()) < len(full.splitlines())
+
+
+def test_the_readable_view_of_a_machine_without_clutter_is_its_full_view() -> None:
+    for name in ("onboarding", "dispute", "coupon", "voucher"):
+        assert diagrams.readable_mermaid(name) == diagrams.mermaid(name)

@@ -24,7 +24,8 @@ PACKAGE = ROOT / "lifecycle"
 FRONT_ENDS = {
     "cli": ("cli uses only the public API", {"adapters", "simulation", "service"}),
     "simulation": ("simulation uses only the public API", {"adapters"}),
-    "service": ("service uses only the public API", {"adapters"}),
+    "service": ("service uses only the public API", {"adapters", "console"}),
+    "console": ("console uses only the public API", {"adapters", "simulation"}),
 }
 
 
