@@ -9,7 +9,7 @@ export USER="${USER:-ops}"  # operator commands act as operator:$USER
 lc() { echo "\$ lifecycle $*" >&2; lifecycle "$@"; }
 
 # A seller onboards: a company registers, is authenticated, pays the annual fee, opens the store.
-lc db upgrade
+lc db init  # only `db init` and `db upgrade` create a database; other commands refuse a missing one
 lc seller register acme --company-name "Acme Trading Co., Ltd." --entity-type company \
   --country CN --registration-number 91310000MA1FL4XX --email owner@acme.example
 lc seller submit-documents acme --business-licence BL-1 --payment-account-authentication alipay-corp-1 \

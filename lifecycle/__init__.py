@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 
@@ -39,6 +41,8 @@ from lifecycle.errors import (
     AlreadyExists,
     CaptureRefused,
     Conflict,
+    DatabaseExists,
+    DatabaseMissing,
     DefinitionChanged,
     DefinitionError,
     EventsExpired,
@@ -49,7 +53,9 @@ from lifecycle.errors import (
     InvalidTransition,
     LifecycleError,
     MigrationRefused,
+    NotASandbox,
     NotFound,
+    NotOurDatabase,
     PolicyMismatch,
     ReplayMismatch,
     SchemaOutdated,
@@ -76,6 +82,7 @@ from lifecycle.money import exponent as currency_exponent
 from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.relay import Relay
+from lifecycle.sandbox import ClockMove, SandboxClock, advance_clock, duration_of, sandbox_clock
 from lifecycle.store.audit import Violation
 from lifecycle.store.deadlines import ScheduledDeadline
 from lifecycle.store.outbox import RelayRow
@@ -129,8 +136,15 @@ def open(
     differs from the stored one is refused with `PolicyMismatch`, naming each value (stored
     and given) and writing nothing, unless ``update_policy=True``: then it is stored as the
     next version, and every engine on the database schedules with it from its next trigger.
-    ``upgrade``: bring the schema to this version first. By default a SQLite file is upgraded
-    (created when new) and a PostgreSQL database must be upgraded with ``lifecycle db upgrade``.
+    ``upgrade``: bring the schema to this version first. By default (None) a SQLite file is
+    upgraded (created when new, for embedded use) and a PostgreSQL database must be upgraded
+    with ``lifecycle db upgrade``; ``False`` never creates or alters a database (what the CLI
+    does): a missing file is `DatabaseMissing`, an empty or older schema `SchemaOutdated`.
+    A database that is not lifecycle's (another application's tables, or not a database at
+    all) is refused with `NotOurDatabase` whatever ``upgrade`` says, and left untouched.
+    ``clock``: on a sandbox database (``lifecycle db init --sandbox``) leave it None: the
+    engine then reads the sandbox's stored clock (`SandboxClock`), the one every process on it
+    shares; a ``clock`` given for a sandbox is refused (`InvalidPayload`).
     ``log``: configure structlog at this level (``"info"``); leave it None when the service
     configures structlog itself.
     ``payments``: a gateway name from the registry (built in: ``"sandbox"``; others from the
@@ -149,19 +163,30 @@ def open(
     database ran under another shape is refused with `DefinitionChanged`, naming what changed.
     """
     from lifecycle.logs import configure
-    from lifecycle.store.database import connect, ensure_schema
+    from lifecycle.store.database import connect, ensure_schema, where
+    from lifecycle.store.sandbox import SandboxClock, is_sandbox
 
     if log is not None:
         configure(log)
-    # Adapters first: a malformed webhook secret is refused before any database is touched.
-    clock = clock or SystemClock()
-    adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed,
+    given_clock = clock
+    # Adapters first: a malformed webhook secret is refused before any database is touched;
+    # they are configured again below on a sandbox's stored clock.
+    adapters = Adapters.configure(clock or SystemClock(), payments, carriers, seed=adapter_seed,
                                   webhook_secrets=webhook_secrets)
     registry = with_machines(machines)
     database = connect(url)
     try:
         allowed = upgrade if upgrade is not None else database.dialect.name == "sqlite"
         ensure_schema(database, upgrade_allowed=allowed)
+        if is_sandbox(database):
+            if given_clock is not None:
+                raise InvalidPayload("clock", f"{where(database)} is a sandbox: its clock is "
+                                              "stored in it and shared by every process; open "
+                                              "it without clock=")
+            clock = SandboxClock(database)
+            adapters = Adapters.configure(clock, payments, carriers, seed=adapter_seed,
+                                          webhook_secrets=webhook_secrets)
+        clock = clock or SystemClock()
     except BaseException:
         database.dispose()
         raise
@@ -202,7 +227,9 @@ def upgrade_schema(url: str) -> tuple[str | None, str]:
     """Create or upgrade the schema of the database at ``url`` to this version's newest
     migration (what ``lifecycle db upgrade`` does; `open` upgrades a SQLite file by itself).
     Returns the revision before (None for an empty database) and the revision after.
-    Raises `Unavailable` when the database cannot be reached."""
+    Refuses another application's database untouched (`NotOurDatabase`) and a SQLite file
+    whose folder does not exist (`DatabaseMissing`). Raises `Unavailable` when the database
+    cannot be reached."""
     from lifecycle.store.database import connect
     from lifecycle.store.database import upgrade as to_newest
 
@@ -211,6 +238,55 @@ def upgrade_schema(url: str) -> tuple[str | None, str]:
         return to_newest(database)
     finally:
         database.dispose()
+
+
+@dataclass(frozen=True)
+class NewDatabase:
+    """What `init_database` made: the database (a SQLite file's path, else the URL without
+    its password), its schema revision, and, for a sandbox, its clock's first time."""
+
+    database: str
+    schema: str
+    sandbox: bool
+    clock: datetime | None
+
+
+def init_database(url: str, *, sandbox: bool = False,
+                  start: datetime | None = None) -> NewDatabase:
+    """Create a new lifecycle database at ``url`` (what ``lifecycle db init`` does): a SQLite
+    file that does not exist yet, or an empty database, given this version's schema and the
+    default policy. ``sandbox=True`` marks it a sandbox whose clock starts at ``start`` (an
+    aware datetime; default: the wall clock now, to the second) and moves only when told to
+    (`advance_clock`). Refuses, writing nothing: a lifecycle database already there
+    (`DatabaseExists`: `upgrade_schema` migrates one), another application's
+    (`NotOurDatabase`), a file whose folder does not exist (`DatabaseMissing`)."""
+    from lifecycle.store.database import (
+        connect,
+        inspect_database,
+        refuse_unusable,
+        upgrade,
+        where,
+    )
+    from lifecycle.store.sandbox import make_sandbox
+
+    if start is not None and (not isinstance(start, datetime) or start.tzinfo is None):
+        raise InvalidPayload("start", "must be an aware datetime (e.g. 2026-01-01T00:00:00+00:00)")
+    begins = None
+    database = connect(url)
+    try:
+        name = where(database)
+        found = inspect_database(database)
+        refuse_unusable(database, found)
+        if found.what == "ours":
+            raise DatabaseExists(name, found.revision or "")
+        _, schema = upgrade(database)
+        if sandbox:
+            begins = (start or SystemClock().now().replace(microsecond=0)).astimezone(UTC)
+            make_sandbox(database, begins)
+    finally:
+        database.dispose()
+    open(url, upgrade=False).close()  # stores the default policy, as the first open does
+    return NewDatabase(name, schema, sandbox, begins)
 
 
 def carrier(name: str) -> Carrier:
@@ -240,7 +316,10 @@ __all__ = [
     "CaptureRefused",
     "Carrier",
     "Clock",
+    "ClockMove",
     "Conflict",
+    "DatabaseExists",
+    "DatabaseMissing",
     "DeadlineChange",
     "DefinitionChanged",
     "DefinitionError",
@@ -268,7 +347,10 @@ __all__ = [
     "Migration",
     "MigrationRefused",
     "MigrationReport",
+    "NewDatabase",
+    "NotASandbox",
     "NotFound",
+    "NotOurDatabase",
     "ParkedDeadline",
     "PaymentDeclined",
     "PaymentGateway",
@@ -279,6 +361,7 @@ __all__ = [
     "RelayRow",
     "RelayStatus",
     "ReplayMismatch",
+    "SandboxClock",
     "ScheduledDeadline",
     "SchemaOutdated",
     "SignatureInvalid",
@@ -298,17 +381,21 @@ __all__ = [
     "UnknownPolicyValues",
     "Violation",
     "__version__",
+    "advance_clock",
     "broker_for",
     "carrier",
     "configure_logs",
     "currency_exponent",
     "definition",
     "definitions",
+    "duration_of",
+    "init_database",
     "load_machines",
     "loads_json",
     "metrics_exposition",
     "open",
     "redacted",
+    "sandbox_clock",
     "tracing_enabled",
     "trigger_for_scan",
     "upgrade_schema",

@@ -210,9 +210,14 @@ class ReplayMismatch(LifecycleError):
 
 
 class SchemaOutdated(LifecycleError):
-    """The database schema is older than this version of lifecycle."""
+    """The database schema is not this version of lifecycle's: older (``current`` names it;
+    None for a database with no lifecycle schema yet), or a newer lifecycle's."""
 
     exit_code = 2
+
+    def __init__(self, message: str, current: str | None = None):
+        self.current = current
+        super().__init__(message)
 
 
 class PolicyMismatch(LifecycleError):
@@ -262,3 +267,48 @@ class EventsExpired(LifecycleError):
         kept = f"the first kept is {first}" if first is not None else "none is kept"
         super().__init__(f"events after position {after} were pruned by retention ({kept}); "
                          f"seek to a kept position to go on")
+
+
+class DatabaseMissing(LifecycleError):
+    """The database named does not exist (a SQLite file that is not there, or whose folder is
+    not), and this call may not create one: only ``lifecycle db init`` or ``db upgrade`` do.
+    ``database`` is the file (or URL, password hidden); nothing was created."""
+
+    exit_code = 2
+
+    def __init__(self, database: str, message: str):
+        self.database = database
+        super().__init__(message)
+
+
+class NotOurDatabase(LifecycleError):
+    """A database that holds another application's tables, or is no database at all: lifecycle
+    neither reads nor changes it. ``database`` names it (password hidden)."""
+
+    exit_code = 2
+
+    def __init__(self, database: str, reason: str):
+        self.database, self.reason = database, reason
+        super().__init__(f"{database} is not a lifecycle database ({reason}); nothing was "
+                         "changed: give the --db of a lifecycle database, or create a new one "
+                         "with `lifecycle --db URL db init`")
+
+
+class DatabaseExists(LifecycleError):
+    """``db init`` on a database that is already a lifecycle database: nothing was changed."""
+
+    def __init__(self, database: str, revision: str):
+        self.database, self.revision = database, revision
+        super().__init__(f"{database} is already a lifecycle database (schema {revision}); "
+                         "`lifecycle db upgrade` migrates it to this version")
+
+
+class NotASandbox(LifecycleError):
+    """A clock command on a production database, whose time is the wall clock's: only a
+    database made with ``lifecycle db init --sandbox`` has a clock one may move."""
+
+    def __init__(self, database: str):
+        self.database = database
+        super().__init__(f"{database} is a production database: its time is the wall clock's "
+                         "and cannot be moved; only a sandbox (`lifecycle --db URL db init "
+                         "--sandbox`) has a clock of its own")

@@ -53,6 +53,7 @@ from lifecycle.machines.definition import (
     Scan,
     Step,
 )
+from lifecycle.machines.payload_words import in_words
 from lifecycle.machines.payloads import dump, nothing_given
 from lifecycle.machines.versions import Machines
 from lifecycle.policy import Policy
@@ -447,7 +448,7 @@ def validate_payload(model: type[BaseModel] | None, payload: Mapping[str, Any],
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise InvalidPayload(where, first["msg"]) from None
+        raise InvalidPayload(where, in_words(first)) from None
     check = getattr(validated, "check", None)
     if check is not None:
         check(data)  # rules that need the aggregate: amounts in the order's currency

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lifecycle.cli import (
     carriers,
+    clock,
     coupon,
     db,
     dispute,
@@ -27,7 +28,7 @@ from lifecycle.cli import (
 from lifecycle.cli.root import cli, main
 
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
-                 *generic.COMMANDS, db.db, timers.timers, policy.policy, simulate.simulate,
+                 *generic.COMMANDS, db.db, clock.clock, timers.timers, policy.policy, simulate.simulate,
                  carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events,
                  *versions.COMMANDS):
     cli.add_command(_command)

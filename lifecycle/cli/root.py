@@ -34,7 +34,8 @@ Reference and --json shapes: docs/cli.md.
 
 @click.group(cls=Root, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="LIFECYCLE_DB", default=lifecycle.DEFAULT_URL, show_default=True,
-              help="Database URL (or LIFECYCLE_DB): sqlite:///FILE or postgresql+psycopg://…")
+              help="Database URL (or LIFECYCLE_DB): sqlite:///FILE or postgresql+psycopg://…; "
+                   "only `db init` and `db upgrade` create one.")
 @click.option("--machines", envvar="LIFECYCLE_MACHINES", default=None, metavar="MODULE",
               help="More versions of the machines, and their migrations (or "
                    "LIFECYCLE_MACHINES): a module or .py file offering MACHINES "

@@ -23,7 +23,11 @@ WEBHOOK_SECRETS_ENV = "LIFECYCLE_WEBHOOK_SECRETS"
 
 
 class Session:
-    """The context object: opens the engine on first use, so ``--help`` touches no database."""
+    """The context object: opens the engine on first use, so ``--help`` touches no database.
+
+    Never creates or alters a database (``upgrade=False``): a missing file, an empty or older
+    schema and another application's database are refused untouched, naming it; only
+    ``lifecycle db init`` and ``db upgrade`` create or migrate one (issue #19)."""
 
     def __init__(self, url: str, machines: str | None = None):
         self.url = url
@@ -33,7 +37,8 @@ class Session:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = lifecycle.open(self.url, webhook_secrets=webhook_secrets(),
+            self._engine = lifecycle.open(self.url, upgrade=False,
+                                          webhook_secrets=webhook_secrets(),
                                           machines=self.machines)
         return self._engine
 

@@ -10,6 +10,10 @@ from lifecycle.cli import output
 from lifecycle.cli.options import json_option
 from lifecycle.cli.session import OneLine, Session, pass_session
 
+DEFAULT_DB = "sqlite:///simulation.db"
+"""Where a simulation goes when no --db names a database: a file of its own, never the
+operator's default database."""
+
 
 @click.command()
 @click.option("--sellers", type=click.IntRange(1, 100_000), default=20, show_default=True)
@@ -19,7 +23,12 @@ from lifecycle.cli.session import OneLine, Session, pass_session
 @click.option("--seed", type=int, default=0, show_default=True,
               help="The same seed and options give the same report.")
 @click.option("--db", "db", default=None, metavar="URL",
-              help="Database for the run (default: the global --db / LIFECYCLE_DB).")
+              help=f"Database for the run (default: the global --db or LIFECYCLE_DB when "
+                   f"given, else {DEFAULT_DB}, created when new). It must hold only "
+                   f"simulations.")
+@click.option("--force", is_flag=True,
+              help="Write into a database that holds more than simulations (real sellers, "
+                   "orders, ...), mixing the run's sim-* aggregates with them.")
 @click.option("--faults", default=None, metavar="SPEC",
               help="Injected faults, e.g. 'decline=0.02, timeout=0.01, duplicate=0.05, conflict=0.01'.")
 @click.option("--resume", is_flag=True, help="Continue a run that was stopped part-way.")
@@ -40,14 +49,17 @@ from lifecycle.cli.session import OneLine, Session, pass_session
 @json_option
 @pass_session
 def simulate(session: Session, sellers: int, orders: int, days: int, seed: int, db: str | None,
-             faults: str | None, resume: bool, report_dir: str | None, name: str,
+             force: bool, faults: str | None, resume: bool, report_dir: str | None, name: str,
              batch_size: int, shards: int, workers: int, as_json: bool) -> None:
     """Sellers onboard, buyers order, parcels travel, disputes open and end, funds are released:
     every step through the real machines, persistence and sandbox adapters. Exit 1 when the
-    ledger check of the finished run fails."""
+    ledger check of the finished run fails.
+
+    The run writes only into a database of simulations (new, empty, or holding only what
+    simulations made), else it is refused and nothing is written, unless --force."""
     from lifecycle.simulation import simulate as run  # loaded only when a simulation runs
 
-    url = db or session.url
+    url = db or _global_db(session)
     show_progress = not as_json and sys.stderr.isatty()
     with click.progressbar(length=days, label="simulating", file=sys.stderr,
                            hidden=not show_progress) as bar:
@@ -57,9 +69,17 @@ def simulate(session: Session, sellers: int, orders: int, days: int, seed: int, 
 
         report = run(url, sellers=sellers, orders=orders, days=days, seed=seed, faults=faults,
                      resume=resume, report_dir=report_dir, name=name, progress=progress,
-                     batch_size=batch_size, shards=shards, workers=workers)
+                     batch_size=batch_size, shards=shards, workers=workers, force=force)
     output.echo(report.to_json() if as_json else report.render())
     if report_dir is not None and not as_json:
         output.echo(f"report written to {report_dir}/index.html")
     if not report.check.get("passed", True):
         raise OneLine(f"the ledger check found {report.check.get('violations')} violation(s)")
+
+
+def _global_db(session: Session) -> str:
+    """The global --db (or LIFECYCLE_DB) when one was given, else the simulation's own file."""
+    root = click.get_current_context().find_root()
+    source = root.get_parameter_source("db")
+    given = source is not None and source is not click.core.ParameterSource.DEFAULT
+    return session.url if given else DEFAULT_DB

@@ -34,7 +34,7 @@ import time
 from sqlalchemy.engine import make_url
 
 import lifecycle
-from lifecycle import AlreadyExists, Engine, NotFound, SimulatedClock
+from lifecycle import AlreadyExists, Engine, NotFound, SimulatedClock, redacted
 from lifecycle.simulation import record
 from lifecycle.simulation.config import Behaviour, Config, Faults
 from lifecycle.simulation.driver import Driver
@@ -53,8 +53,9 @@ from lifecycle.simulation.stored import StoredRun, runs, stored_report
 from lifecycle.simulation.vocabulary import Progress
 from lifecycle.simulation.workers import WorkerFailed, run_workers
 
-__all__ = ["BATCH_SIZE", "Behaviour", "Config", "Faults", "Progress", "Report", "StoredRun",
-           "WorkerFailed", "run", "run_on", "runs", "sandbox_adapters", "simulate", "stored_report"]
+__all__ = ["BATCH_SIZE", "Behaviour", "Config", "Faults", "NotASimulation", "Progress", "Report",
+           "RunExists", "StoredRun", "WorkerFailed", "refuse_other_data", "run", "run_on", "runs",
+           "sandbox_adapters", "simulate", "stored_report"]
 
 BATCH_SIZE = 500
 """The most transitions one batch holds by default (a tick's worth, mostly; benchmarks/RESULTS.md)."""
@@ -109,7 +110,7 @@ def run(engine: Engine, config: Config | None = None, *, resume: bool = False,
 def run_on(url: str, config: Config | None = None, *, resume: bool = False,
            progress: Progress | None = None, stop_after_orders: int | None = None,
            name: str = "sim", log: str | None = None, upgrade: bool | None = None,
-           batch_size: int = BATCH_SIZE, workers: int = 1) -> Report:
+           batch_size: int = BATCH_SIZE, workers: int = 1, force: bool = False) -> Report:
     """Run (or resume) a simulation on ``url``: each shard on an engine of its own, opened
     with a `SimulatedClock`, the shard's sandbox adapters and the run's policy (the defaults,
     with ``fee_period_days`` when set). A database whose stored policy differs is refused with
@@ -121,9 +122,18 @@ def run_on(url: str, config: Config | None = None, *, resume: bool = False,
 
     With ``resume=True`` the config comes from the database (``config`` may be omitted; its
     name, or ``name``, says which run). ``log`` and ``upgrade`` are passed to `lifecycle.open`.
+
+    A run writes only into a database of simulations (issue #19): a new one (a SQLite file
+    that does not exist yet is created), an empty one, or one whose every seller, order,
+    dispute, coupon and voucher a simulation run made. Any other is refused with
+    `NotASimulation` before anything is written, as is one at an older schema (a run never
+    migrates a database), unless ``force=True``. Another application's database is refused
+    always (`lifecycle.NotOurDatabase`).
     """
     wall = time.perf_counter()
     name = config.name if config is not None else name
+    if not force:
+        refuse_other_data(url)
     if resume:
         with lifecycle.open(url, upgrade=upgrade) as probe:
             config = _config_of(probe, config, resume, name)
@@ -150,17 +160,65 @@ def simulate(db: str, *, sellers: int = 20, orders: int = 300, days: int = 90, s
              name: str = "sim", progress: Progress | None = None,
              stop_after_orders: int | None = None, log: str | None = None,
              batch_size: int = BATCH_SIZE, shards: int = 1,
-             workers: int = 1) -> Report:
+             workers: int = 1, force: bool = False) -> Report:
     """What ``lifecycle simulate`` does, option for option: run (or resume) on ``db``, write
     the HTML report to ``report_dir`` if given, and return the report to print."""
     config = None if resume else Config(sellers=sellers, orders=orders, days=days, seed=seed,
                                         faults=Faults.parse(faults), name=name, shards=shards)
     report = run_on(db, config, resume=resume, progress=progress,
                     stop_after_orders=stop_after_orders, name=name, log=log,
-                    batch_size=batch_size, workers=workers)
+                    batch_size=batch_size, workers=workers, force=force)
     if report_dir is not None:
         report.write_html(report_dir)
     return report
+
+
+class NotASimulation(lifecycle.LifecycleError):
+    """A simulation asked to write into a database that holds more than simulations (real
+    sellers, orders, ...), or one at an older schema: nothing was written. ``force=True``
+    (``lifecycle simulate --force``) writes there anyway."""
+
+    exit_code = 2
+
+    def __init__(self, database: str, reason: str, *, forcible: bool = True):
+        self.database, self.reason = database, reason
+        force = ", or pass --force" if forcible else ""
+        super().__init__(f"{database} {reason}; a simulation writes only into a database of "
+                         "simulations: give it one of its own (simulate --db "
+                         f"sqlite:///simulation.db, the default){force}")
+
+
+class RunExists(AlreadyExists):
+    """A new run named like one the database holds already: nothing was written."""
+
+    def __init__(self, name: str):
+        super().__init__("simulation", name)
+        self.args = (f"a simulation named {name!r} already ran in this database: continue it "
+                     f"with --resume (and --name {name}), or start another with --name NAME",)
+
+
+def refuse_other_data(url: str) -> None:
+    """`NotASimulation` unless ``url`` is new, empty, or holds only what simulations made.
+    Reads only (a missing file stays missing)."""
+    try:
+        probe = lifecycle.open(url, upgrade=False)
+    except lifecycle.DatabaseMissing:
+        return  # a new file: the run creates it
+    except lifecycle.SchemaOutdated as error:
+        if error.current is None:
+            return  # an empty database: the run gives it the schema
+        raise NotASimulation(redacted(url), f"has schema {error.current}, not this "
+                                            "lifecycle's newest, and a simulation does not "
+                                            "migrate a database (`lifecycle db upgrade` does)") from None
+    with probe:
+        if isinstance(probe.clock, lifecycle.SandboxClock):
+            raise NotASimulation(redacted(url), "is a sandbox, whose stored clock only "
+                                                "`lifecycle clock advance` moves",
+                                 forcible=False)
+        found = record.others(probe.database)
+    if found:
+        raise NotASimulation(redacted(url), f"holds {found} seller(s), order(s), dispute(s), "
+                                            "coupon(s) or voucher(s) no simulation made")
 
 
 def _config_of(engine: Engine, config: Config | None, resume: bool, name: str) -> Config:
@@ -194,7 +252,7 @@ def _start(engine: Engine, config: Config) -> None:
     names = dict.fromkeys([config.name, *(c.label for c in shards)])
     for name in names:
         if record.load(engine.database, name) is not None:
-            raise AlreadyExists("simulation", name)
+            raise RunExists(name)
     rows = [record.Progress(config.name, config.to_dict(), "new" if len(shards) == 1 else "running",
                             0, config.start, 0)]
     rows += [record.Progress(c.label, c.to_dict(), "new", 0, c.start, 0)

@@ -20,7 +20,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, Update, insert, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Update,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import Engine as Database
 
 metadata = MetaData()
@@ -79,6 +92,25 @@ def saved_at() -> datetime:
 
 def ensure_table(database: Database) -> None:
     metadata.create_all(database, checkfirst=True)
+
+
+# The kinds people make; an unexpected capture is the gateway's, named for its event.
+PEOPLES_KINDS = ("seller", "order", "dispute", "coupon", "voucher")
+
+
+def others(database: Database) -> int:
+    """How many sellers, orders, disputes, coupons and vouchers in the database no simulation
+    run of it made (a run's ids all start with its name or its shards' labels and ``-``):
+    what a new run refuses to mix its own with. Reads only; creates no table."""
+    kinds = ", ".join(f"'{kind}'" for kind in PEOPLES_KINDS)
+    with database.connect() as conn:
+        if "simulation_runs" not in inspect(conn).get_table_names():
+            return int(conn.execute(text(f"SELECT count(*) FROM aggregates WHERE kind IN ({kinds})"))
+                       .scalar_one())
+        return int(conn.execute(text(
+            f"SELECT count(*) FROM aggregates a WHERE a.kind IN ({kinds}) AND NOT EXISTS "
+            "(SELECT 1 FROM simulation_runs r "
+            " WHERE substr(a.id, 1, length(r.name) + 1) = r.name || '-')")).scalar_one())
 
 
 def load(database: Database, name: str) -> Progress | None:

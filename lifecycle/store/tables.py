@@ -237,3 +237,13 @@ machine_versions = Table(
     Column("shape", Json, nullable=False),
     Column("registered_at", Moment, nullable=False),
 )
+
+# A sandbox's simulated time (issue #19): one row (id 1) in a database made with
+# ``lifecycle db init --sandbox``, none in a production one. ``now`` only moves forward.
+sandbox_clock = Table(
+    "sandbox_clock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("now", Moment, nullable=False),
+    Column("started_at", Moment, nullable=False),
+)

@@ -225,6 +225,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ("coupon", "activate", "c-1", "--as", "acme"),
         ("coupon", "claim", "c-1", "--as", "ana"),
     ]
+    ok(url, "db", "init")  # only db init and db upgrade create a database (issue #19)
     for args in steps:
         ok(url, *args)
     return url
@@ -325,6 +326,7 @@ def test_every_writing_command_prints_the_documented_aggregate(tmp_path: Path) -
         ("order", "cancel", "o-3", "--accept", "--as", "s-9"),
         ("seller", "close", "s-9"),
     ]
+    ok(url, "db", "init")
     for args in writes:
         printed = ok_json(url, *args)
         same_shape(printed, shape)
@@ -335,7 +337,7 @@ def test_every_writing_command_prints_the_documented_aggregate(tmp_path: Path) -
 
 def test_dispute_open_prints_the_dispute_and_coupon_claim_the_voucher(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/w.db"
-    for args in (("seller", "register", "acme", *REGISTER),
+    for args in (("db", "init"), ("seller", "register", "acme", *REGISTER),
                  ("seller", "submit-documents", "acme", *DOCUMENTS), ("seller", "approve", "acme"),
                  ("seller", "pay-fee", "acme", "--sales-plan", "basic", "--category", "toys"),
                  ("seller", "complete-profile", "acme", "--store-name", "Acme", "--domain", "acme"),

@@ -244,17 +244,22 @@ def test_sqlite_whose_directory_went_away_is_unavailable_until_it_is_back(
             assert [e.trigger for e in engine.history("order", order.id)] == ["place", "pay"]
 
 
-def test_opening_a_sqlite_file_in_a_missing_directory_is_unavailable(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/nowhere/lifecycle.db"
+def test_opening_a_sqlite_file_in_a_missing_directory_names_the_file_and_the_folder(
+    tmp_path: Path,
+) -> None:
+    # Issue #19: not `Unavailable` ("try again when it is back"), which a missing folder is not.
+    path = tmp_path / "nowhere" / "lifecycle.db"
+    url = f"sqlite:///{path}"
 
-    with pytest.raises(lifecycle.Unavailable) as down:
+    with pytest.raises(lifecycle.DatabaseMissing) as missing:
         lifecycle.open(url)
 
-    assert_unavailable(down.value, url)
+    assert str(missing.value) == (f"cannot create the database file {path}: the folder "
+                                  f"{path.parent} does not exist")
     result = CliRunner().invoke(cli, ["--db", url, "order", "list"])
-    assert result.exit_code == 3, result.output
-    assert result.stderr == (f"error: database {url} is unavailable (unable to open database file);"
-                             " try again when it is back\n")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"error: no database file {path}: check --db (or LIFECYCLE_DB) for "
+                             "a typo, or create it with `lifecycle db init`\n")
     assert not (tmp_path / "nowhere").exists()
 
 
