@@ -31,6 +31,9 @@ def serve(session: Session, host: str, port: int, workers: int, server_log_level
     if session.machines:  # every worker runs the versions of the machines this process does
         os.environ["LIFECYCLE_MACHINES"] = session.machines
     webhook_secrets()  # a malformed LIFECYCLE_WEBHOOK_SECRETS is a usage error here, not in each worker
+    # A mistyped or missing database, or definitions it refuses, are one line here, before
+    # uvicorn starts its workers (each opens its own engine the same way).
+    session.engine  # noqa: B018
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # prometheus_client sums the workers' metrics through files in this directory; it
         # must exist, empty, before the first worker starts.

@@ -56,11 +56,14 @@ def app_from_environment() -> FastAPI:
     ``lifecycle serve``: the engine on ``LIFECYCLE_DB`` (else `lifecycle.DEFAULT_URL`),
     logging at ``LIFECYCLE_LOG_LEVEL`` (default warning), the adapters' webhook secrets from
     ``LIFECYCLE_WEBHOOK_SECRETS`` as the CLI reads them (docs/webhooks.md), and the versions
-    of the machines ``LIFECYCLE_MACHINES`` names (docs/versions.md)."""
+    of the machines ``LIFECYCLE_MACHINES`` names (docs/versions.md). Like every command but
+    ``lifecycle db init`` and ``db upgrade``, it never creates or migrates a database: a
+    mistyped path is refused, not created (issue #19)."""
     lifecycle.configure_logs(os.environ.get("LIFECYCLE_LOG_LEVEL", "warning"))
     engine = lifecycle.open(os.environ.get("LIFECYCLE_DB", lifecycle.DEFAULT_URL),
                             webhook_secrets=webhook_secrets(os.environ),
-                            machines=os.environ.get("LIFECYCLE_MACHINES") or None)
+                            machines=os.environ.get("LIFECYCLE_MACHINES") or None,
+                            upgrade=False)
     return create_app(engine, close_engine=True)
 
 

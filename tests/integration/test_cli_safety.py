@@ -70,6 +70,19 @@ def test_a_command_on_a_mistyped_path_creates_nothing_and_says_how_to_create_one
     assert "lifecycle db init" in line
 
 
+def test_serve_on_a_mistyped_path_creates_nothing_and_the_service_factory_neither(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    typo = tmp_path / "lifecylce.db"
+    line = refused(run(f"sqlite:///{typo}", "serve", "--port", "0"), 2)
+    assert str(typo) in line
+    monkeypatch.setenv("LIFECYCLE_DB", f"sqlite:///{typo}")
+    from lifecycle.service import app_from_environment
+
+    with pytest.raises(lifecycle.LifecycleError, match="lifecycle db init"):
+        app_from_environment()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_check_on_a_mistyped_path_is_not_ok(tmp_path: Path) -> None:
     result = run(f"sqlite:///{tmp_path}/typo.db", "check")
 
