@@ -150,7 +150,7 @@ class Pipeline:
             aggregate = records.load(definition.kind, id_of(id))
             if aggregate is None:
                 raise NotFound(definition.kind, id)
-            return self._offered(records, definition, aggregate, actor)
+            return self._offered(records, self._pinned(definition, aggregate), aggregate, actor)
 
     def definition(self, kind: str) -> MachineDefinition:
         if not isinstance(kind, str):

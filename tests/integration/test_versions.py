@@ -73,6 +73,8 @@ def test_new_aggregates_start_on_the_newest_and_old_ones_stay_pinned(
     assert v2.history("order", placed.id)[0].machine_version == 2
     # A customs exception holds a version-2 order in transit; on a version-1 order the same
     # trigger is the self-loop version 1 defines: recorded, the order stays in transit.
+    assert v2.allowed("order", v1_orders["paid"], lifecycle.Actor("seller", "s-1")) == [
+        "book_pickup", "ship_offline"]
     pinned = v2.fire("order", v1_orders["in_transit"], "tracking_exception", SYSTEM,
                      {"kind": "customs_hold"})
     assert (pinned.state, pinned.machine_version) == ("in_transit", 1)
@@ -98,7 +100,10 @@ def test_a_process_without_the_version_an_aggregate_runs_refuses_it_and_writes_n
         before = rows(old)
         with pytest.raises(lifecycle.UnknownMachineVersion, match="version 2 of the order"):
             old.fire("order", placed.id, "pay", buyer(), {})
+        with pytest.raises(lifecycle.UnknownMachineVersion):
+            old.allowed("order", placed.id, buyer())
         assert rows(old) == before
+        assert old.get("order", placed.id).machine_version == 2  # reading it is fine
 
 
 # --- the worked example: dry run, migrate, run to the end -----------------------------------
