@@ -319,6 +319,7 @@ def test_a_bad_metrics_port_is_a_usage_error(db_url: str, port: str) -> None:
 
 
 def test_a_metrics_port_in_use_is_an_error_before_the_worker_runs(db_url: str) -> None:
+    lifecycle.open(db_url).close()  # only db init and db upgrade create one from the CLI
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -206,6 +206,7 @@ def test_the_cli_engine_verifies_with_the_secrets_from_the_variable(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LIFECYCLE_WEBHOOK_SECRETS", json.dumps({"sandbox": [whsec(NEW)]}))
+    lifecycle.open(db_url).close()  # only db init and db upgrade create one from the CLI
     session = Session(db_url)
     try:
         gateway = session.engine.adapters.payments
