@@ -35,7 +35,7 @@ from lifecycle.brokers import (
     broker_for,
     redacted,
 )
-from lifecycle.clock import Clock, SimulatedClock, SystemClock
+from lifecycle.clock import Clock, SimulatedClock, SystemClock, time_left_text
 from lifecycle.engine import Engine
 from lifecycle.errors import (
     AlreadyExists,
@@ -396,6 +396,7 @@ __all__ = [
     "open",
     "redacted",
     "sandbox_clock",
+    "time_left_text",
     "tracing_enabled",
     "trigger_for_scan",
     "upgrade_schema",

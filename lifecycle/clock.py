@@ -7,6 +7,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
+def time_left_text(delta: timedelta) -> str:
+    """A span as people read a deadline's time left: ``6d 23h59m``, ``3h05m``; ``due`` once it
+    has passed. The CLI and the console print it alike."""
+    if delta <= timedelta(0):
+        return "due"
+    days, seconds = delta.days, delta.seconds
+    if days:
+        return f"{days}d {seconds // 3600:02d}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 class Clock(Protocol):
     """Anything with a ``now()`` that returns an aware UTC datetime."""
 

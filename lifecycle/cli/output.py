@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -154,11 +154,6 @@ def deadline_json(deadline: ScheduledDeadline) -> dict[str, Any]:
     }
 
 
-def time_left(deadline: ScheduledDeadline, now: datetime) -> timedelta:
-    """A paused deadline keeps the time it had left; a running one counts down to ``due_at``."""
-    return deadline.remaining if deadline.remaining is not None else deadline.due_at - now
-
-
 def balances_json(balances: Mapping[str, Mapping[str, Decimal]]) -> dict[str, dict[str, str]]:
     """``{currency: {account: "amount"}}``, as `Engine.balances` gives them, amounts as text."""
     return {currency: {account: amount(value, currency) for account, value in sorted(accounts.items())}
@@ -246,14 +241,7 @@ def when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def left(delta: timedelta) -> str:
-    """``6d 23h59m``, ``3h05m``; ``due`` once it has passed."""
-    if delta <= timedelta(0):
-        return "due"
-    days, seconds = delta.days, delta.seconds
-    if days:
-        return f"{days}d {seconds // 3600:02d}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+left = lifecycle.time_left_text  # ``6d 23h59m``, ``3h05m``, ``due``: as the console shows it
 
 
 def history_table(entries: Sequence[HistoryEntry]) -> str:

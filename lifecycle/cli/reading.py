@@ -72,7 +72,7 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
     now = engine.clock.now()
     deadlines = [
         {"trigger": d.trigger, "state": d.state, "status": d.status, "due_at": d.due_at.isoformat(),
-         "left_seconds": output.time_left(d, now).total_seconds(), "attempts": d.attempts,
+         "left_seconds": d.time_left(now).total_seconds(), "attempts": d.attempts,
          "last_error": d.last_error}
         for d in engine.deadlines(kind=view.kind, id=aggregate.id)
     ]

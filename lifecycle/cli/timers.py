@@ -73,5 +73,5 @@ def list_(session: Session, due: bool, failed: bool, kind: str | None, id: str |
     output.echo(output.table(
         ["kind", "id", "trigger", "status", "due_at", "left", "attempts", "last_error"],
         ([d.kind, d.aggregate_id, d.trigger, d.status, output.when(d.due_at),
-          output.left(output.time_left(d, now)), d.attempts, d.last_error or ""] for d in found),
+          output.left(d.time_left(now)), d.attempts, d.last_error or ""] for d in found),
     ))

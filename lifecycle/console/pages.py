@@ -283,7 +283,7 @@ def _page(request: Request, who: auth.Operator, kind: str, id: str, *, status: i
         if owner:
             parties.append((role, owner, engine.allowed(definition.kind, found.id,
                                                         lifecycle.Actor(role, owner))))
-    deadlines = [(d, present.left(present.time_left(d, now)))
+    deadlines = [(d, present.left(d.time_left(now)))
                  for d in engine.deadlines(kind=definition.kind, id=found.id)]
     actions = []
     for trigger in engine.allowed(definition.kind, found.id, who.actor):
@@ -382,7 +382,7 @@ def parked(request: Request, retried: str = "") -> HTMLResponse:
     who = auth.operator(request)
     engine = engine_of(request)
     now = engine.clock.now()
-    rows = [(d, present.left(present.time_left(d, now)))
+    rows = [(d, present.left(d.time_left(now)))
             for d in engine.deadlines(failed=True, limit=1000)]
     done = None
     if retried.isdigit():

@@ -4,7 +4,7 @@ payloads as JSON."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,19 +20,7 @@ def amount(value: Decimal, currency: str) -> str:
     return format(value.quantize(Decimal(1).scaleb(-digits)), "f")
 
 
-def time_left(deadline: lifecycle.ScheduledDeadline, now: datetime) -> timedelta:
-    """A paused deadline keeps the time it had left; a running one counts down to ``due_at``."""
-    return deadline.remaining if deadline.remaining is not None else deadline.due_at - now
-
-
-def left(delta: timedelta) -> str:
-    """``6d 23h59m``, ``3h05m``; ``due`` once it has passed (as the CLI prints it)."""
-    if delta <= timedelta(0):
-        return "due"
-    days, seconds = delta.days, delta.seconds
-    if days:
-        return f"{days}d {seconds // 3600:02d}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+left = lifecycle.time_left_text  # as the CLI prints it
 
 
 def when(moment: datetime | None) -> str:

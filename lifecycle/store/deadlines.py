@@ -33,6 +33,11 @@ class ScheduledDeadline:
     attempts: int
     last_error: str | None
 
+    def time_left(self, now: datetime) -> timedelta:
+        """A paused deadline keeps the time it had left; a running one counts down to
+        ``due_at`` (what the CLI and the console show)."""
+        return self.remaining if self.remaining is not None else self.due_at - now
+
 
 _of_aggregate = (deadlines.c.kind == bindparam("kind")) & (deadlines.c.aggregate_id == bindparam("id"))
 _pending = deadlines.c.status == literal_column("'pending'")
