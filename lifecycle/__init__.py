@@ -8,94 +8,178 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
-from types import MappingProxyType
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from lifecycle import machine_registry
-from lifecycle.actor import ROLES, Actor
-from lifecycle.adapter_calls import Adapters
-from lifecycle.adapters.errors import (
-    AdapterError,
-    EventsRejected,
-    InvalidWaybill,
-    PaymentDeclined,
-    SignatureInvalid,
-)
-from lifecycle.adapters.ports import Carrier, PaymentGateway
-from lifecycle.api_keys import ApiKey
-from lifecycle.brokers import (
-    Broker,
-    BrokerUnavailable,
-    InvalidBrokerUrl,
-    Message,
-    UnknownBroker,
-    broker_for,
-    redacted,
-)
-from lifecycle.clock import Clock, SimulatedClock, SystemClock, time_left_text
-from lifecycle.engine import Engine
-from lifecycle.errors import (
-    AlreadyExists,
-    CaptureRefused,
-    Conflict,
-    DatabaseExists,
-    DatabaseMissing,
-    DefinitionChanged,
-    DefinitionError,
-    EventsExpired,
-    Forbidden,
-    GuardFailed,
-    IdempotencyMismatch,
-    InvalidPayload,
-    InvalidTransition,
-    LifecycleError,
-    MigrationRefused,
-    NotASandbox,
-    NotFound,
-    NotOurDatabase,
-    PolicyMismatch,
-    ReplayMismatch,
-    SchemaOutdated,
-    Unauthenticated,
-    Unavailable,
-    UnknownKind,
-    UnknownPolicyValues,
-)
-from lifecycle.events import SCHEMA_VERSION as EVENT_SCHEMA_VERSION
-from lifecycle.events import Event
-from lifecycle.logs import configure as configure_logs
-from lifecycle.machine_registry import MachineVersion
-from lifecycle.machines import ALIASES, DEFINITIONS, MACHINES
-from lifecycle.machines.coupon import voucher_id
-from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
-from lifecycle.machines.order import trigger_for_scan
-from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
-from lifecycle.machines.verify import Finding
-from lifecycle.machines.verify import verify as verify_machines
-from lifecycle.machines.versions import Machines, Migration, UnknownMachineVersion
-from lifecycle.machines.versions import load as load_machines
-from lifecycle.migration import AggregatePlan, DeadlineChange, MigrationReport
-from lifecycle.money import exponent as currency_exponent
-from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
-from lifecycle.policy import Policy, PolicyVersion
-from lifecycle.relay import Relay
-from lifecycle.sandbox import ClockMove, SandboxClock, advance_clock, duration_of, sandbox_clock
-from lifecycle.store.audit import Violation
-from lifecycle.store.deadlines import ScheduledDeadline
-from lifecycle.store.outbox import RelayRow
-from lifecycle.store.reports import Backlog, LedgerSum, ParkedDeadline, StateCount
-from lifecycle.store.repository import HistoryEntry, TrackingRecord
-from lifecycle.strict_json import DuplicateKey, JSONRefused, loads_json
-from lifecycle.telemetry import metrics_exposition, tracing_enabled
-from lifecycle.worker import Backoff, TimerWorker
+# The public names are imported when first used (PEP 562), not when `lifecycle` is: a CLI
+# command that needs no database (`lifecycle --version`) must not pay for SQLAlchemy, pydantic
+# and the machines (issue #19: a command starts in under 0.3 s). Type checkers read the block
+# below; `_LAZY` and `_RENAMED` say the same to the interpreter (a unit test keeps them equal).
+if TYPE_CHECKING:
+    __version__: str
+    from lifecycle.actor import ROLES, Actor
+    from lifecycle.adapters.errors import (
+        AdapterError,
+        EventsRejected,
+        InvalidWaybill,
+        PaymentDeclined,
+        SignatureInvalid,
+    )
+    from lifecycle.adapters.ports import Carrier, PaymentGateway
+    from lifecycle.api_keys import ApiKey
+    from lifecycle.brokers import (
+        Broker,
+        BrokerUnavailable,
+        InvalidBrokerUrl,
+        Message,
+        UnknownBroker,
+        broker_for,
+        redacted,
+    )
+    from lifecycle.clock import Clock, SimulatedClock, SystemClock, time_left_text
+    from lifecycle.engine import Engine
+    from lifecycle.errors import (
+        AlreadyExists,
+        CaptureRefused,
+        Conflict,
+        DatabaseExists,
+        DatabaseMissing,
+        DefinitionChanged,
+        DefinitionError,
+        EventsExpired,
+        Forbidden,
+        GuardFailed,
+        IdempotencyMismatch,
+        InvalidPayload,
+        InvalidTransition,
+        LifecycleError,
+        MigrationRefused,
+        NotASandbox,
+        NotFound,
+        NotOurDatabase,
+        PolicyMismatch,
+        ReplayMismatch,
+        SchemaOutdated,
+        Unauthenticated,
+        Unavailable,
+        UnknownKind,
+        UnknownPolicyValues,
+    )
+    from lifecycle.events import SCHEMA_VERSION as EVENT_SCHEMA_VERSION
+    from lifecycle.events import Event
+    from lifecycle.logs import configure as configure_logs
+    from lifecycle.machine_registry import MachineVersion
+    from lifecycle.machines import ALIASES, DEFINITIONS, MACHINES
+    from lifecycle.machines.coupon import voucher_id
+    from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
+    from lifecycle.machines.order import trigger_for_scan
+    from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+    from lifecycle.machines.verify import Finding
+    from lifecycle.machines.versions import (
+        Machines,
+        Migration,
+        UnknownMachineVersion,
+    )
+    from lifecycle.machines.versions import (
+        load as load_machines,
+    )
+    from lifecycle.migration import AggregatePlan, DeadlineChange, MigrationReport
+    from lifecycle.money import exponent as currency_exponent
+    from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
+    from lifecycle.policy import Policy, PolicyVersion
+    from lifecycle.relay import Relay
+    from lifecycle.sandbox import ClockMove, SandboxClock, advance_clock, duration_of, sandbox_clock
+    from lifecycle.store.audit import Violation
+    from lifecycle.store.deadlines import ScheduledDeadline
+    from lifecycle.store.outbox import RelayRow
+    from lifecycle.store.reports import Backlog, LedgerSum, ParkedDeadline, StateCount
+    from lifecycle.store.repository import HistoryEntry, TrackingRecord
+    from lifecycle.strict_json import DuplicateKey, JSONRefused, loads_json
+    from lifecycle.telemetry import metrics_exposition, tracing_enabled
+    from lifecycle.worker import Backoff, TimerWorker
 
-try:
-    __version__ = version("lifecycle")
-except PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0.0.0"
+_LAZY: dict[str, tuple[str, ...]] = {
+    "lifecycle.actor": ("ROLES", "Actor"),
+    "lifecycle.adapters.errors": ("AdapterError", "EventsRejected", "InvalidWaybill",
+        "PaymentDeclined", "SignatureInvalid"),
+    "lifecycle.adapters.ports": ("Carrier", "PaymentGateway"),
+    "lifecycle.api_keys": ("ApiKey",),
+    "lifecycle.brokers": ("Broker", "BrokerUnavailable", "InvalidBrokerUrl", "Message",
+        "UnknownBroker", "broker_for", "redacted"),
+    "lifecycle.clock": ("Clock", "SimulatedClock", "SystemClock", "time_left_text"),
+    "lifecycle.engine": ("Engine",),
+    "lifecycle.errors": ("AlreadyExists", "CaptureRefused", "Conflict", "DatabaseExists",
+        "DatabaseMissing", "DefinitionChanged", "DefinitionError", "EventsExpired", "Forbidden",
+        "GuardFailed", "IdempotencyMismatch", "InvalidPayload", "InvalidTransition",
+        "LifecycleError", "MigrationRefused", "NotASandbox", "NotFound", "NotOurDatabase",
+        "PolicyMismatch", "ReplayMismatch", "SchemaOutdated", "Unauthenticated", "Unavailable",
+        "UnknownKind", "UnknownPolicyValues"),
+    "lifecycle.events": ("Event",),
+    "lifecycle.machine_registry": ("MachineVersion",),
+    "lifecycle.machines": ("ALIASES", "DEFINITIONS", "MACHINES"),
+    "lifecycle.machines.coupon": ("voucher_id",),
+    "lifecycle.machines.definition": ("Aggregate", "MachineDefinition", "Transition"),
+    "lifecycle.machines.order": ("trigger_for_scan",),
+    "lifecycle.machines.order_payloads": ("NOT_RECEIVED_REASONS", "RECEIVED_REASONS"),
+    "lifecycle.machines.verify": ("Finding",),
+    "lifecycle.machines.versions": ("Machines", "Migration", "UnknownMachineVersion"),
+    "lifecycle.migration": ("AggregatePlan", "DeadlineChange", "MigrationReport"),
+    "lifecycle.outbox": ("RelayStatus", "Subscription", "SubscriptionStatus"),
+    "lifecycle.policy": ("Policy", "PolicyVersion"),
+    "lifecycle.relay": ("Relay",),
+    "lifecycle.sandbox": ("ClockMove", "SandboxClock", "advance_clock", "duration_of",
+        "sandbox_clock"),
+    "lifecycle.store.audit": ("Violation",),
+    "lifecycle.store.deadlines": ("ScheduledDeadline",),
+    "lifecycle.store.outbox": ("RelayRow",),
+    "lifecycle.store.reports": ("Backlog", "LedgerSum", "ParkedDeadline", "StateCount"),
+    "lifecycle.store.repository": ("HistoryEntry", "TrackingRecord"),
+    "lifecycle.strict_json": ("DuplicateKey", "JSONRefused", "loads_json"),
+    "lifecycle.telemetry": ("metrics_exposition", "tracing_enabled"),
+    "lifecycle.worker": ("Backoff", "TimerWorker"),
+}
+_RENAMED: dict[str, tuple[str, str]] = {
+    "EVENT_SCHEMA_VERSION": ("lifecycle.events", "SCHEMA_VERSION"),
+    "configure_logs": ("lifecycle.logs", "configure"),
+    "load_machines": ("lifecycle.machines.versions", "load"),
+    "currency_exponent": ("lifecycle.money", "exponent"),
+}
+_WHERE: dict[str, tuple[str, str]] = {
+    **{name: (module, name) for module, names in _LAZY.items() for name in names},
+    **_RENAMED,
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use and kept on the package."""
+    if name == "__version__":  # read from the installed metadata, which costs an import too
+        value: Any = _installed_version()
+    elif name in _WHERE:
+        module, attribute = _WHERE[name]
+        value = getattr(import_module(module), attribute)
+    else:
+        raise AttributeError(f"module 'lifecycle' has no attribute {name!r}")
+    setattr(sys.modules[__name__], name, value)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE, "__version__"})
+
+
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lifecycle")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "0.0.0"
 
 DEFAULT_URL = "sqlite:///lifecycle.db"
 
@@ -103,11 +187,18 @@ DEFAULT_URL = "sqlite:///lifecycle.db"
 def definitions() -> Mapping[str, MachineDefinition]:
     """Every machine the engine runs, by kind: the same definitions `Engine.definition` returns,
     for code that needs them without a database (diagrams, help texts)."""
+    from types import MappingProxyType
+
+    from lifecycle.machines import DEFINITIONS
+
     return MappingProxyType(DEFINITIONS)
 
 
 def definition(kind: str) -> MachineDefinition:
     """One machine by kind or alias (``"onboarding"`` is ``"seller"``); `UnknownKind` if none."""
+    from lifecycle.errors import UnknownKind
+    from lifecycle.machines import ALIASES, DEFINITIONS
+
     found = DEFINITIONS.get(ALIASES.get(kind, kind)) if isinstance(kind, str) else None
     if found is None:
         raise UnknownKind(repr(kind) if not isinstance(kind, str) else kind, DEFINITIONS)
@@ -162,7 +253,13 @@ def open(
     a database must bring the versions its aggregates run. A definition whose version the
     database ran under another shape is refused with `DefinitionChanged`, naming what changed.
     """
+    from lifecycle import machine_registry
+    from lifecycle.adapter_calls import Adapters
+    from lifecycle.clock import SystemClock
+    from lifecycle.engine import Engine
+    from lifecycle.errors import InvalidPayload
     from lifecycle.logs import configure
+    from lifecycle.policy import Policy
     from lifecycle.store.database import connect, ensure_schema, where
     from lifecycle.store.sandbox import SandboxClock, is_sandbox
 
@@ -203,6 +300,9 @@ def open(
 def with_machines(machines: Iterable[MachineDefinition | Migration] | str | None) -> Machines:
     """The shipped machines and ``machines`` (as `open` takes them) in one registry; bad
     definitions or migrations are `DefinitionError`, before any database is touched."""
+    from lifecycle.machines import MACHINES
+    from lifecycle.machines.versions import load as load_machines
+
     if machines is None:
         return MACHINES
     return MACHINES.with_more(load_machines(machines) if isinstance(machines, str) else machines)
@@ -212,6 +312,10 @@ def verify(kind: str | None = None, *,
            machines: Iterable[MachineDefinition | Migration] | str | None = None) -> list[Finding]:
     """`lifecycle verify` without a database: every check of every version's graph (SPEC §13)
     of the shipped machines and ``machines``; of ``kind`` only, when given."""
+    from lifecycle.errors import UnknownKind
+    from lifecycle.machines import ALIASES
+    from lifecycle.machines.verify import verify as verify_machines
+
     registry = with_machines(machines)
     if kind is not None:
         kind = ALIASES.get(kind, kind)
@@ -260,6 +364,8 @@ def init_database(url: str, *, sandbox: bool = False,
     (`advance_clock`). Refuses, writing nothing: a lifecycle database already there
     (`DatabaseExists`: `upgrade_schema` migrates one), another application's
     (`NotOurDatabase`), a file whose folder does not exist (`DatabaseMissing`)."""
+    from lifecycle.clock import SystemClock
+    from lifecycle.errors import DatabaseExists, InvalidPayload
     from lifecycle.store.database import (
         connect,
         inspect_database,
@@ -294,12 +400,18 @@ def carrier(name: str) -> Carrier:
     built-in sandbox carrier on the system clock with the default seed, any other from its
     ``lifecycle.carriers`` entry point. For quotes and waybill checks outside a transition;
     `UnknownAdapter` names the carriers installed (`lifecycle.adapters.carrier_names`)."""
+    from lifecycle.adapter_calls import Adapters
+    from lifecycle.clock import SystemClock
+
     return Adapters.configure(SystemClock()).carrier(name)
 
 
 __all__ = [
+    "ALIASES",
     "DEFAULT_URL",
+    "DEFINITIONS",
     "EVENT_SCHEMA_VERSION",
+    "MACHINES",
     "NOT_RECEIVED_REASONS",
     "RECEIVED_REASONS",
     "ROLES",

@@ -42,7 +42,8 @@ Reference and --json shapes: docs/cli.md.
                    "(docs/versions.md). Every process on a database needs the same.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="warning", show_default=True, help="Log events at this level and above, on stderr.")
-@click.version_option(lifecycle.__version__, prog_name="lifecycle")
+# The version is read from the package's metadata only when asked for.
+@click.version_option(package_name="lifecycle", prog_name="lifecycle")
 @click.pass_context
 def cli(ctx: click.Context, db: str, machines: str | None, log_level: str) -> None:
     """lifecycle: seller onboarding, orders, disputes and coupons as persisted state machines."""

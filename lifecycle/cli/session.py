@@ -7,16 +7,19 @@ found) or the database failed; 2 bad usage or payload; 3 the database is unavail
 from __future__ import annotations
 
 import os
-from typing import IO, Any
+import sys
+from collections.abc import Mapping
+from importlib import import_module
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from click.exceptions import NoArgsIsHelpError
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import lifecycle
-from lifecycle import Engine, LifecycleError
-from lifecycle.adapters import webhook_key
-from lifecycle.cli import output
+from lifecycle import LifecycleError
+
+if TYPE_CHECKING:
+    from lifecycle import Engine
 
 USAGE = 2
 WEBHOOK_SECRETS_ENV = "LIFECYCLE_WEBHOOK_SECRETS"
@@ -58,6 +61,8 @@ def webhook_secrets() -> dict[str, list[str]] | None:
     text = os.environ.get(WEBHOOK_SECRETS_ENV, "").strip()
     if not text:
         return None
+    from lifecycle.adapters import webhook_key
+
     try:
         value = lifecycle.loads_json(text)
     except lifecycle.JSONRefused as error:
@@ -84,6 +89,8 @@ class OneLine(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
 
     def show(self, file: IO[Any] | None = None) -> None:
+        from lifecycle.cli import output
+
         output.echo(f"error: {self.format_message()}", err=True)
 
 
@@ -117,10 +124,32 @@ class Root(click.Group):
     unexpected errors with their traceback, for developers.
 
     Sub-commands run inside `invoke`, so this one place covers the whole command tree.
+
+    Its commands are named in `lazy` and imported when one runs or help lists them: a command
+    pays only for the modules it needs, and ``lifecycle --version`` for none (issue #19).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = {}
+
+    def add_lazy(self, commands: Mapping[str, tuple[str, str]]) -> None:
+        """Name each command by its module (in `lifecycle.cli`) and attribute."""
+        self.lazy.update(commands)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)  # the domain's nouns first, as registered
+        # the domain's nouns first, as registered
+        return list(dict.fromkeys([*self.lazy, *self.commands]))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            from lifecycle.cli import helptext
+
+            module, attribute = self.lazy[cmd_name]
+            command = getattr(import_module(f"lifecycle.cli.{module}"), attribute)
+            helptext.complete(command)  # group listings give each command a whole sentence
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
@@ -142,13 +171,15 @@ class Root(click.Group):
             raise
         except LifecycleError as error:
             raise Refused(error) from None
-        except ArgumentError as error:
-            raise OneLine(f"invalid --db: {error}", USAGE) from None
         except Exception as error:
+            # SQLAlchemy's errors, without importing it for commands that never open a database
+            found = sys.modules.get("sqlalchemy.exc")
+            if found is not None and isinstance(error, found.ArgumentError):
+                raise OneLine(f"invalid --db: {error}", USAGE) from None
             if os.environ.get("LIFECYCLE_DEBUG"):
                 raise
-            what = "database error" if isinstance(error, SQLAlchemyError) else (
-                f"unexpected {type(error).__name__}")
+            what = "database error" if found is not None and isinstance(
+                error, found.SQLAlchemyError) else f"unexpected {type(error).__name__}"
             raise OneLine(f"{what}: {_first_line(error)} (LIFECYCLE_DEBUG=1 shows the traceback)",
                           1) from None
 

@@ -23,7 +23,10 @@ Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 class Payload(BaseModel):
     """Base of every payload model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # defer_build: a model builds its validator when it first validates, so a command that
+    # only reads (`lifecycle order show`) never pays for the 30-odd payload models (issue #19).
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True,
+                              defer_build=True)
 
 
 class Empty(Payload):

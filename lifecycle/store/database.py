@@ -117,7 +117,7 @@ def refuse_unusable(engine: Engine, found: Found) -> None:
         check_creatable(engine)
     if found.revision is not None and found.revision not in _revisions():
         raise SchemaOutdated(f"database {name} has schema {found.revision}, newer than this "
-                             f"lifecycle's {head_revision(engine)}: upgrade lifecycle",
+                             f"lifecycle's {head_revision()}: upgrade lifecycle",
                              found.revision)
 
 
@@ -128,7 +128,7 @@ def _migrate(engine: Engine) -> tuple[str | None, str]:
         before = current_revision(engine)
         with engine.begin() as conn:
             command.upgrade(_alembic_config(engine, conn), "head")
-    return before, head_revision(engine)
+    return before, head_revision()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -138,12 +138,9 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def head_revision(engine: Engine) -> str:
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
-    assert head is not None, "the package ships at least one migration"
-    return head
+def head_revision() -> str:
+    """The newest revision this lifecycle ships (the same for every database)."""
+    return max(_revisions())
 
 
 @dataclass(frozen=True)
@@ -217,9 +214,8 @@ def _inspect_sqlite_file(path: Path) -> Found:
 
 
 def _revision(conn: Any) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    return MigrationContext.configure(conn).get_current_revision()
+    found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").fetchone()
+    return found[0] if found else None
 
 
 def _found(tables: set[str], revision: str | None) -> Found:
@@ -241,13 +237,15 @@ def _found(tables: set[str], revision: str | None) -> Found:
 
 @cache  # the migrations shipped do not change while a process runs
 def _revisions() -> frozenset[str]:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
+    """The revisions shipped, from the migrations' file names (``0009_sandbox_clock.py`` is
+    revision ``0009``, one chain in number order), not from Alembic: every command checks the
+    schema, and importing Alembic to do so would cost more than the rest of a read (issue #19).
+    A unit test holds the names to what Alembic reads from the files."""
+    return frozenset(match.group(1) for path in (MIGRATIONS / "versions").glob("*.py")
+                     if (match := _MIGRATION_FILE.fullmatch(path.name)))
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return frozenset(script.revision
-                     for script in ScriptDirectory.from_config(config).walk_revisions())
+
+_MIGRATION_FILE = re.compile(r"(\d{4})_\w+\.py")
 
 
 def ensure_schema(engine: Engine, *, upgrade_allowed: bool) -> None:
@@ -261,7 +259,7 @@ def ensure_schema(engine: Engine, *, upgrade_allowed: bool) -> None:
         raise DatabaseMissing(name, f"no database file {name}: check --db (or LIFECYCLE_DB) "
                                     "for a typo, or create it with `lifecycle db init`")
     refuse_unusable(engine, found)
-    head = head_revision(engine)
+    head = head_revision()
     if found.revision == head:
         return
     if upgrade_allowed:

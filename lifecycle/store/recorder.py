@@ -21,10 +21,9 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import orjson
-import psycopg
 from sqlalchemy import ClauseElement, Connection, Dialect, Update, literal_column, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
@@ -38,6 +37,9 @@ from lifecycle.store.keys import KeyRecords
 from lifecycle.store.ledger import LedgerRecords
 from lifecycle.store.machine_versions import MachineVersionRecords
 from lifecycle.store.outbox import OutboxRecords
+
+if TYPE_CHECKING:
+    import psycopg
 from lifecycle.store.policies import PolicyRecords
 from lifecycle.store.repository import AggregateRecords
 from lifecycle.store.retention import RetentionRecords
@@ -237,7 +239,7 @@ class PostgresRecorder(Recorder):
         except BaseException:
             # The COMMIT never ran: the transaction is still open, failed. End it.
             cur.drain()  # raised by the COMMIT's `execute`, the error left the rest queued
-            with contextlib.suppress(psycopg.Error):
+            with contextlib.suppress(_psycopg().Error):
                 self.driver.rollback()
             raise
 
@@ -357,8 +359,10 @@ class QueuingCursor:
             self._enter()
         try:
             self.raw.execute(query, params, prepare=prepare)
-        except psycopg.errors.DivisionByZero as error:  # an earlier `execute_held`, refused
-            raise self._refused(error) from None
+        except Exception as error:
+            if isinstance(error, _psycopg().errors.DivisionByZero):  # `execute_held`, refused
+                raise self._refused(error) from None
+            raise
 
     def execute_held(self, query: Any, params: Any, aggregate: tuple[str, str]) -> None:
         """Queue a statement written to fail (a division by zero) unless it changed the row of
@@ -373,8 +377,10 @@ class QueuingCursor:
             self._enter()
         try:
             self.raw.executemany(query, params_seq)
-        except psycopg.errors.DivisionByZero as error:
-            raise self._refused(error) from None
+        except Exception as error:
+            if isinstance(error, _psycopg().errors.DivisionByZero):
+                raise self._refused(error) from None
+            raise
 
     def fetchone(self) -> Any:
         if self._open is not None:
@@ -398,6 +404,7 @@ class QueuingCursor:
         opened, self._open = self._open, None
         if opened is None:
             return
+        psycopg = _psycopg()
         try:
             opened.__exit__(None, None, None)
         except psycopg.Error as error:
@@ -408,6 +415,7 @@ class QueuingCursor:
     def drain(self) -> Exception | None:
         """Sync on the way to a rollback: the error of a queued statement that failed, unless
         it was raised already (only the statements it made the server skip remain then)."""
+        psycopg = _psycopg()
         try:
             self.sync()
         except psycopg.errors.PipelineAborted:
@@ -419,7 +427,7 @@ class QueuingCursor:
     def _refused(self, error: psycopg.Error) -> Exception:
         """`Conflict` for the refusal of `execute_held`'s statement, else ``error``."""
         expect = self._expect
-        if expect is None or not isinstance(error, psycopg.errors.DivisionByZero):
+        if expect is None or not isinstance(error, _psycopg().errors.DivisionByZero):
             return error
         return Conflict(*expect)
 
@@ -433,6 +441,7 @@ def _first_failure(error: psycopg.Error) -> psycopg.Error:
     """The statement's own error behind psycopg's ``PipelineAborted`` for the statements the
     server skipped after it (psycopg raises the latter when it fetched the former earlier
     during the same sync), or ``error`` itself."""
+    psycopg = _psycopg()
     seen: BaseException | None = error
     while isinstance(seen, psycopg.errors.PipelineAborted):
         seen = seen.__context__
@@ -445,3 +454,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON-able")
+
+
+def _psycopg() -> Any:
+    """psycopg, imported when a PostgreSQL recorder first needs it: a command on a SQLite
+    file never pays for it (issue #19)."""
+    import psycopg
+
+    return psycopg

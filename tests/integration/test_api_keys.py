@@ -228,7 +228,7 @@ def test_a_database_at_the_previous_revision_upgrades_to_keys(db_url: str,
             key, token = engine.create_key("operator", actor_id="ana")
             assert engine.authenticate(token) == key
 
-        assert current_revision(database) == head_revision(database)
+        assert current_revision(database) == head_revision()
         migrate(database, "0005", down=True)
         assert "api_keys" not in inspect(database).get_table_names()
     finally:
@@ -246,7 +246,7 @@ def test_on_postgresql_the_keys_migration_goes_down_and_up_again(pg_url: str) ->
 
         migrate(database, "head")
 
-        assert current_revision(database) == head_revision(database)
+        assert current_revision(database) == head_revision()
         with lifecycle.open(pg_url) as engine:
             key, token = engine.create_key("seller", actor_id="acme")
             assert engine.authenticate(token) == key

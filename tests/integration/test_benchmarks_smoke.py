@@ -28,6 +28,7 @@ pytestmark = pytest.mark.benchmarks
         ("simulation", ["--orders", "20", "--sellers", "3", "--days", "5"], "transitions_per_second"),
         ("scans", ["--scans", "200"], "ratio last/first"),
         ("versions", ["--n", "5"], "pinned version / newest version"),
+        ("cli_startup", ["--runs", "1"], "lifecycle --version"),
     ],
 )
 def test_benchmark_runs_with_tiny_sizes(script: str, args: list[str], prints: str) -> None:
