@@ -332,29 +332,61 @@ class Pipeline:
             if isinstance(follow_up, Scan):
                 records.record_scan(context.kind, context.id, follow_up, unit.now)
                 continue
-            definition = self.definition(follow_up.kind)
-            sent = (definition.creation.trigger if isinstance(follow_up, Create)
-                    else follow_up.trigger)
+            sent = self._sent(follow_up)
             if not sender.sends_to(context.trigger, follow_up.kind, sent):
                 raise DefinitionError(
                     f"{sender.kind} {context.trigger} asked for {follow_up.kind} {sent}, which "
                     "its effect does not declare (`follow_ups.sends`)")
-            if isinstance(follow_up, Create):
-                # The id is built from others' ids (a voucher's from its coupon's and buyer's):
-                # checked like a caller's, so nothing is written under one `get` would refuse.
-                id = (id_of(follow_up.id, f"{follow_up.kind}_id") if follow_up.id is not None
-                      else None)
-                request = Request(follow_up.kind, id, definition.creation.trigger,
-                                  context.actor, follow_up.payload, None)
-                created, created_context, payload = self._new(unit, definition, request)
-                self._insert(unit, definition, created, created_context, payload, request, depth=1)
-            elif isinstance(follow_up, Fire):
-                request = Request(follow_up.kind, follow_up.id, follow_up.trigger,
-                                  context.actor, follow_up.payload, None)
-                current = self._load(unit, definition, request, None)
-                definition = self._pinned(definition, current)
-                step = _defined(definition, current, request.trigger)
-                self._apply(unit, definition, current, step, request, None, depth + 1)
+            self._carry_out(unit, follow_up, context.actor, depth)
+        self._react(unit, context, depth)
+
+    def _react(self, unit: Unit, context: Context, depth: int) -> None:
+        """The other machines' `Reaction`s to this transition, in the same transaction, as
+        the system actor named for it (``system:order.pay``)."""
+        reactions = self.definitions.reactions.get((context.kind, context.trigger))
+        if not reactions:
+            return
+        if depth >= MAX_FOLLOW_UP_DEPTH:
+            raise RuntimeError(f"reactions nested deeper than {MAX_FOLLOW_UP_DEPTH}: machines "
+                               "react to each other in a loop")
+        actor = Actor("system", f"{context.kind}.{context.trigger}")
+        for reacting, reaction in reactions:
+            declared = getattr(reaction.effect, "sends", ())
+            for follow_up in reaction.effect(context):
+                if not isinstance(follow_up, Create | Fire) or (
+                        follow_up.kind, self._sent(follow_up)) not in declared:
+                    raise DefinitionError(
+                        f"{reacting.kind}'s reaction to {context.kind} {context.trigger} asked "
+                        f"for {follow_up!r}, which it does not declare (`follow_ups.sends`)")
+                self._carry_out(unit, follow_up, actor, depth)
+
+    def _sent(self, follow_up: Create | Fire) -> str:
+        """The trigger a follow-up fires: a created aggregate's creating one."""
+        if isinstance(follow_up, Create):
+            return self.definition(follow_up.kind).creation.trigger
+        return follow_up.trigger
+
+    def _carry_out(self, unit: Unit, follow_up: Create | Fire, actor: Actor, depth: int) -> None:
+        """Create or fire on another aggregate, unauthorised: the transition that asked for
+        it was authorised."""
+        definition = self.definition(follow_up.kind)
+        if isinstance(follow_up, Create):
+            # The id is built from others' ids (a voucher's from its coupon's and buyer's):
+            # checked like a caller's, so nothing is written under one `get` would refuse.
+            id = (id_of(follow_up.id, f"{follow_up.kind}_id") if follow_up.id is not None
+                  else None)
+            request = Request(follow_up.kind, id, definition.creation.trigger, actor,
+                              follow_up.payload, None)
+            created, created_context, payload = self._new(unit, definition, request)
+            self._insert(unit, definition, created, created_context, payload, request,
+                         depth=depth + 1)
+        else:
+            request = Request(follow_up.kind, follow_up.id, follow_up.trigger, actor,
+                              follow_up.payload, None)
+            current = self._load(unit, definition, request, None)
+            definition = self._pinned(definition, current)
+            step = _defined(definition, current, request.trigger)
+            self._apply(unit, definition, current, step, request, None, depth + 1)
 
     def _claim(self, unit: Unit, context: Context, claim: Claim, before: Aggregate | None) -> None:
         value = claim.value(context.data) if callable(claim.value) else claim.value

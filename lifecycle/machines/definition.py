@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -36,8 +36,8 @@ from lifecycle.policy import Policy
 # The follow-ups live in their own module; they are part of what a definition is written with.
 __all__ = [
     "Aggregate", "Call", "Check", "Claim", "Context", "Create", "Deadline", "DurationOf",
-    "Effect", "Fire", "FollowUp", "Guard", "Index", "MachineDefinition", "Owner", "Post", "Scan",
-    "Step", "Transition", "sends",
+    "Effect", "Fire", "FollowUp", "Guard", "Index", "MachineDefinition", "Owner", "Post",
+    "Reaction", "Scan", "Step", "Transition", "sends",
 ]
 
 # transitions logs every trigger through stdlib logging at INFO; that is our job, not its.
@@ -148,6 +148,23 @@ class Deadline:
 
 
 @dataclass(frozen=True, slots=True)
+class Reaction:
+    """A machine's answer to another machine's transition, in the same transaction: when the
+    trigger ``on`` = (kind, trigger) has moved an aggregate, ``effect`` reads that transition's
+    `Context` and returns the follow-ups (`Create`, `Fire`) it asks of this machine's own
+    aggregates, declared with `sends` like an effect's.
+
+    The other machine knows nothing of it, so the rule lives with the machine it is about (the
+    points a seller earns for a paid order live in the points machine, not in the order's) and
+    adding one changes no other machine's version. The follow-ups run as the system actor
+    ``system:KIND.TRIGGER`` (``system:order.pay``), so history says why they happened.
+    """
+
+    on: tuple[str, str]
+    effect: Callable[[Context], Sequence[FollowUp]]
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """What a (state, trigger) pair permits: the shared checks of its routes."""
 
@@ -176,6 +193,7 @@ class MachineDefinition:
         pausing: frozenset[str] = frozenset(),
         retired: Mapping[str, tuple[str, ...]] | None = None,
         version: int = 1,
+        reactions: tuple[Reaction, ...] = (),
     ):
         self.kind = kind
         self.version = version  # SPEC §13: bumped, with a migration, whenever the shape changes
@@ -195,6 +213,7 @@ class MachineDefinition:
         # for a `Create`. Checked by `lifecycle verify`, and when they run: a follow-up its
         # effect did not declare is refused.
         self.sends = _sends_of(transitions)
+        self.reactions = reactions  # to other machines' transitions (`Reaction`)
         self._deadlines_by_state: dict[str, tuple[Deadline, ...]] = {
             state: tuple(d for d in deadlines if d.state == state) for state in states
         }
@@ -385,6 +404,13 @@ def _validate(definition: MachineDefinition) -> None:
     for role in definition.owners:
         if role not in ROLES:
             problems.append(f"owner role {role!r} is unknown")
+    for reaction in definition.reactions:
+        if reaction.on[0] == kind:
+            problems.append(f"a reaction to its own {reaction.on[1]}: an effect does that")
+        for other_kind, _trigger in getattr(reaction.effect, "sends", ()):
+            if other_kind != kind:
+                problems.append(f"its reaction to {' '.join(reaction.on)} sends to {other_kind}: "
+                                "a reaction acts on its own machine only")
     for d in definition.deadlines:
         step = definition.step(d.state, d.trigger)
         if d.state not in states:

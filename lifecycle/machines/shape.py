@@ -38,6 +38,11 @@ def shape(definition: MachineDefinition) -> dict[str, Any]:
         "sends": {trigger: [list(pair) for pair in pairs]
                   for trigger, pairs in sorted(definition.sends.items())},
         "retired": {trigger: list(states) for trigger, states in sorted(definition.retired.items())},
+        # Only when there are some: a definition without reactions keeps the fingerprint it
+        # had before they existed, which databases have stored.
+        **({"reactions": [[*r.on, _qualified(r.effect),
+                           [list(pair) for pair in getattr(r.effect, "sends", ())]]
+                          for r in definition.reactions]} if definition.reactions else {}),
     }
 
 

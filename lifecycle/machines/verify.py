@@ -88,7 +88,17 @@ def _follow_up_problems(machines: Machines, definition: MachineDefinition) -> It
                 if not receiver.sources_of(other):
                     yield (f"{trigger} sends {other_kind} {other}, which version {version} of "
                            f"the {other_kind} machine does not define")
+    for reaction in definition.reactions:
+        other_kind, other = reaction.on
+        if other_kind not in machines:
+            yield f"reacts to unknown kind {other_kind}"
+        elif not any(machines.at(other_kind, v).sources_of(other)
+                     or machines.at(other_kind, v).creation.trigger == other
+                     for v in machines.versions(other_kind)):
+            yield f"reacts to {other_kind} {other}, which no version of {other_kind} defines"
     received = {pair for d in machines.every() for pairs in d.sends.values() for pair in pairs}
+    received |= {pair for d in machines.every() for r in d.reactions
+                 for pair in getattr(r.effect, "sends", ())}
     internal = {t.trigger for t in definition.transitions if t.internal}
     for trigger in sorted(internal):
         if (definition.kind, trigger) not in received:

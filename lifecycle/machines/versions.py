@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from lifecycle.errors import DefinitionError, ReplayMismatch
-from lifecycle.machines.definition import Aggregate, MachineDefinition
+from lifecycle.machines.definition import Aggregate, MachineDefinition, Reaction
 
 #: the trigger of the history row a migration writes (SPEC §13)
 MIGRATED = "migrated"
@@ -91,6 +91,12 @@ class Machines(Mapping[str, MachineDefinition]):
         # Every trigger any version defines, per kind: what telemetry labels a trigger with.
         self.triggers = {kind: frozenset(t for d in versions.values() for t in d.machine.events)
                          for kind, versions in self._versions.items()}
+        # The newest versions' reactions, by the (kind, trigger) they answer.
+        reactions: dict[tuple[str, str], list[tuple[MachineDefinition, Reaction]]] = {}
+        for definition in self._newest.values():
+            for reaction in definition.reactions:
+                reactions.setdefault(reaction.on, []).append((definition, reaction))
+        self.reactions = {on: tuple(found) for on, found in reactions.items()}
 
     def _add_migration(self, migration: Migration) -> None:
         source = self.at(migration.kind, migration.source)
