@@ -73,10 +73,13 @@ from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+from lifecycle.machines.standing import RESTRICTS as STANDING_RESTRICTS
+from lifecycle.machines.standing import order_refusal
 from lifecycle.machines.verify import Finding
 from lifecycle.machines.verify import verify as verify_machines
 from lifecycle.machines.versions import Machines, Migration, UnknownMachineVersion
 from lifecycle.machines.versions import load as load_machines
+from lifecycle.machines.violation import TYPES as VIOLATION_TYPES
 from lifecycle.migration import AggregatePlan, DeadlineChange, MigrationReport
 from lifecycle.money import exponent as currency_exponent
 from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
@@ -303,6 +306,8 @@ __all__ = [
     "NOT_RECEIVED_REASONS",
     "RECEIVED_REASONS",
     "ROLES",
+    "STANDING_RESTRICTS",
+    "VIOLATION_TYPES",
     "Actor",
     "AdapterError",
     "Aggregate",
@@ -394,6 +399,7 @@ __all__ = [
     "loads_json",
     "metrics_exposition",
     "open",
+    "order_refusal",
     "redacted",
     "sandbox_clock",
     "time_left_text",

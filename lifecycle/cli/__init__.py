@@ -17,6 +17,7 @@ from lifecycle.cli import (
     helptext,
     keys,
     order,
+    penalties,
     policy,
     relay,
     seller,
@@ -31,6 +32,8 @@ for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, gra
                  *generic.COMMANDS, db.db, clock.clock, timers.timers, policy.policy, simulate.simulate,
                  carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events,
                  *versions.COMMANDS):
+    cli.add_command(_command)
+for _command in (penalties.violation, penalties.standing):  # SPEC §12
     cli.add_command(_command)
 helptext.complete(cli)  # group listings give each command a whole sentence, never cut short
 
