@@ -213,14 +213,22 @@ SPEC = {
         terminal=states("closed"),
         arrows="""
             open             | -     | clear  | follow-up
-            add_violation    | clear, promotion_restricted, orders_refused, store_suspended | store_suspended      | follow-up
-            add_violation    | clear, promotion_restricted, orders_refused, store_suspended | orders_refused       | follow-up
-            add_violation    | clear, promotion_restricted, orders_refused, store_suspended | promotion_restricted | follow-up
-            add_violation    | clear, promotion_restricted, orders_refused, store_suspended | clear                | follow-up
-            remove_violation | clear, promotion_restricted, orders_refused, store_suspended | store_suspended      | follow-up
-            remove_violation | clear, promotion_restricted, orders_refused, store_suspended | orders_refused       | follow-up
-            remove_violation | clear, promotion_restricted, orders_refused, store_suspended | promotion_restricted | follow-up
-            remove_violation | clear, promotion_restricted, orders_refused, store_suspended | clear                | follow-up
+            add_violation    | clear, promotion_restricted,
+                               orders_refused, store_suspended | store_suspended      | follow-up
+            add_violation    | clear, promotion_restricted,
+                               orders_refused, store_suspended | orders_refused       | follow-up
+            add_violation    | clear, promotion_restricted,
+                               orders_refused, store_suspended | promotion_restricted | follow-up
+            add_violation    | clear, promotion_restricted,
+                               orders_refused, store_suspended | clear                | follow-up
+            remove_violation | clear, promotion_restricted,
+                               orders_refused, store_suspended | store_suspended      | follow-up
+            remove_violation | clear, promotion_restricted,
+                               orders_refused, store_suspended | orders_refused       | follow-up
+            remove_violation | clear, promotion_restricted,
+                               orders_refused, store_suspended | promotion_restricted | follow-up
+            remove_violation | clear, promotion_restricted,
+                               orders_refused, store_suspended | clear                | follow-up
             close            | clear | closed | operator
         """,
         deadlines=frozenset(),

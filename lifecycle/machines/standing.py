@@ -57,12 +57,6 @@ RESTRICTS = {
 REFUSING_ORDERS = frozenset({"orders_refused", "store_suspended"})
 
 
-class Opened(Payload):
-    """Written by a store's first violation; never sent by a caller."""
-
-    seller: Code
-
-
 class Counted(Payload):
     """A violation whose points now count (written by the violation's record)."""
 
@@ -71,6 +65,13 @@ class Counted(Payload):
     points: int
     recorded_at: datetime
     expires_at: datetime
+
+
+class Opened(Payload):
+    """Written by a store's first violation, which it counts; never sent by a caller."""
+
+    seller: Code
+    first: Counted
 
 
 class Dropped(Payload):
@@ -131,13 +132,17 @@ def _active_after(ctx: Context) -> dict[str, Any]:
     """The store's active violations once this trigger has counted or dropped one."""
     active = dict(ctx.data.get("violations", {}))
     if ctx.trigger == "add_violation":
-        counted: Counted = ctx.payload
-        active[counted.violation] = {"type": counted.type, "points": counted.points,
-                                     "recorded_at": iso(counted.recorded_at),
-                                     "expires_at": iso(counted.expires_at)}
+        active.update(_entry(ctx.payload))
     else:
         active.pop(ctx.payload.violation, None)
     return active
+
+
+def _entry(counted: Counted) -> dict[str, Any]:
+    """A violation as its standing keeps it; counting it twice keeps it once."""
+    return {counted.violation: {"type": counted.type, "points": counted.points,
+                                "recorded_at": iso(counted.recorded_at),
+                                "expires_at": iso(counted.expires_at)}}
 
 
 def _lands_on(level: str) -> Callable[[Context], bool]:
@@ -162,7 +167,9 @@ def _settle(ctx: Context) -> int:
 
 
 def _open(ctx: Context) -> None:
-    ctx.data.update(seller=ctx.payload.seller, points=0, violations={}, opened_at=iso(ctx.now),
+    first: Counted = ctx.payload.first
+    ctx.data.update(seller=ctx.payload.seller, points=first.points, violations=_entry(first),
+                    opened_at=iso(ctx.now), changed_at=iso(ctx.now),
                     thresholds=thresholds(ctx.policy),
                     period=in_words(ctx.policy.violation_points_period))
 

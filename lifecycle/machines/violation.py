@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import Field
 
 from lifecycle.errors import InvalidPayload
+from lifecycle.machines import standing
 from lifecycle.machines.definition import (
     Context,
     Create,
@@ -134,17 +135,17 @@ def _record(ctx: Context) -> None:
         expires_at=iso(ctx.now + ctx.policy.violation_points_period),
     )
     seller = recording.seller
-    # The standing is created with the store's first violation; a second operator creating it
-    # at the same moment loses the race on its id, a retryable conflict.
-    if ctx.load("standing", seller) is None:
-        ctx.follow_ups.append(Create("standing", seller, {"seller": seller}))
-    ctx.follow_ups.append(Fire("standing", seller, "add_violation", {
-        "violation": ctx.id,
-        "type": recording.type,
-        "points": points,
-        "recorded_at": ctx.data["recorded_at"],
-        "expires_at": ctx.data["expires_at"],
-    }))
+    counted = {"violation": ctx.id, "type": recording.type, "points": points,
+               "recorded_at": ctx.data["recorded_at"], "expires_at": ctx.data["expires_at"]}
+    # The standing is opened by the store's first violation, counting it; a second operator
+    # opening it at the same moment loses the race on its id, a retryable conflict. A creation
+    # lands in `clear`: a first violation that reaches a level is counted again (a violation
+    # counts once, by its id) to move the standing there.
+    first = ctx.load("standing", seller) is None
+    if first:
+        ctx.follow_ups.append(Create("standing", seller, {"seller": seller, "first": counted}))
+    if not first or standing.level_of(points, ctx.policy) != "clear":
+        ctx.follow_ups.append(Fire("standing", seller, "add_violation", counted))
     ctx.follow_ups.append(Index(STORE_INDEX, seller))
 
 
