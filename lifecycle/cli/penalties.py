@@ -165,17 +165,14 @@ def standing_json(engine: Engine, seller: str) -> dict[str, Any]:
 
 def standing_text(shown: Mapping[str, Any]) -> str:
     thresholds = shown["thresholds"]
-    lines = [
-        f"standing {shown['seller']}",
-        *output.pairs([
-            ("points", f"{shown['points']} in the last {shown['period']}"),
-            ("level", shown["level"]),
-            ("restricts", shown["restricts"]),
-            ("thresholds", f"{thresholds['promotion_restricted']} promotion restricted, "
-                           f"{thresholds['orders_refused']} orders refused, "
-                           f"{thresholds['store_suspended']} store suspended"),
-            ("seller", shown["seller_state"]),
-        ]),
+    details = [
+        ("points", f"{shown['points']} in the last {shown['period']}"),
+        ("level", shown["level"]),
+        ("restricts", shown["restricts"]),
+        ("thresholds", f"{thresholds['promotion_restricted']} promotion restricted, "
+                       f"{thresholds['orders_refused']} orders refused, "
+                       f"{thresholds['store_suspended']} store suspended"),
+        ("seller", shown["seller_state"]),
     ]
     suspension = shown["suspension"]
     if suspension:
@@ -184,7 +181,8 @@ def standing_text(shown: Mapping[str, Any]) -> str:
             said += (f"; points below the threshold since "
                      f"{output.stamp(suspension['liftable_since'])}: an operator may "
                      f"reinstate (lifecycle seller reinstate {shown['seller']})")
-        lines += output.pairs([("suspended", said)])
+        details.append(("suspended", said))
+    lines = [f"standing {shown['seller']}", *output.pairs(details)]
     rows = [(v["id"], v["type"], v["points"], output.stamp(v["recorded_at"]),
              output.stamp(v["expires_at"])) for v in shown["active_violations"]]
     if rows:
