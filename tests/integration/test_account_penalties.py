@@ -10,7 +10,6 @@ import threading
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -509,14 +508,15 @@ def test_two_operators_recording_at_once_leave_consistent_points(
     assert pg_engine.check() == []
 
 
-def test_the_graph_command_draws_both_machines(tmp_path: Path) -> None:
+def test_the_graph_command_draws_both_machines() -> None:
     for kind in ("violation", "standing"):
         drawn = CliRunner().invoke(cli, ["graph", kind])
         assert drawn.exit_code == 0, drawn.output
         assert drawn.output.startswith(f"---\ntitle: {kind}\n---\nstateDiagram-v2")
 
 
-def test_tests_see_the_system_actor_fire_deadlines(store: Engine, clock: SimulatedClock) -> None:
+def test_the_system_finalises_a_violation_when_its_appeal_window_closes(
+        store: Engine, clock: SimulatedClock) -> None:
     violation = record(store, 2)
     clock.advance(timedelta(days=7))
     store.run_due_timers()
