@@ -10,6 +10,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,8 @@ from sqlalchemy import update
 import lifecycle
 from lifecycle import Actor, Aggregate, Engine, SimulatedClock, order_refusal
 from lifecycle.cli import cli
+from lifecycle.machines.definition import Context
+from lifecycle.machines.standing import ORDERS_ACCEPTED
 from lifecycle.store.tables import aggregates
 from tests.builders import OPERATOR, SYSTEM, active_seller, rows, seller, seller_in
 
@@ -136,19 +139,20 @@ def test_order_refusal_loads_one_aggregate_and_says_nothing_for_a_store_never_pe
     assert made == [("standing", SELLER), ("standing", SELLER)]
 
 
-def test_the_order_guard_refuses_through_the_context_of_a_place(store: Engine) -> None:
+def test_the_order_guard_refuses_through_the_context_of_a_place(
+        store: Engine, clock: SimulatedClock) -> None:
     """`standing.ORDERS_ACCEPTED`, the guard the order machine's version 2 adds to place."""
-    from lifecycle.machines.standing import ORDERS_ACCEPTED
-
     record(store, 24)
-    context = type("Ctx", (), {})()
-    context.load, _ = loads(store)
-    context.payload = type("Placed", (), {"seller": SELLER})()
+    load, _ = loads(store)
 
-    assert ORDERS_ACCEPTED.check(context) is False
-    assert "24 or more: new orders are refused" in ORDERS_ACCEPTED.explain(context)
-    context.payload.seller = "s-other"
-    assert ORDERS_ACCEPTED.check(context) is True
+    def placing(seller_id: str) -> Context:
+        payload = SimpleNamespace(seller=seller_id)  # what the guard reads of place's payload
+        return Context("order", "o-1", "", {}, payload, Actor("buyer", "b-1"), clock.now(),
+                       store.policy, load)
+
+    assert ORDERS_ACCEPTED.check(placing(SELLER)) is False
+    assert ORDERS_ACCEPTED.explain(placing(SELLER)) == order_refusal(load, SELLER)
+    assert ORDERS_ACCEPTED.check(placing("s-other")) is True
 
 
 def test_forty_eight_points_suspend_the_seller_through_the_onboarding_machine(
