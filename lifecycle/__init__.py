@@ -78,6 +78,8 @@ if TYPE_CHECKING:
     from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
     from lifecycle.machines.order import trigger_for_scan
     from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+    from lifecycle.machines.standing import RESTRICTS as STANDING_RESTRICTS
+    from lifecycle.machines.standing import order_refusal
     from lifecycle.machines.verify import Finding
     from lifecycle.machines.versions import (
         Machines,
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
     from lifecycle.machines.versions import (
         load as load_machines,
     )
+    from lifecycle.machines.violation import TYPES as VIOLATION_TYPES
     from lifecycle.migration import AggregatePlan, DeadlineChange, MigrationReport
     from lifecycle.money import exponent as currency_exponent
     from lifecycle.outbox import RelayStatus, Subscription, SubscriptionStatus
@@ -141,12 +144,15 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "lifecycle.strict_json": ("DuplicateKey", "JSONRefused", "loads_json"),
     "lifecycle.telemetry": ("metrics_exposition", "tracing_enabled"),
     "lifecycle.worker": ("Backoff", "TimerWorker"),
+    "lifecycle.machines.standing": ("order_refusal",),
 }
 _RENAMED: dict[str, tuple[str, str]] = {
     "EVENT_SCHEMA_VERSION": ("lifecycle.events", "SCHEMA_VERSION"),
     "configure_logs": ("lifecycle.logs", "configure"),
     "load_machines": ("lifecycle.machines.versions", "load"),
     "currency_exponent": ("lifecycle.money", "exponent"),
+    "STANDING_RESTRICTS": ("lifecycle.machines.standing", "RESTRICTS"),
+    "VIOLATION_TYPES": ("lifecycle.machines.violation", "TYPES"),
 }
 _WHERE: dict[str, tuple[str, str]] = {
     **{name: (module, name) for module, names in _LAZY.items() for name in names},
@@ -415,6 +421,8 @@ __all__ = [
     "NOT_RECEIVED_REASONS",
     "RECEIVED_REASONS",
     "ROLES",
+    "STANDING_RESTRICTS",
+    "VIOLATION_TYPES",
     "Actor",
     "AdapterError",
     "Aggregate",
@@ -506,6 +514,7 @@ __all__ = [
     "loads_json",
     "metrics_exposition",
     "open",
+    "order_refusal",
     "redacted",
     "sandbox_clock",
     "time_left_text",

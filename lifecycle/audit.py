@@ -21,6 +21,7 @@ def check(store: Store, definitions: Machines) -> list[Violation]:
             *records.escrow_left_at("order", definitions["order"].terminal),
             *records.escrow_left_at(capture.KIND, definitions[capture.KIND].terminal),
             *records.unrefunded_captures(),
+            *records.penalty_points_drift(),
         ]
         for kind, id, state, version, machine_version, steps in records.histories():
             problem = replay_problem(definitions, kind, state, version, machine_version, steps)

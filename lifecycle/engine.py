@@ -42,6 +42,8 @@ from lifecycle.machines import MACHINES
 from lifecycle.machines.definition import Aggregate, MachineDefinition
 from lifecycle.machines.verify import Finding, verify
 from lifecycle.machines.versions import Machines
+from lifecycle.machines.violation import KIND as VIOLATION
+from lifecycle.machines.violation import STORE_INDEX
 from lifecycle.migration import MigrationReport
 from lifecycle.outbox import Claim, Outbox, RelayStatus, Subscription
 from lifecycle.pipeline import Pipeline
@@ -232,6 +234,15 @@ class Engine:
             after_id = id_of(after_id, "after_id")
         with self.store.reading() as records:
             return records.find(definition.kind, state=state, limit=limit, after_id=after_id)
+
+    def violations(self, seller_id: str) -> list[Aggregate]:
+        """Every violation recorded against the store ``seller_id``, active or not, in id
+        order (SPEC §12): found through the lookup each violation's record writes."""
+        seller_id = id_of(seller_id, "seller")
+        with self.store.reading() as records:
+            found = [records.load(kind, id) for kind, id in
+                     records.found_by(STORE_INDEX, seller_id) if kind == VIOLATION]
+        return [aggregate for aggregate in found if aggregate is not None]
 
     def run_due_timers(self, limit: int | None = None,
                        stop: Callable[[], bool] | None = None, *, prefix: str = "") -> int:

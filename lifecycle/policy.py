@@ -70,6 +70,20 @@ class Policy:
     # rows older than these.
     idempotency_retention: timedelta = timedelta(days=30)
     outbox_retention: timedelta = timedelta(days=7)
+    # Violations and penalties (SPEC §12): a seller appeals a violation within the window; its
+    # points count for the period after it was recorded; a store's active points reaching each
+    # threshold restricts it. An operator who records a violation without points gives it its
+    # type's default (`violation_points`).
+    violation_appeal_window: timedelta = timedelta(days=7)
+    violation_points_period: timedelta = timedelta(days=365)
+    penalty_promotion_restricted_at: int = 12
+    penalty_orders_refused_at: int = 24
+    penalty_store_suspended_at: int = 48
+    violation_points_intellectual_property: int = 6
+    violation_points_listing: int = 2
+    violation_points_prohibited_goods: int = 12
+    violation_points_fulfilment: int = 2
+    violation_points_fraud: int = 24
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -198,6 +212,11 @@ UNITS = {
     "coupon_max_copies": "copies per issue",
     "coupon_max_products": "products",
     "coupon_min_denomination": "in the currency named",
+    **dict.fromkeys((
+        "penalty_promotion_restricted_at", "penalty_orders_refused_at",
+        "penalty_store_suspended_at", "violation_points_intellectual_property",
+        "violation_points_listing", "violation_points_prohibited_goods",
+        "violation_points_fulfilment", "violation_points_fraud"), "penalty points"),
 }
 
 
@@ -217,6 +236,18 @@ def _check_together(policy: Policy) -> None:
         raise InvalidPayload("policy.annual_fee", "needs a 'default' category")
     if policy.commission_rate > 1:
         raise InvalidPayload("policy.commission_rate", "must be at most 1 (a fraction)")
+    _check_penalty_thresholds(policy)
+
+
+def _check_penalty_thresholds(policy: Policy) -> None:
+    """Each restriction is harsher than the one before it, so it needs more points."""
+    low, mid, high = (policy.penalty_promotion_restricted_at, policy.penalty_orders_refused_at,
+                      policy.penalty_store_suspended_at)
+    if not 1 <= low < mid < high:
+        raise InvalidPayload("policy.penalty_orders_refused_at",
+                             "the penalty thresholds rise: 1 <= penalty_promotion_restricted_at < "
+                             "penalty_orders_refused_at < penalty_store_suspended_at, got "
+                             f"{low}, {mid}, {high}")
 
 
 def in_words(duration: timedelta) -> str:

@@ -335,7 +335,55 @@ def aggregate_in(
         return voucher_in(engine, clock, state)
     if kind == "unexpected_capture":
         return unexpected_capture_in(engine, state)
+    if kind == "violation":
+        return violation_in(engine, clock, state)
+    if kind == "standing":
+        return standing_in(engine, state)
     raise ValueError(f"no builder for {kind}")
+
+
+def violation_in(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str, *,
+                 seller_id: str = "s-1", points: int = 2,
+                 id: str | None = None) -> lifecycle.Aggregate:
+    """A violation against the active seller ``seller_id`` walked to ``state``."""
+    active_seller(engine, seller_id)
+    violation = engine.create("violation", OPERATOR,
+                              {"seller": seller_id, "type": "listing", "points": points}, id=id)
+    appeal = ("appeal", seller(seller_id), {"reason": "the listing was right"})
+    paths: dict[str, list[tuple[str, Actor, dict[str, Any]]]] = {
+        "recorded": [],
+        "appealed": [appeal],
+        "final": [appeal, ("uphold", OPERATOR, {})],
+        "overturned": [appeal, ("overturn", OPERATOR, {"reason": "recorded by mistake"})],
+        "expired": [("expire", SYSTEM, {})],
+    }
+    for trigger, actor, payload in paths[state]:
+        violation = engine.fire("violation", violation.id, trigger, actor, payload)
+    assert violation.state == state
+    return violation
+
+
+#: the points a standing is walked to for each level (the default thresholds are 12, 24, 48)
+STANDING_POINTS = {"clear": 4, "promotion_restricted": 12, "orders_refused": 24,
+                   "store_suspended": 48}
+
+
+def standing_in(engine: lifecycle.Engine, state: str, seller_id: str = "s-1") -> lifecycle.Aggregate:
+    """The standing of the active seller ``seller_id`` walked to ``state`` by one violation
+    (``closed``: that violation overturned, the seller's account closed)."""
+    active_seller(engine, seller_id)
+    points = STANDING_POINTS.get(state, 2)
+    engine.create("violation", OPERATOR, {"seller": seller_id, "type": "listing",
+                                          "points": points}, id=f"v-{seller_id}-first")
+    if state == "closed":
+        for trigger, actor, payload in [("appeal", seller(seller_id), {"reason": "not ours"}),
+                                        ("overturn", OPERATOR, {"reason": "not theirs"})]:
+            engine.fire("violation", f"v-{seller_id}-first", trigger, actor, payload)
+        engine.fire("seller", seller_id, "close", OPERATOR, {})
+        engine.fire("standing", seller_id, "close", OPERATOR, {})
+    standing = engine.get("standing", seller_id)
+    assert standing.state == state
+    return standing
 
 
 GATEWAY_ACTOR = Actor("system", "sandbox")

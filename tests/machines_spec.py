@@ -185,6 +185,54 @@ SPEC = {
         """,
         deadlines=frozenset({("refund_pending", "refund")}),
     ),
+    # SPEC §12 (issue 20): a violation an operator records against a store; the seller
+    # appeals within 7 days or it becomes final; an operator upholds or overturns the appeal;
+    # its points expire after 365 days, whatever state it counts in.
+    "violation": Spec(
+        states=states("recorded appealed final overturned expired"),
+        initial="recorded",
+        terminal=states("overturned expired"),
+        arrows="""
+            record   | -                         | recorded   | operator
+            appeal   | recorded                  | appealed   | seller
+            finalise | recorded                  | final      | system
+            uphold   | appealed                  | final      | operator
+            overturn | appealed                  | overturned | operator
+            expire   | recorded, appealed, final | expired    | system
+        """,
+        deadlines=frozenset({("recorded", "finalise"), ("recorded", "expire"),
+                             ("appealed", "expire"), ("final", "expire")}),
+    ),
+    # SPEC §12 (issue 20): a store's standing, whose state is the level its active points
+    # reach (12, 24, 48 by default); its violations move it, from any level to the level the
+    # new points reach under the policy in force (a changed policy may move it either way).
+    # Beyond the SPEC: an operator closes the standing of a closed store with nothing active.
+    "standing": Spec(
+        states=states("clear promotion_restricted orders_refused store_suspended closed"),
+        initial="clear",
+        terminal=states("closed"),
+        arrows="""
+            open             | -     | clear  | follow-up
+            add_violation    | clear, promotion_restricted,
+                               orders_refused, store_suspended | store_suspended      | follow-up
+            add_violation    | clear, promotion_restricted,
+                               orders_refused, store_suspended | orders_refused       | follow-up
+            add_violation    | clear, promotion_restricted,
+                               orders_refused, store_suspended | promotion_restricted | follow-up
+            add_violation    | clear, promotion_restricted,
+                               orders_refused, store_suspended | clear                | follow-up
+            remove_violation | clear, promotion_restricted,
+                               orders_refused, store_suspended | store_suspended      | follow-up
+            remove_violation | clear, promotion_restricted,
+                               orders_refused, store_suspended | orders_refused       | follow-up
+            remove_violation | clear, promotion_restricted,
+                               orders_refused, store_suspended | promotion_restricted | follow-up
+            remove_violation | clear, promotion_restricted,
+                               orders_refused, store_suspended | clear                | follow-up
+            close            | clear | closed | operator
+        """,
+        deadlines=frozenset(),
+    ),
 }
 
 #: (trigger, sources, destination or None, roles, internal); sources and roles sorted

@@ -36,6 +36,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("versions", "migrate"),
     "verify": ("versions", "verify"),
     "machines": ("versions", "machines"),
+    # the seller's account (SPEC §12)
+    "violation": ("penalties", "violation"),
+    "standing": ("penalties", "standing"),
 }
 cli.add_lazy(COMMANDS)
 

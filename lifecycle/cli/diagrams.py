@@ -29,6 +29,8 @@ TITLES = {
     "dispute": "Dispute (SPEC §5), kind `dispute`",
     "coupon": "Merchant coupon (SPEC §6), kind `coupon`",
     "voucher": "Buyer's voucher, one claimed copy of a coupon (SPEC §4), kind `voucher`",
+    "violation": "Violation recorded against a store (SPEC §12), kind `violation`",
+    "standing": "A store's standing: its penalty points' level (SPEC §12), kind `standing`",
 }
 #: each machine's name, and its kind (``lifecycle.definition`` knows the names that differ)
 MACHINES = {name: lifecycle.definition(name).kind for name in TITLES}

@@ -12,6 +12,7 @@ from decimal import Decimal
 from lifecycle.errors import InvalidPayload
 from lifecycle.machines.coupon import voucher_value
 from lifecycle.machines.definition import Aggregate, Context, Guard
+from lifecycle.machines.standing import order_refusal
 from lifecycle.policy import in_words
 
 # Where the buyer has the goods: a "received" dispute opens only from these.
@@ -29,10 +30,20 @@ def refundable(ctx: Context) -> Decimal:
 
 
 def _seller_active(ctx: Context) -> bool:
+    """The store takes new orders: its seller is active, and its penalty points (SPEC §12)
+    have not reached the level that refuses them (`standing.order_refusal`, one load).
+
+    The rule kept its name, so the order machine kept its version: what a store's standing
+    refuses moves with the standing's policy values, as a wait moves with the policy."""
     seller = ctx.load("seller", ctx.payload.seller)
     if seller is None:
         raise InvalidPayload("seller", f"no seller with id {ctx.payload.seller!r}")
-    return seller.state == "active"
+    return seller.state == "active" and order_refusal(ctx.load, ctx.payload.seller) is None
+
+
+def _why_no_orders(ctx: Context) -> str:
+    return (order_refusal(ctx.load, ctx.payload.seller)
+            or "only an active seller receives new orders")
 
 
 def _amount_matches(ctx: Context) -> bool:
@@ -120,7 +131,7 @@ def _voucher_reaches_threshold(ctx: Context, voucher: Aggregate) -> bool:
     return eligible > 0 and (threshold is None or eligible >= Decimal(threshold))
 
 
-SELLER_ACTIVE = Guard("seller.active", _seller_active, "only an active seller receives new orders")
+SELLER_ACTIVE = Guard("seller.active", _seller_active, _why_no_orders)
 COUPON_RULES = (
     Guard("coupon.available", _coupon_rule(_voucher_available),
           "the coupon must be one of the buyer's own, claimed and not in use"),

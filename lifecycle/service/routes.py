@@ -108,6 +108,8 @@ def _kind_routes(routes: APIRouter, definition: lifecycle.MachineDefinition) -> 
     }
     if kind == "order":
         reads["tracking"] = lambda e, a: [plain(scan) for scan in e.tracking(a.id)]
+    if kind == "standing":  # the store's violations, active or not (SPEC §12)
+        reads["violations"] = lambda e, a: [aggregate(v) for v in e.violations(a.id)]
     for name, read in reads.items():
         routes.add_api_route(f"{base}/{{id}}/{name}", _read(kind, read), methods=["GET"], tags=tags,
                              summary=f"a {kind}'s {name}", operation_id=f"{kind}_{name}")

@@ -3,6 +3,7 @@ history with its aggregate for the replay. A part of `Recorder`."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
@@ -110,6 +111,40 @@ class AuditQueries(Statements):
             yield Violation("unexpected_capture", id, "payment.unexpected_capture_refunded",
                             f"{data['amount']} {data['currency']} captured for order "
                             f"{data['order']} ({data['reason']}) is not refunded yet")
+
+    # Violations and penalties (SPEC §12): the states whose points count, as the violation
+    # machine names them.
+    STANDINGS = Statement(
+        select(aggregates.c.id, aggregates.c.data)
+        .where(aggregates.c.kind == literal_column("'standing'"))
+        .order_by(aggregates.c.id))
+    ACTIVE_VIOLATIONS = Statement(
+        select(aggregates.c.id, aggregates.c.data)
+        .where(aggregates.c.kind == literal_column("'violation'"),
+               aggregates.c.state.in_([literal_column("'recorded'"), literal_column("'appealed'"),
+                                       literal_column("'final'")])))
+
+    def penalty_points_drift(self) -> Iterator[Violation]:
+        """A store's standing holds exactly its active violations and the sum of their points."""
+        active: dict[str, dict[str, int]] = defaultdict(dict)
+        self.cur.execute(self.ACTIVE_VIOLATIONS)
+        for id, data in self.cur.fetchall():
+            data = self.loads(data)
+            active[data["seller"]][id] = int(data["points"])
+        self.cur.execute(self.STANDINGS)
+        for seller, data in self.cur.fetchall():
+            data = self.loads(data)
+            held = {id: int(v["points"]) for id, v in data.get("violations", {}).items()}
+            actual = active.pop(seller, {})
+            if held != actual or data.get("points") != sum(actual.values()):
+                yield Violation("standing", seller, "penalty.points_match_violations",
+                                f"holds {data.get('points')} points from {sorted(held)}; its "
+                                f"active violations {sorted(actual)} carry "
+                                f"{sum(actual.values())}")
+        for seller, actual in sorted(active.items()):
+            yield Violation("standing", seller, "penalty.points_match_violations",
+                            f"no standing, though its active violations {sorted(actual)} carry "
+                            f"{sum(actual.values())} points")
 
     HISTORIES = Statement(
         select(history.c.kind, history.c.aggregate_id, history.c.seq, history.c.trigger,

@@ -26,6 +26,7 @@ from lifecycle import Actor, Aggregate, Engine, SimulatedClock
 from lifecycle.actor import ROLES
 from lifecycle.machines import DEFINITIONS
 from lifecycle.machines.coupon import voucher_id
+from lifecycle.machines.standing import LEVELS
 from tests.builders import (
     CHECKLIST,
     COUPON_VALIDITY,
@@ -60,6 +61,8 @@ from tests.builders import (
     rows,
     seller,
     seller_in,
+    standing_in,
+    violation_in,
     voucher_in,
 )
 from tests.builders import Build as SnapshotBuild
@@ -260,7 +263,20 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("coupon", "expire"): sends({}),
     ("voucher", "expire"): sends({}),
     ("unexpected_capture", "refund"): sends({}),
+    ("violation", "appeal"): sends({"reason": "the listing was right"}),
+    ("violation", "finalise"): sends({}),
+    ("violation", "uphold"): sends({}),
+    ("violation", "overturn"): sends({"reason": "recorded by mistake"}),
+    ("violation", "expire"): sends({}),
+    ("standing", "close"): sends({}, lambda engine, clock, arrow: closable_standing(engine, clock)),
 }
+
+
+def closable_standing(engine: Engine, clock: SimulatedClock) -> Aggregate:
+    """A standing with nothing active whose seller's account is closed."""
+    violation_in(engine, clock, "overturned")
+    engine.fire("seller", "s-1", "close", OPERATOR, {})
+    return engine.get("standing", "s-1")
 
 
 def scenario(kind: str, trigger: str) -> Scenario:
@@ -351,7 +367,46 @@ def _to_order(voucher: Aggregate) -> dict[str, Any]:
     return {"order": voucher.data.get("order", "o-1")}
 
 
+def thresholds_landing(engine: Engine, points: int, level: str) -> None:
+    """Set the penalty thresholds so that ``points`` reach ``level``: a standing moves from any
+    level to any other when the policy changed in between."""
+    below = LEVELS.index(level)  # how many thresholds ``points`` reach
+    at = [points - (below - n) if n <= below else points + (n - below) for n in (1, 2, 3)]
+    engine.set_policy(engine.policy.with_overrides(
+        penalty_promotion_restricted_at=at[0], penalty_orders_refused_at=at[1],
+        penalty_store_suspended_at=at[2]))
+
+
+def standing_before_a_violation(engine: Engine, clock: SimulatedClock, arrow: Arrow) -> Aggregate:
+    standing = standing_in(engine, arrow.source)
+    thresholds_landing(engine, standing.data["points"] + 1, arrow.dest)
+    return standing
+
+
+def standing_before_an_overturn(engine: Engine, clock: SimulatedClock, arrow: Arrow) -> Aggregate:
+    standing_in(engine, arrow.source)
+    violation_in(engine, clock, "appealed", points=1, id="v-undone")
+    standing = engine.get("standing", "s-1")
+    thresholds_landing(engine, standing.data["points"] - 1, arrow.dest)
+    return standing
+
+
+COUNTED = {"violation": "v-direct", "type": "listing", "points": 1,
+           "recorded_at": "2026-01-01T00:00:00+00:00", "expires_at": "2027-01-01T00:00:00+00:00"}
+
 CAUSES: dict[tuple[str, str], Internal] = {
+    ("standing", "add_violation"): Internal(
+        standing_before_a_violation,
+        lambda standing, arrow: Act("violation", None, "record", OPERATOR,
+                                    {"seller": "s-1", "type": "listing", "points": 1}),
+        lambda standing: COUNTED,
+    ),
+    ("standing", "remove_violation"): Internal(
+        standing_before_an_overturn,
+        lambda standing, arrow: Act("violation", "v-undone", "overturn", OPERATOR,
+                                    {"reason": "recorded by mistake"}),
+        lambda standing: {"violation": "v-direct", "why": "expired"},
+    ),
     ("order", "close_dispute"): Internal(
         order_awaiting_resolution, dispute_resolution,
         lambda order: {"dispute": order.data.get("dispute", f"{order.id}-d1"),
@@ -402,6 +457,22 @@ def _record_capture(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callabl
             lambda made: made.id)
 
 
+def _record_violation(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    standing_in(engine, "clear")  # not the store's first violation: it opens no standing
+    act = Act("violation", None, "record", OPERATOR, {"seller": "s-1", "type": "listing"})
+    return act, lambda made: made.id
+
+
+def _first_violation(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    active_seller(engine)
+    act = Act("violation", None, "record", OPERATOR, {"seller": "s-1", "type": "listing"})
+    return act, lambda violation: str(violation.data["seller"])
+
+
+#: kinds whose public cause creates another aggregate with them: a store's first violation
+#: opens its standing
+CREATED_WITH = {"standing": 1}
+
 #: per kind: arrange what creating one needs, and return the public act that creates it with
 #: a way to find the created aggregate's id from what the act returned
 CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Aggregate], str]]]] = {
@@ -411,6 +482,8 @@ CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Agg
     "coupon": _create_coupon,
     "voucher": _issue,
     "unexpected_capture": _record_capture,
+    "violation": _record_violation,
+    "standing": _first_violation,
 }
 
 
@@ -469,7 +542,7 @@ def test_creating_transition_makes_version_one_in_the_initial_state(
         1, definition.creation.trigger, None, definition.initial, act.actor
     )
     assert outbox_of(engine, kind, id) == [(f"{kind}.{definition.initial}", 1)]
-    assert rows(engine)["aggregates"] == aggregates_before + 1
+    assert rows(engine)["aggregates"] == aggregates_before + 1 + CREATED_WITH.get(kind, 0)
     assert engine.replay(kind, id) == definition.initial
 
 
