@@ -73,6 +73,9 @@ from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+from lifecycle.machines.points import CATALOGUE as POINTS_CATALOGUE
+from lifecycle.machines.points import PointsRecord, PointsStatement
+from lifecycle.machines.points import catalogue as points_catalogue
 from lifecycle.machines.verify import Finding
 from lifecycle.machines.verify import verify as verify_machines
 from lifecycle.machines.versions import Machines, Migration, UnknownMachineVersion
@@ -301,6 +304,7 @@ __all__ = [
     "DEFAULT_URL",
     "EVENT_SCHEMA_VERSION",
     "NOT_RECEIVED_REASONS",
+    "POINTS_CATALOGUE",
     "RECEIVED_REASONS",
     "ROLES",
     "Actor",
@@ -354,6 +358,8 @@ __all__ = [
     "ParkedDeadline",
     "PaymentDeclined",
     "PaymentGateway",
+    "PointsRecord",
+    "PointsStatement",
     "Policy",
     "PolicyMismatch",
     "PolicyVersion",
@@ -394,6 +400,7 @@ __all__ = [
     "loads_json",
     "metrics_exposition",
     "open",
+    "points_catalogue",
     "redacted",
     "sandbox_clock",
     "time_left_text",

@@ -66,6 +66,13 @@ class Policy:
     coupon_min_denomination: dict[str, Decimal] = field(
         default_factory=lambda: {"USD": Decimal("5")}
     )
+    # The points centre (SPEC §12): whole points earned per action, and the catalogue's prices
+    # in points (lifecycle.machines.points.CATALOGUE names the item each price is of).
+    points_per_paid_order: int = 10
+    points_per_quotation_answered: int = 5
+    points_price_business_opportunity_package: int = 500
+    points_price_pay_per_click_credit: int = 200
+    points_price_quotation_rights: int = 100
     # Retention (SPEC §2): the timer worker prunes idempotency records and published outbox
     # rows older than these.
     idempotency_retention: timedelta = timedelta(days=30)
@@ -198,6 +205,11 @@ UNITS = {
     "coupon_max_copies": "copies per issue",
     "coupon_max_products": "products",
     "coupon_min_denomination": "in the currency named",
+    "points_per_paid_order": "points",
+    "points_per_quotation_answered": "points",
+    "points_price_business_opportunity_package": "points",
+    "points_price_pay_per_click_credit": "points",
+    "points_price_quotation_rights": "points",
 }
 
 

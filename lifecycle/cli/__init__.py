@@ -17,6 +17,7 @@ from lifecycle.cli import (
     helptext,
     keys,
     order,
+    points,
     policy,
     relay,
     seller,
@@ -32,6 +33,7 @@ for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, gra
                  carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events,
                  *versions.COMMANDS):
     cli.add_command(_command)
+cli.add_command(points.points)  # the points centre (SPEC §12)
 helptext.complete(cli)  # group listings give each command a whole sentence, never cut short
 
 __all__ = ["cli", "main"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lifecycle.machines import capture, coupon, dispute, onboarding, order
+from lifecycle.machines import capture, coupon, dispute, onboarding, order, points
 from lifecycle.machines.definition import MachineDefinition
 from lifecycle.machines.versions import Machines
 
@@ -11,6 +11,7 @@ DEFINITIONS: dict[str, MachineDefinition] = {
     for d in (onboarding.DEFINITION, order.DEFINITION, dispute.DEFINITION, coupon.COUPON,
               coupon.VOUCHER, capture.DEFINITION)
 }
+DEFINITIONS.update({d.kind: d for d in (points.ACCOUNT, points.EARNING_RECORD)})
 
 #: every version of every shipped machine (one each, so far); `lifecycle.open(machines=...)`
 #: and ``--machines`` add more (SPEC §13)
@@ -18,3 +19,4 @@ MACHINES = Machines(DEFINITIONS.values())
 
 #: other names a person may use for a kind (``lifecycle graph onboarding``)
 ALIASES = {"onboarding": "seller"}
+ALIASES["points"] = points.KIND
