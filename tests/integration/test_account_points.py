@@ -10,6 +10,7 @@ the hook's caller will, and pay real orders through it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import threading
@@ -17,11 +18,13 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import delete, insert
 
 import lifecycle
+import lifecycle.service
 from lifecycle import Actor
 from lifecycle.cli import cli
 from lifecycle.machines import order, points
@@ -405,3 +408,32 @@ def test_two_concurrent_redemptions_beyond_the_balance_let_exactly_one_through(
     assert balance(pg_engine) == 50
     assert pg_engine.get(KIND, "s-1").data["balance"] == 50
     assert problems(pg_engine) == []
+
+
+# --- HTTP: the generic routes serve the kind ----------------------------------------------
+
+
+def test_the_generic_http_routes_serve_points_to_the_seller_and_operators_only(
+        account: lifecycle.Aggregate, engine: lifecycle.Engine) -> None:
+    app = lifecycle.service.create_app(engine)
+    tokens = {who: engine.create_key(role, actor_id=id)[1]
+              for who, role, id in (("owner", "seller", "s-1"), ("other", "seller", "s-2"),
+                                    ("operator", "operator", "op-1"))}
+
+    async def call(method: str, path: str, who: str, body: Any = None) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://test") as client:
+            return await client.request(method, path, json=body,
+                                        headers={"Authorization": f"Bearer {tokens[who]}"})
+
+    redeemed = asyncio.run(call("POST", "/v1/points_accounts/s-1/redeem", "owner",
+                                {"item": "quotation_rights"}))
+    assert redeemed.status_code == 200, redeemed.text
+    assert redeemed.json()["data"]["balance"] == 200
+    over = asyncio.run(call("POST", "/v1/points_accounts/s-1/redeem", "owner",
+                            {"item": "business_opportunity_package"}))
+    assert over.status_code == 422, over.text
+    assert "points.balance_covers_redemption" in over.text
+    ledger_read = asyncio.run(call("GET", "/v1/points_accounts/s-1/ledger", "operator"))
+    assert ledger_read.status_code == 200
+    assert asyncio.run(call("GET", "/v1/points_accounts/s-1", "other")).status_code == 404
