@@ -68,11 +68,11 @@ class Policy:
     )
     # The points centre (SPEC §12): whole points earned per action, and the catalogue's prices
     # in points (lifecycle.machines.points.CATALOGUE names the item each price is of).
-    points_per_paid_order: int = 10
-    points_per_quotation_answered: int = 5
-    points_price_business_opportunity_package: int = 500
-    points_price_pay_per_click_credit: int = 200
-    points_price_quotation_rights: int = 100
+    points_per_paid_order: int = 10  # an order paid through the protected payment
+    points_per_quotation: int = 5  # a quotation answered to a buyer's request
+    points_price_opportunities: int = 500  # a business-opportunity package
+    points_price_click_credit: int = 200  # pay-per-click credit
+    points_price_quote_rights: int = 100  # quotation rights
     # Retention (SPEC §2): the timer worker prunes idempotency records and published outbox
     # rows older than these.
     idempotency_retention: timedelta = timedelta(days=30)
@@ -206,10 +206,10 @@ UNITS = {
     "coupon_max_products": "products",
     "coupon_min_denomination": "in the currency named",
     "points_per_paid_order": "points",
-    "points_per_quotation_answered": "points",
-    "points_price_business_opportunity_package": "points",
-    "points_price_pay_per_click_credit": "points",
-    "points_price_quotation_rights": "points",
+    "points_per_quotation": "points",
+    "points_price_opportunities": "points",
+    "points_price_click_credit": "points",
+    "points_price_quote_rights": "points",
 }
 
 

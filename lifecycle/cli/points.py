@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 import lifecycle
-from lifecycle import Actor, PointsStatement
+from lifecycle import PointsStatement
 from lifecycle.cli import output
 from lifecycle.cli.actions import (
     NOTE,
@@ -143,8 +143,7 @@ def show_command() -> click.Command:
     def show(session: Session, seller: str, actor: str | None, as_json: bool) -> None:
         """The balance of seller SELLER's points, and every earning, redemption, correction
         and penalty record with the balance after it."""
-        who = resolve_actor(actor, ("seller", "operator"), what="points show") if actor \
-            else Actor("operator", _operator())
+        who = resolve_actor(actor, ("seller", "operator"), what="points show")
         shown = session.engine.points(seller, who)
         if as_json:
             output.echo_json(statement_json(shown))
@@ -152,10 +151,6 @@ def show_command() -> click.Command:
             output.echo(statement_text(shown))
 
     return show
-
-
-def _operator() -> str:
-    return resolve_actor(None, ("operator",), what="points show").id
 
 
 def catalogue_command() -> click.Command:

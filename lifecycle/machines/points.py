@@ -56,11 +56,11 @@ SELLER, OPERATOR, SYSTEM = frozenset({"seller"}), frozenset({"operator"}), froze
 
 #: the actions that earn points, each with the policy value of the points it earns
 EARNED_BY = {"order_paid": "points_per_paid_order",
-             "quotation_answered": "points_per_quotation_answered"}
+             "quotation_answered": "points_per_quotation"}
 #: the catalogue (SPEC §12): each item with the policy value of its price in points
-CATALOGUE = {"business_opportunity_package": "points_price_business_opportunity_package",
-             "pay_per_click_credit": "points_price_pay_per_click_credit",
-             "quotation_rights": "points_price_quotation_rights"}
+CATALOGUE = {"business_opportunity_package": "points_price_opportunities",
+             "pay_per_click_credit": "points_price_click_credit",
+             "quotation_rights": "points_price_quote_rights"}
 #: the kind of record each trigger leaves on the account
 RECORDS = {"earn": "earning", "redeem": "redemption", "correct": "correction",
            "penalise": "penalty"}
@@ -280,9 +280,11 @@ EARN_SENDS = ((KIND, "open"), (KIND, "earn"))
 def earned_for_order(ctx: Context, seller_id: str, order_id: str) -> list[FollowUp]:
     """The follow-ups that earn a paid order's points for its seller: open the seller's points
     account if there is none, then earn ``order_paid`` for the order. Nothing when the order
-    has earned already or the account is closed: called from the order's pay effect, it must
-    never refuse (a refusal would refuse the payment)."""
+    has earned already, the account is closed or there is no such seller: called from the
+    order's pay effect, it must never refuse (a refusal would refuse the payment)."""
     if ctx.load(EARNING, earning_id("order_paid", order_id)) is not None:
+        return []
+    if ctx.load("seller", seller_id) is None:
         return []
     account = ctx.load(KIND, seller_id)
     if account is not None and account.state != "open":

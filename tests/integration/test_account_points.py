@@ -141,7 +141,7 @@ def test_a_quotation_answered_earns_once_per_reference(account: lifecycle.Aggreg
                                                        engine: lifecycle.Engine) -> None:
     report = {"reason": "quotation_answered", "reference": "rfq-7"}
     earned = engine.fire(KIND, "s-1", "earn", MARKETPLACE, report)
-    assert earned.data["balance"] == 300 + lifecycle.Policy().points_per_quotation_answered
+    assert earned.data["balance"] == 300 + lifecycle.Policy().points_per_quotation
     refused = refused_writing_nothing(engine, lifecycle.GuardFailed,
                                       lambda: engine.fire(KIND, "s-1", "earn", MARKETPLACE, report))
     assert refused.rule == "points.earned_once"
@@ -174,7 +174,7 @@ def test_redeeming_more_than_the_balance_is_refused_and_writes_nothing(
 
 def test_a_redemption_spends_the_items_price_in_the_policy(
         db_url: str, clock: lifecycle.SimulatedClock) -> None:
-    policy = lifecycle.Policy().with_overrides(points_price_pay_per_click_credit=120)
+    policy = lifecycle.Policy().with_overrides(points_price_click_credit=120)
     with lifecycle.open(db_url, clock=clock, policy=policy) as engine:
         seller_in(engine, "active")
         engine.create(KIND, OWNER, {})

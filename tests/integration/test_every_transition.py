@@ -56,6 +56,7 @@ from tests.builders import (
     order_in_dispute,
     order_payload,
     outbox_of,
+    points_in,
     profile,
     rows,
     seller,
@@ -260,6 +261,12 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("coupon", "expire"): sends({}),
     ("voucher", "expire"): sends({}),
     ("unexpected_capture", "refund"): sends({}),
+    ("points_account", "earn"): sends({"reason": "quotation_answered", "reference": "rfq-1"}),
+    ("points_account", "redeem"): sends({"item": "quotation_rights"}),
+    ("points_account", "correct"): sends({"points": 10, "reason": "goodwill"}),
+    ("points_account", "penalise"): sends({"points": 5, "reason": "late answers"}),
+    ("points_account", "close"): sends({"reason": "leaving"}, lambda engine, clock, arrow:
+                                       points_in(engine, arrow.source, balance=0)),
 }
 
 
@@ -402,6 +409,18 @@ def _record_capture(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callabl
             lambda made: made.id)
 
 
+def _open_points(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    active_seller(engine)
+    return Act("points_account", None, "open", seller(), {}), lambda made: made.id
+
+
+def _earn_points(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    points_in(engine, "open")
+    act = Act("points_account", "s-1", "earn", SYSTEM,
+              {"reason": "quotation_answered", "reference": "rfq-1"})
+    return act, lambda account: "quotation_answered:rfq-1"
+
+
 #: per kind: arrange what creating one needs, and return the public act that creates it with
 #: a way to find the created aggregate's id from what the act returned
 CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Aggregate], str]]]] = {
@@ -411,6 +430,8 @@ CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Agg
     "coupon": _create_coupon,
     "voucher": _issue,
     "unexpected_capture": _record_capture,
+    "points_account": _open_points,
+    "points_earning": _earn_points,
 }
 
 
