@@ -78,6 +78,9 @@ if TYPE_CHECKING:
     from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
     from lifecycle.machines.order import trigger_for_scan
     from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+    from lifecycle.machines.points import CATALOGUE as POINTS_CATALOGUE
+    from lifecycle.machines.points import PointsRecord, PointsStatement
+    from lifecycle.machines.points import catalogue as points_catalogue
     from lifecycle.machines.standing import RESTRICTS as STANDING_RESTRICTS
     from lifecycle.machines.standing import order_refusal
     from lifecycle.machines.verify import Finding
@@ -145,6 +148,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "lifecycle.telemetry": ("metrics_exposition", "tracing_enabled"),
     "lifecycle.worker": ("Backoff", "TimerWorker"),
     "lifecycle.machines.standing": ("order_refusal",),
+    "lifecycle.machines.points": ("PointsRecord", "PointsStatement"),
 }
 _RENAMED: dict[str, tuple[str, str]] = {
     "EVENT_SCHEMA_VERSION": ("lifecycle.events", "SCHEMA_VERSION"),
@@ -153,6 +157,8 @@ _RENAMED: dict[str, tuple[str, str]] = {
     "currency_exponent": ("lifecycle.money", "exponent"),
     "STANDING_RESTRICTS": ("lifecycle.machines.standing", "RESTRICTS"),
     "VIOLATION_TYPES": ("lifecycle.machines.violation", "TYPES"),
+    "POINTS_CATALOGUE": ("lifecycle.machines.points", "CATALOGUE"),
+    "points_catalogue": ("lifecycle.machines.points", "catalogue"),
 }
 _WHERE: dict[str, tuple[str, str]] = {
     **{name: (module, name) for module, names in _LAZY.items() for name in names},
@@ -419,6 +425,7 @@ __all__ = [
     "EVENT_SCHEMA_VERSION",
     "MACHINES",
     "NOT_RECEIVED_REASONS",
+    "POINTS_CATALOGUE",
     "RECEIVED_REASONS",
     "ROLES",
     "STANDING_RESTRICTS",
@@ -474,6 +481,8 @@ __all__ = [
     "ParkedDeadline",
     "PaymentDeclined",
     "PaymentGateway",
+    "PointsRecord",
+    "PointsStatement",
     "Policy",
     "PolicyMismatch",
     "PolicyVersion",
@@ -515,6 +524,7 @@ __all__ = [
     "metrics_exposition",
     "open",
     "order_refusal",
+    "points_catalogue",
     "redacted",
     "sandbox_clock",
     "time_left_text",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from lifecycle.errors import ReplayMismatch
 from lifecycle.machines import capture
 from lifecycle.machines.versions import Machines, replay
-from lifecycle.store.audit import HistoryStep, Violation
+from lifecycle.store.audit import HistoryStep, Violation, points_violations
 from lifecycle.store.datastore import Store
 
 
@@ -22,6 +22,7 @@ def check(store: Store, definitions: Machines) -> list[Violation]:
             *records.escrow_left_at(capture.KIND, definitions[capture.KIND].terminal),
             *records.unrefunded_captures(),
             *records.penalty_points_drift(),
+            *points_violations(records),
         ]
         for kind, id, state, version, machine_version, steps in records.histories():
             problem = replay_problem(definitions, kind, state, version, machine_version, steps)

@@ -39,6 +39,7 @@ from lifecycle.ids import identifier
 from lifecycle.ingestion import Headers, Ingestion
 from lifecycle.machine_registry import MachineVersion
 from lifecycle.machines import MACHINES
+from lifecycle.machines import points as points_centre
 from lifecycle.machines.definition import Aggregate, MachineDefinition
 from lifecycle.machines.verify import Finding, verify
 from lifecycle.machines.versions import Machines
@@ -212,6 +213,23 @@ class Engine:
         definition = self.definition(kind)
         with self.store.reading() as records:
             return records.entries(definition.kind, id_of(id))
+
+    def points(self, seller_id: str, actor: Actor) -> points_centre.PointsStatement:
+        """A seller's points account (SPEC §12): its balance and its earning, redemption,
+        correction and penalty records, each with the balance after it. The seller and
+        operators (and the system) read it; anyone else is `Forbidden`."""
+        actor, kind = actor_of(actor), points_centre.KIND
+        if actor.role not in ("operator", "system") and (actor.role, actor.id) != ("seller", seller_id):
+            raise Forbidden(actor.role, actor.id, "read points",
+                            "only the seller and operators read a points account")
+        with self.store.reading() as records:
+            account = records.load(kind, id_of(seller_id))
+            if account is None:
+                raise NotFound(kind, seller_id)
+            steps = [(e.seq, e.trigger, e.payload, e.actor, e.at)
+                     for e in records.history(kind, account.id)]
+            entries = records.entries(kind, account.id)
+        return points_centre.statement(account.id, account.state, steps, entries)
 
     def check(self) -> list[Violation]:
         """Verify the whole database: every history replays to its aggregate's state and

@@ -66,6 +66,13 @@ class Policy:
     coupon_min_denomination: dict[str, Decimal] = field(
         default_factory=lambda: {"USD": Decimal("5")}
     )
+    # The points centre (SPEC §12): whole points earned per action, and the catalogue's prices
+    # in points (lifecycle.machines.points.CATALOGUE names the item each price is of).
+    points_per_paid_order: int = 10  # an order paid through the protected payment
+    points_per_quotation: int = 5  # a quotation answered to a buyer's request
+    points_price_opportunities: int = 500  # a business-opportunity package
+    points_price_click_credit: int = 200  # pay-per-click credit
+    points_price_quote_rights: int = 100  # quotation rights
     # Retention (SPEC §2): the timer worker prunes idempotency records and published outbox
     # rows older than these.
     idempotency_retention: timedelta = timedelta(days=30)
@@ -217,6 +224,11 @@ UNITS = {
         "penalty_store_suspended_at", "violation_points_intellectual_property",
         "violation_points_listing", "violation_points_prohibited_goods",
         "violation_points_fulfilment", "violation_points_fraud"), "penalty points"),
+    "points_per_paid_order": "points",
+    "points_per_quotation": "points",
+    "points_price_opportunities": "points",
+    "points_price_click_credit": "points",
+    "points_price_quote_rights": "points",
 }
 
 

@@ -339,6 +339,13 @@ def aggregate_in(
         return violation_in(engine, clock, state)
     if kind == "standing":
         return standing_in(engine, state)
+    if kind == "points_account":
+        return points_in(engine, state)
+    if kind == "points_earning":
+        points_in(engine, "open")
+        engine.fire("points_account", "s-1", "earn", SYSTEM,
+                    {"reason": "quotation_answered", "reference": "rfq-1"})
+        return engine.get("points_earning", "quotation_answered:rfq-1")
     raise ValueError(f"no builder for {kind}")
 
 
@@ -384,6 +391,20 @@ def standing_in(engine: lifecycle.Engine, state: str, seller_id: str = "s-1") ->
     standing = engine.get("standing", seller_id)
     assert standing.state == state
     return standing
+
+
+def points_in(engine: lifecycle.Engine, state: str, balance: int = 300) -> lifecycle.Aggregate:
+    """Seller s-1's points account (its seller active): ``open`` holding ``balance`` points,
+    or ``closed`` (at zero)."""
+    seller_in(engine, "active")
+    account = engine.create("points_account", seller(), {})
+    if balance and state == "open":
+        account = engine.fire("points_account", "s-1", "correct", OPERATOR,
+                              {"points": balance, "reason": "opening bonus"})
+    if state == "closed":
+        account = engine.fire("points_account", "s-1", "close", OPERATOR, {"reason": "leaving"})
+    assert account.state == state
+    return account
 
 
 GATEWAY_ACTOR = Actor("system", "sandbox")

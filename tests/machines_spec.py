@@ -233,6 +233,33 @@ SPEC = {
         """,
         deadlines=frozenset(),
     ),
+    # SPEC §12 (issue 20): the points centre. The system (the marketplace) or an operator
+    # reports what earns; the seller or an operator redeems; operators correct; a penalty comes
+    # from an operator or the system (a violation); an operator closes an empty account.
+    "points_account": Spec(
+        states=states("open closed"),
+        initial="open",
+        terminal=states("closed"),
+        arrows="""
+            open     | -    | open   | seller, operator, system
+            earn     | open | =      | operator, system
+            redeem   | open | =      | seller, operator
+            correct  | open | =      | operator
+            penalise | open | =      | operator, system
+            close    | open | closed | operator
+        """,
+        deadlines=frozenset(),
+    ),
+    # An action that earned points, held once (its id is the action's reason and reference).
+    "points_earning": Spec(
+        states=states("earned"),
+        initial="earned",
+        terminal=states("earned"),
+        arrows="""
+            record | - | earned | follow-up
+        """,
+        deadlines=frozenset(),
+    ),
 }
 
 #: (trigger, sources, destination or None, roles, internal); sources and roles sorted

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # the seller's account (SPEC §12)
     "violation": ("penalties", "violation"),
     "standing": ("penalties", "standing"),
+    "points": ("points", "points"),
 }
 cli.add_lazy(COMMANDS)
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from lifecycle.machines import capture, coupon, dispute, onboarding, order, standing, violation
+from lifecycle.machines import (
+    capture,
+    coupon,
+    dispute,
+    onboarding,
+    order,
+    points,
+    standing,
+    violation,
+)
 from lifecycle.machines.definition import MachineDefinition
 from lifecycle.machines.versions import Machines
 
@@ -13,6 +22,8 @@ DEFINITIONS: dict[str, MachineDefinition] = {
 }
 # Violations and penalties (SPEC §12)
 DEFINITIONS.update({d.kind: d for d in (violation.DEFINITION, standing.DEFINITION)})
+# The points centre (SPEC §12)
+DEFINITIONS.update({d.kind: d for d in (points.ACCOUNT, points.EARNING_RECORD)})
 
 #: every version of every shipped machine (one each, so far); `lifecycle.open(machines=...)`
 #: and ``--machines`` add more (SPEC §13)
@@ -20,3 +31,4 @@ MACHINES = Machines(DEFINITIONS.values())
 
 #: other names a person may use for a kind (``lifecycle graph onboarding``)
 ALIASES = {"onboarding": "seller"}
+ALIASES["points"] = points.KIND

@@ -194,3 +194,50 @@ def _escrow_left_at(states: int) -> Any:
         .group_by(aggregates.c.id, aggregates.c.state)
         .having(_total != _ZERO)
     )
+
+
+# --- the points centre (SPEC §12) -----------------------------------------------------------
+
+_POINTS_KIND: Any = literal_column("'points_account'")
+_POINTS_UNIT: Any = literal_column("'PTS'")
+
+
+def points_violations(records: AuditQueries) -> Iterator[Violation]:
+    """The points ledger's invariants: no seller's points balance below zero at any point
+    (its entries walked in the order written), and no rewarded action (a paid order, an
+    answered quotation) earned twice. That each points posting balances is
+    `AuditQueries.unbalanced_postings`'s, as for money."""
+    records.cur.execute(records.variant(("points", "negative"), _negative_points))
+    for id, lowest in records.cur.fetchall():
+        yield Violation("points_account", id, "points.never_negative",
+                        f"the points balance fell to {lowest}")
+    earned: dict[tuple[str, str], str] = {}
+    for id, seq, payload in records.stream(records.variant(("points", "earnings"), _earnings)):
+        body = records.loads(payload)
+        action = (str(body.get("reason")), str(body.get("reference")))
+        if action in earned:
+            yield Violation("points_account", id, "points.earned_once",
+                            f"{action[0]} {action[1]} earned again at seq {seq} (first on "
+                            f"points account {earned[action]})")
+        else:
+            earned[action] = id
+
+
+def _negative_points() -> Any:
+    running = func.sum(ledger.c.amount_minor).over(
+        partition_by=ledger.c.aggregate_id, order_by=ledger.c.id)
+    walk = (select(ledger.c.aggregate_id, running.label("balance"))
+            .where(ledger.c.kind == _POINTS_KIND, ledger.c.currency == _POINTS_UNIT,
+                   ledger.c.account == literal_column("'points'"))
+            .subquery())
+    return (select(walk.c.aggregate_id, func.min(walk.c.balance))
+            .where(walk.c.balance < _ZERO)
+            .group_by(walk.c.aggregate_id)
+            .order_by(walk.c.aggregate_id))
+
+
+def _earnings() -> Any:
+    return (select(history.c.aggregate_id, history.c.seq, history.c.payload)
+            .where(history.c.kind == _POINTS_KIND,
+                   history.c.trigger == literal_column("'earn'"))
+            .order_by(history.c.at, history.c.aggregate_id, history.c.seq))

@@ -9,8 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, insert, select
 
-from lifecycle.ledger import Posting
-from lifecycle.money import from_minor, to_minor
+from lifecycle.ledger import Posting, from_units, to_units
 from lifecycle.store.repository import values_of
 from lifecycle.store.statements import Statement, Statements
 from lifecycle.store.tables import ledger
@@ -30,7 +29,7 @@ class LedgerRecords(Statements):
         self.cur.executemany(self.POST, [
             {
                 "kind": kind, "aggregate_id": id, "seq": seq, "posting": posting.kind,
-                "account": account, "amount_minor": to_minor(amount, posting.currency),
+                "account": account, "amount_minor": to_units(amount, posting.currency),
                 "currency": posting.currency, "at": at,
             }
             for account, amount in posting.entries
@@ -46,7 +45,7 @@ class LedgerRecords(Statements):
         for currency, account, amount_minor in self.cur.fetchall():
             minor[currency][account] += amount_minor
         return {
-            currency: {account: from_minor(units, currency) for account, units in accounts.items()}
+            currency: {account: from_units(units, currency) for account, units in accounts.items()}
             for currency, accounts in minor.items()
         }
 
@@ -57,5 +56,5 @@ class LedgerRecords(Statements):
     def entries(self, kind: str, id: str) -> list[tuple[int, str, str, Decimal, str]]:
         """(seq, posting, account, amount, currency) in the order they were written."""
         self.cur.execute(self.ENTRIES, {"kind": kind, "id": id})
-        return [(seq, posting, account, from_minor(amount_minor, currency), currency)
+        return [(seq, posting, account, from_units(amount_minor, currency), currency)
                 for seq, posting, account, amount_minor, currency in self.cur.fetchall()]

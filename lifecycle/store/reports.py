@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, Select, func, select
 
-from lifecycle.money import from_minor
+from lifecycle.ledger import from_units
 from lifecycle.store.deadlines import FAILED, PENDING
 from lifecycle.store.tables import aggregates, deadlines, history, ledger, outbox
 
@@ -133,7 +133,7 @@ def ledger_sums(conn: Connection, kinds: Iterable[str], prefix: str) -> list[Led
     rows = conn.execute(_of(query, entry.aggregate_id, prefix)
                         .group_by(entry.kind, entry.posting, entry.account, entry.currency, above))
     return [LedgerSum(kind, posting, account, currency, bool(positive),
-                      from_minor(int(total), currency))
+                      from_units(int(total), currency))
             for kind, posting, account, currency, positive, total in rows]
 
 

@@ -57,6 +57,7 @@ from tests.builders import (
     order_in_dispute,
     order_payload,
     outbox_of,
+    points_in,
     profile,
     rows,
     seller,
@@ -269,6 +270,12 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("violation", "overturn"): sends({"reason": "recorded by mistake"}),
     ("violation", "expire"): sends({}),
     ("standing", "close"): sends({}, lambda engine, clock, arrow: closable_standing(engine, clock)),
+    ("points_account", "earn"): sends({"reason": "quotation_answered", "reference": "rfq-1"}),
+    ("points_account", "redeem"): sends({"item": "quotation_rights"}),
+    ("points_account", "correct"): sends({"points": 10, "reason": "goodwill"}),
+    ("points_account", "penalise"): sends({"points": 5, "reason": "late answers"}),
+    ("points_account", "close"): sends({"reason": "leaving"}, lambda engine, clock, arrow:
+                                       points_in(engine, arrow.source, balance=0)),
 }
 
 
@@ -472,6 +479,17 @@ def _first_violation(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callab
 #: kinds whose public cause creates another aggregate with them: a store's first violation
 #: opens its standing
 CREATED_WITH = {"standing": 1}
+def _open_points(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    active_seller(engine)
+    return Act("points_account", None, "open", seller(), {}), lambda made: made.id
+
+
+def _earn_points(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    points_in(engine, "open")
+    act = Act("points_account", "s-1", "earn", SYSTEM,
+              {"reason": "quotation_answered", "reference": "rfq-1"})
+    return act, lambda account: "quotation_answered:rfq-1"
+
 
 #: per kind: arrange what creating one needs, and return the public act that creates it with
 #: a way to find the created aggregate's id from what the act returned
@@ -484,6 +502,8 @@ CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Agg
     "unexpected_capture": _record_capture,
     "violation": _record_violation,
     "standing": _first_violation,
+    "points_account": _open_points,
+    "points_earning": _earn_points,
 }
 
 

@@ -111,7 +111,10 @@ def expected_arrows(kind: str) -> list[tuple[str, str, str, str]]:
 
 
 def test_every_machine_of_the_spec_but_the_unexpected_capture_has_a_diagram() -> None:
-    assert set(NAMES.values()) == set(SPEC) - {"unexpected_capture"}
+    # The points centre (issue 20) is drawn by `lifecycle graph points`; its README section
+    # comes when the seller's account lands whole.
+    assert set(NAMES.values()) == set(SPEC) - {"unexpected_capture", "points_account",
+                                               "points_earning"}
 
 
 @pytest.mark.parametrize("fmt", ["mermaid", "dot"])
