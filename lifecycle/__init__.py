@@ -71,6 +71,7 @@ from lifecycle.machine_registry import MachineVersion
 from lifecycle.machines import ALIASES, DEFINITIONS, MACHINES
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
+from lifecycle.machines.message import OrderMessage, Unread
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
 from lifecycle.machines.verify import Finding
@@ -351,6 +352,7 @@ __all__ = [
     "NotASandbox",
     "NotFound",
     "NotOurDatabase",
+    "OrderMessage",
     "ParkedDeadline",
     "PaymentDeclined",
     "PaymentGateway",
@@ -379,6 +381,7 @@ __all__ = [
     "UnknownKind",
     "UnknownMachineVersion",
     "UnknownPolicyValues",
+    "Unread",
     "Violation",
     "__version__",
     "advance_clock",

@@ -70,6 +70,11 @@ class Policy:
     # rows older than these.
     idempotency_retention: timedelta = timedelta(days=30)
     outbox_retention: timedelta = timedelta(days=7)
+    # Order messages (SPEC §12, issue #20): a message's length, the labels one side puts on
+    # one message, and how long after an order ends its parties may still write on it.
+    message_text_max: int = 2000
+    message_labels_max: int = 20
+    message_after_end: timedelta = timedelta(days=30)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -198,6 +203,8 @@ UNITS = {
     "coupon_max_copies": "copies per issue",
     "coupon_max_products": "products",
     "coupon_min_denomination": "in the currency named",
+    "message_text_max": "characters",
+    "message_labels_max": "labels per side, per message",
 }
 
 

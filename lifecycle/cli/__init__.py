@@ -16,6 +16,7 @@ from lifecycle.cli import (
     graph,
     helptext,
     keys,
+    message,
     order,
     policy,
     relay,
@@ -32,6 +33,7 @@ for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, gra
                  carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events,
                  *versions.COMMANDS):
     cli.add_command(_command)
+cli.add_command(message.message)  # issue #20: order messages
 helptext.complete(cli)  # group listings give each command a whole sentence, never cut short
 
 __all__ = ["cli", "main"]

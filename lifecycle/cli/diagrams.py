@@ -29,6 +29,7 @@ TITLES = {
     "dispute": "Dispute (SPEC §5), kind `dispute`",
     "coupon": "Merchant coupon (SPEC §6), kind `coupon`",
     "voucher": "Buyer's voucher, one claimed copy of a coupon (SPEC §4), kind `voucher`",
+    "message": "Order message between an order's buyer and seller (SPEC §12), kind `message`",
 }
 #: each machine's name, and its kind (``lifecycle.definition`` knows the names that differ)
 MACHINES = {name: lifecycle.definition(name).kind for name in TITLES}

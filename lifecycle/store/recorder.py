@@ -37,6 +37,7 @@ from lifecycle.store.deadlines import DeadlineRecords
 from lifecycle.store.keys import KeyRecords
 from lifecycle.store.ledger import LedgerRecords
 from lifecycle.store.machine_versions import MachineVersionRecords
+from lifecycle.store.messages import MessageRecords
 from lifecycle.store.outbox import OutboxRecords
 from lifecycle.store.policies import PolicyRecords
 from lifecycle.store.repository import AggregateRecords
@@ -51,7 +52,7 @@ COMPILED_CORE_SHAPES = 256
 
 
 class Recorder(AggregateRecords, DeadlineRecords, LedgerRecords, PolicyRecords, RetentionRecords,
-               AuditQueries, KeyRecords, OutboxRecords, MachineVersionRecords):
+               AuditQueries, KeyRecords, OutboxRecords, MachineVersionRecords, MessageRecords):
     """One connection's transaction, its savepoints, and every statement the engine runs.
 
     A trigger is one transaction: `Store.transaction` begins it on the thread's writing
