@@ -6,14 +6,21 @@ One test per rule; every refusal writes nothing."""
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from starlette.exceptions import StarletteDeprecationWarning
 
 import lifecycle
 from lifecycle.cli import cli
+from lifecycle.service import create_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)  # as tests/console does
+    from fastapi.testclient import TestClient
 from tests.builders import buyer, order_in, order_in_dispute, rows, seller
 
 OPERATOR = lifecycle.Actor("operator", "ops")
@@ -375,6 +382,37 @@ def test_graph_draws_the_message_machine() -> None:
 
     assert result.exit_code == 0
     assert "unread --> read: read (buyer, seller)" in result.output
+
+
+# --- HTTP: the generic routes send and label; the reads have routes of their own ---------------
+
+
+def test_the_http_api_sends_reads_counts_and_searches(engine: lifecycle.Engine,
+                                                       order: lifecycle.Aggregate) -> None:
+    def key(role: str, id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {engine.create_key(role, actor_id=id)[1]}"}
+
+    b, s, stranger, ops = key("buyer", "b-1"), key("seller", "s-1"), key("buyer", "b-2"), key(
+        "operator", "ops")
+    with TestClient(create_app(engine)) as http:
+        sent = http.post("/v1/messages", json={"order": order.id, "text": "hi"}, headers=b)
+        assert sent.status_code == 201, sent.text
+        id = sent.json()["id"]
+        assert http.get("/v1/mailbox/unread", headers=s).json() == {"total": 1,
+                                                                   "by_order": {order.id: 1}}
+        assert http.post(f"/v1/messages/{id}/label", json={"label": "refund"},
+                         headers=s).status_code == 200
+        found = http.get("/v1/mailbox/search", params={"label": "refund"}, headers=s).json()
+        assert [(m["id"], m["labels"]) for m in found["items"]] == [(id, ["refund"])]
+        read = http.post(f"/v1/orders/{order.id}/messages/read", headers=s).json()
+        assert [m["unread"] for m in read["items"]] == [False]
+        assert [m["text"] for m in http.get(f"/v1/orders/{order.id}/messages",
+                                            headers=ops).json()["items"]] == ["hi"]
+        assert http.get(f"/v1/orders/{order.id}/messages", headers=stranger).status_code == 404
+        assert http.post("/v1/messages", json={"order": order.id, "text": "hi"},
+                         headers=stranger).status_code == 403
+        assert http.get("/v1/mailbox/search", params={"label": "a b"},
+                        headers=s).status_code == 422
 
 
 # --- PostgreSQL: the lookup reads -------------------------------------------------------------
