@@ -335,7 +335,32 @@ def aggregate_in(
         return voucher_in(engine, clock, state)
     if kind == "unexpected_capture":
         return unexpected_capture_in(engine, state)
+    if kind == "message":
+        return message_in(engine, clock, state)
     raise ValueError(f"no builder for {kind}")
+
+
+def message_in(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str, *,
+               sender: str = "buyer") -> lifecycle.Aggregate:
+    """A message on a paid order of b-1 and s-1, from ``sender`` to the other side, walked to
+    ``state`` (read by its recipient, or removed by an operator). Each side holds the label
+    ``kept`` and the mark ``flagged`` on it (what an unlabel and an unmark take off)."""
+    order = order_in(engine, clock, "paid")
+    who = buyer() if sender == "buyer" else seller()
+    message = engine.send_message(order.id, who, "is it shipped yet?")
+    for side in (buyer(), seller()):
+        engine.fire("message", message.id, "label", side, {"label": "kept"})
+        message = engine.fire("message", message.id, "mark", side, {"mark": "flagged"})
+    recipient = seller() if sender == "buyer" else buyer()
+    paths: dict[str, list[tuple[str, Actor, dict[str, Any]]]] = {
+        "unread": [],
+        "read": [("read", recipient, {})],
+        "removed": [("remove", OPERATOR, {"reason": "personal data"})],
+    }
+    for trigger, actor, payload in paths[state]:
+        message = engine.fire("message", message.id, trigger, actor, payload)
+    assert message.state == state
+    return message
 
 
 GATEWAY_ACTOR = Actor("system", "sandbox")

@@ -21,7 +21,6 @@ from lifecycle.cli.actions import (
     offers,
     report,
 )
-from lifecycle.cli.message import with_messages
 from lifecycle.cli.options import either
 from lifecycle.cli.output import moved
 from lifecycle.cli.reading import View, field, reading_commands
@@ -160,4 +159,4 @@ dispute.add_command(open_command())
 for _action in ACTIONS:
     dispute.add_command(action_command(_action))
 for _command in reading_commands(VIEW):
-    dispute.add_command(with_messages(VIEW, _command) if _command.name == "show" else _command)
+    dispute.add_command(_command)

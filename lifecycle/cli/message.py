@@ -4,16 +4,15 @@ label and mark their messages, count the unread ones and search by label (SPEC Â
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import click
 
-import lifecycle
-from lifecycle import Actor, OrderMessage
+from lifecycle import Actor
 from lifecycle.cli import output
 from lifecycle.cli.actions import Action, Field, action_command, actor_for, fire, offers, report
+from lifecycle.cli.conversation import message_json, messages_table
 from lifecycle.cli.options import json_option, key_option, operator_actor, resolve_actor
-from lifecycle.cli.reading import View, field, history_command, show_command, show_json, show_text
+from lifecycle.cli.reading import View, field, history_command, show_command
 from lifecycle.cli.session import Noun, Session, pass_session
 
 PARTIES = ("buyer", "seller")
@@ -39,28 +38,6 @@ VIEW = View(
     ),
     columns=(),
 )
-
-
-def message_json(message: OrderMessage) -> dict[str, Any]:
-    """One message as ``message list`` and ``message search`` print it (docs/cli.md)."""
-    return {
-        "id": message.id, "order": message.order, "sender": message.sender,
-        "side": message.side, "text": message.text, "state": message.state,
-        "sent_at": message.sent_at.isoformat(),
-        "read_at": message.read_at.isoformat() if message.read_at else None,
-        "unread": message.unread, "labels": list(message.labels), "marks": list(message.marks),
-        "version": message.version,
-    }
-
-
-def messages_table(messages: Sequence[OrderMessage]) -> str:
-    if not messages:
-        return "(no messages)"
-    rows = [(m.id, output.stamp(m.sent_at.isoformat()), m.sender,
-             "unread" if m.unread else m.state, ",".join((*m.marks, *m.labels)) or "-",
-             output.short(m.text if m.text is not None else "(removed by an operator)", 60))
-            for m in messages]
-    return output.table(["id", "sent", "from", "state", "marks/labels", "text"], rows)
 
 
 def party(text: str | None, what: str) -> Actor:
@@ -104,7 +81,7 @@ def list_messages(session: Session, order: str, actor: str | None, as_json: bool
     if as_json:
         output.echo_json({"order": order, "items": [message_json(m) for m in found]})
     else:
-        output.echo(messages_table(found))
+        output.echo(messages_table([message_json(m) for m in found]))
 
 
 @message.command("read")
@@ -123,7 +100,8 @@ def read(session: Session, order: str, actor: str | None, as_json: bool) -> None
         output.echo_json({"order": order, "marked_read": before,
                           "items": [message_json(m) for m in found]})
     else:
-        output.echo(f"{before} message(s) marked read\n{messages_table(found)}")
+        output.echo(f"{before} message(s) marked read\n"
+                    f"{messages_table([message_json(m) for m in found])}")
 
 
 offers("message", "read", "message read ORDER")
@@ -200,7 +178,7 @@ def search(session: Session, label: str | None, mark: str | None, actor: str | N
     if as_json:
         output.echo_json({"label": label, "mark": mark, "items": [message_json(m) for m in found]})
     else:
-        output.echo(messages_table(found))
+        output.echo(messages_table([message_json(m) for m in found]))
 
 
 message.add_command(action_command(Action(
@@ -211,31 +189,3 @@ message.add_command(action_command(Action(
 message.add_command(show_command(VIEW))
 message.add_command(history_command(VIEW))
 
-
-# --- a dispute's page shows its order's messages (they are part of the order's record) --------
-
-
-def with_messages(view: View, command: click.Command) -> click.Command:
-    """``dispute show``: the reading command ``command`` of a dispute, with the messages of
-    its order after the rest (``messages`` in --json; null when --as may not read them)."""
-
-    def show(session: Session, id: str, actor: str | None, last: int, as_json: bool) -> None:
-        engine, reader = session.engine, operator_actor(actor)
-        shown = show_json(engine, view, id, reader, last)
-        try:
-            found: list[OrderMessage] | None = engine.dispute_messages(id, reader)
-        except lifecycle.Forbidden:
-            found = None
-        shown["messages"] = [message_json(m) for m in found] if found is not None else None
-        if as_json:
-            output.echo_json(shown)
-            return
-        text = show_text(view, shown)
-        if found:
-            text += f"\nmessages of order {shown['data']['order']}\n"
-            text += "\n".join(output.indented(messages_table(found)))
-        output.echo(text)
-
-    command.callback = pass_session(show)
-    command.help = (command.help or "") + " Then the messages of its order, oldest first."
-    return command

@@ -35,7 +35,7 @@ from lifecycle.machines.definition import (
     MachineDefinition,
     Transition,
 )
-from lifecycle.machines.payloads import Code, Empty, Payload, Reason, iso
+from lifecycle.machines.payloads import Code, Payload, Reason, iso
 from lifecycle.policy import in_words
 
 PARTIES = frozenset({"buyer", "seller"})
@@ -251,7 +251,7 @@ DEFINITION = MachineDefinition(
     transitions=(
         Transition("send", (), "unread", PARTIES, Send, (ORDER_EXISTS, TEXT_MAX, ORDER_WINDOW),
                    _send),
-        Transition("read", ("unread",), "read", PARTIES, Empty, (RECIPIENT_READS,), _read),
+        Transition("read", ("unread",), "read", PARTIES, None, (RECIPIENT_READS,), _read),
         Transition("label", LIVE, None, PARTIES, Label, (LABEL_NEW, LABELS_MAX), _label),
         Transition("unlabel", LIVE, None, PARTIES, Label, (LABEL_HELD,), _unlabel),
         Transition("mark", LIVE, None, PARTIES, Mark, (MARK_NEW,), _mark),
