@@ -33,7 +33,14 @@ from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters
 from lifecycle.api_keys import ApiKey, ApiKeys
 from lifecycle.clock import Clock
-from lifecycle.errors import Forbidden, InvalidPayload, NotFound, ReplayMismatch
+from lifecycle.errors import (
+    Conflict,
+    Forbidden,
+    InvalidPayload,
+    InvalidTransition,
+    NotFound,
+    ReplayMismatch,
+)
 from lifecycle.events import Event
 from lifecycle.ids import identifier
 from lifecycle.ingestion import Headers, Ingestion
@@ -440,7 +447,10 @@ class Engine:
         unread = [m for m in self.messages(order_id, reader) if m.unread]
         with self.batch():
             for found in unread:
-                self.fire(message.DEFINITION.kind, found.id, "read", reader)
+                try:
+                    self.fire(message.DEFINITION.kind, found.id, "read", reader)
+                except (Conflict, InvalidTransition):
+                    continue  # read meanwhile by another process of the same side: done
         return self.messages(order_id, reader)
 
     def unread(self, reader: Actor) -> Unread:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -430,3 +431,20 @@ def test_postgres_finds_an_orders_messages_unread_and_labelled(
     assert [m.id for m in pg_engine.search_messages(seller(), label="refund")] == [first.id]
     pg_engine.read_messages(order.id, seller())
     assert pg_engine.unread(seller()).total == 0
+
+
+def test_postgres_two_processes_reading_at_once_read_each_message_once(
+        pg_engine: lifecycle.Engine, pg_url: str, clock: lifecycle.SimulatedClock) -> None:
+    order = order_in(pg_engine, clock, "paid")
+    sent = [send(pg_engine, order, buyer(), f"message {n}") for n in range(20)]
+    other = lifecycle.open(pg_url, clock=clock)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            done = list(pool.map(lambda e: e.read_messages(order.id, seller()), (pg_engine, other)))
+    finally:
+        other.close()
+
+    assert all(not m.unread for seen in done for m in seen)
+    for message in sent:
+        assert [e.trigger for e in pg_engine.history("message", message.id)] == ["send", "read"]
+    assert pg_engine.check() == []
