@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     from lifecycle.machines import ALIASES, DEFINITIONS, MACHINES
     from lifecycle.machines.coupon import voucher_id
     from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
+    from lifecycle.machines.message import OrderMessage, Unread
     from lifecycle.machines.order import trigger_for_scan
     from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
     from lifecycle.machines.points import CATALOGUE as POINTS_CATALOGUE
@@ -149,6 +150,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "lifecycle.worker": ("Backoff", "TimerWorker"),
     "lifecycle.machines.standing": ("order_refusal",),
     "lifecycle.machines.points": ("PointsRecord", "PointsStatement"),
+    "lifecycle.machines.message": ("OrderMessage", "Unread"),
 }
 _RENAMED: dict[str, tuple[str, str]] = {
     "EVENT_SCHEMA_VERSION": ("lifecycle.events", "SCHEMA_VERSION"),
@@ -478,6 +480,7 @@ __all__ = [
     "NotASandbox",
     "NotFound",
     "NotOurDatabase",
+    "OrderMessage",
     "ParkedDeadline",
     "PaymentDeclined",
     "PaymentGateway",
@@ -508,6 +511,7 @@ __all__ = [
     "UnknownKind",
     "UnknownMachineVersion",
     "UnknownPolicyValues",
+    "Unread",
     "Violation",
     "__version__",
     "advance_clock",

@@ -33,14 +33,22 @@ from lifecycle.actor import Actor
 from lifecycle.adapter_calls import Adapters
 from lifecycle.api_keys import ApiKey, ApiKeys
 from lifecycle.clock import Clock
-from lifecycle.errors import Forbidden, InvalidPayload, NotFound, ReplayMismatch
+from lifecycle.errors import (
+    Conflict,
+    Forbidden,
+    InvalidPayload,
+    InvalidTransition,
+    NotFound,
+    ReplayMismatch,
+)
 from lifecycle.events import Event
 from lifecycle.ids import identifier
 from lifecycle.ingestion import Headers, Ingestion
 from lifecycle.machine_registry import MachineVersion
-from lifecycle.machines import MACHINES
+from lifecycle.machines import MACHINES, message
 from lifecycle.machines import points as points_centre
 from lifecycle.machines.definition import Aggregate, MachineDefinition
+from lifecycle.machines.message import OrderMessage, Unread
 from lifecycle.machines.verify import Finding, verify
 from lifecycle.machines.versions import Machines
 from lifecycle.machines.violation import KIND as VIOLATION
@@ -426,6 +434,87 @@ class Engine:
         """Poll the order's carrier and apply every event not yet seen."""
         return self._ingestion.track(order_id)
 
+    # --- order messages (issue #20, SPEC §12; the machine is `lifecycle.machines.message`) --
+
+    def send_message(self, order_id: str, sender: Actor, text: str, *,
+                     idempotency_key: str | None = None) -> Aggregate:
+        """The order's buyer or seller writes to the other side: a ``message`` created by
+        ``send``. A stranger is `Forbidden`, an unknown order or a text past
+        ``policy.message_text_max`` a `GuardFailed`; nothing is written then."""
+        return self.create("message", sender, {"order": order_id, "text": text},
+                           idempotency_key=idempotency_key)
+
+    def messages(self, order_id: str, reader: Actor) -> list[OrderMessage]:
+        """An order's messages, oldest first, as ``reader`` sees them (`OrderMessage`): the
+        order's buyer or seller, with their own side's labels and marks, or an operator
+        (every message; no side's labels). Anyone else is `Forbidden`. Reads no history."""
+        reader = actor_of(reader)
+        order = self.get("order", order_id)
+        if not self.definition("order").owns(reader, order.id, order.data):
+            raise Forbidden(reader.role, reader.id, "read messages",
+                            f"order {order.id} is not theirs")
+        with self.store.reading() as records:
+            found = records.indexed(message.BY_ORDER, order.id, message.DEFINITION.kind)
+        return [message.seen_by(m, reader) for m in found]
+
+    def dispute_messages(self, dispute_id: str, reader: Actor) -> list[OrderMessage]:
+        """The messages of a dispute's order, as `messages` gives them: what an operator
+        reads beside the dispute (its buyer and seller may too; anyone else is `Forbidden`)."""
+        reader = actor_of(reader)
+        dispute = self.get("dispute", dispute_id)
+        if not self.definition("dispute").owns(reader, dispute.id, dispute.data):
+            raise Forbidden(reader.role, reader.id, "read messages",
+                            f"dispute {dispute.id} is not theirs")
+        return self.messages(dispute.data["order"], reader)
+
+    def read_messages(self, order_id: str, reader: Actor) -> list[OrderMessage]:
+        """Read an order's messages as its buyer or seller: each one addressed to the
+        reader's side and still unread is marked read (its ``read``, all in one transaction),
+        then the messages are returned as `messages` returns them."""
+        reader = actor_of(reader)
+        _side_of(reader, "read messages")
+        unread = [m for m in self.messages(order_id, reader) if m.unread]
+        with self.batch():
+            for found in unread:
+                try:
+                    self.fire(message.DEFINITION.kind, found.id, "read", reader)
+                except (Conflict, InvalidTransition):
+                    continue  # read meanwhile by another process of the same side: done
+        return self.messages(order_id, reader)
+
+    def unread(self, reader: Actor) -> Unread:
+        """The messages the other side sent ``reader``'s side (a buyer, or a seller's store)
+        that it has not read, in all and by order: one read of the unread rows only."""
+        reader = actor_of(reader)
+        side = _side_of(reader, "count unread messages")
+        with self.store.reading() as records:
+            found = records.indexed(message.INBOX, f"{side}:{reader.id}",
+                                    message.DEFINITION.kind, state="unread")
+        by_order: dict[str, int] = {}
+        for m in found:
+            by_order[m.data["order"]] = by_order.get(m.data["order"], 0) + 1
+        return Unread(len(found), by_order)
+
+    def search_messages(self, reader: Actor, *, label: str | None = None,
+                        mark: str | None = None) -> list[OrderMessage]:
+        """Every message, across ``reader``'s orders, that their side labelled ``label``
+        (and marked ``mark``, when given; or only marked, without a label), oldest first.
+        A malformed label or mark is `InvalidPayload` naming it."""
+        reader = actor_of(reader)
+        side = _side_of(reader, "search messages")
+        if label is None and mark is None:
+            raise InvalidPayload("label", "search by a label, a mark or both")
+        label = message.label_name(label) if label is not None else None
+        mark = message.mark_name(mark) if mark is not None else None
+        lookup, value = ((message.LABELLED, label) if label is not None
+                         else (message.MARKED, mark))
+        assert value is not None
+        with self.store.reading() as records:
+            found = records.indexed(lookup, message.side_key(side, reader.id, value),
+                                    message.DEFINITION.kind)
+        return [message.seen_by(m, reader) for m in found
+                if message.labelled(m, side, label, mark)]
+
     # --- wiring -------------------------------------------------------------------------
 
     # --- bulk reads for reports ---
@@ -583,3 +672,10 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _side_of(reader: Actor, what: str) -> str:
+    """The side of the order messages ``reader`` acts for; operators and the system have none."""
+    if reader.role not in message.PARTIES:
+        raise Forbidden(reader.role, reader.id, what, "only an order's buyer or seller has messages")
+    return reader.role

@@ -91,6 +91,11 @@ class Policy:
     violation_points_prohibited_goods: int = 12
     violation_points_fulfilment: int = 2
     violation_points_fraud: int = 24
+    # Order messages (SPEC §12, issue #20): a message's length, the labels one side puts on
+    # one message, and how long after an order ends its parties may still write on it.
+    message_text_max: int = 2000
+    message_labels_max: int = 20
+    message_after_end: timedelta = timedelta(days=30)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -229,6 +234,8 @@ UNITS = {
     "points_price_opportunities": "points",
     "points_price_click_credit": "points",
     "points_price_quote_rights": "points",
+    "message_text_max": "characters",
+    "message_labels_max": "labels per side, per message",
 }
 
 

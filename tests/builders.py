@@ -346,6 +346,8 @@ def aggregate_in(
         engine.fire("points_account", "s-1", "earn", SYSTEM,
                     {"reason": "quotation_answered", "reference": "rfq-1"})
         return engine.get("points_earning", "quotation_answered:rfq-1")
+    if kind == "message":
+        return message_in(engine, clock, state)
     raise ValueError(f"no builder for {kind}")
 
 
@@ -405,6 +407,29 @@ def points_in(engine: lifecycle.Engine, state: str, balance: int = 300) -> lifec
         account = engine.fire("points_account", "s-1", "close", OPERATOR, {"reason": "leaving"})
     assert account.state == state
     return account
+
+
+def message_in(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str, *,
+               sender: str = "buyer") -> lifecycle.Aggregate:
+    """A message on a paid order of b-1 and s-1, from ``sender`` to the other side, walked to
+    ``state`` (read by its recipient, or removed by an operator). Each side holds the label
+    ``kept`` and the mark ``flagged`` on it (what an unlabel and an unmark take off)."""
+    order = order_in(engine, clock, "paid")
+    who = buyer() if sender == "buyer" else seller()
+    message = engine.send_message(order.id, who, "is it shipped yet?")
+    for side in (buyer(), seller()):
+        engine.fire("message", message.id, "label", side, {"label": "kept"})
+        message = engine.fire("message", message.id, "mark", side, {"mark": "flagged"})
+    recipient = seller() if sender == "buyer" else buyer()
+    paths: dict[str, list[tuple[str, Actor, dict[str, Any]]]] = {
+        "unread": [],
+        "read": [("read", recipient, {})],
+        "removed": [("remove", OPERATOR, {"reason": "personal data"})],
+    }
+    for trigger, actor, payload in paths[state]:
+        message = engine.fire("message", message.id, trigger, actor, payload)
+    assert message.state == state
+    return message
 
 
 GATEWAY_ACTOR = Actor("system", "sandbox")

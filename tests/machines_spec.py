@@ -260,6 +260,24 @@ SPEC = {
         """,
         deadlines=frozenset(),
     ),
+    # SPEC §12 (issue 20): a message on an order, unread until the other side reads it; each
+    # side labels and marks it for itself; an operator may remove it (beyond the SPEC's words:
+    # a terminal state every machine needs).
+    "message": Spec(
+        states=states("unread read removed"),
+        initial="unread",
+        terminal=states("removed"),
+        arrows="""
+            send    | -            | unread  | buyer, seller
+            read    | unread       | read    | buyer, seller
+            label   | unread, read | =       | buyer, seller
+            unlabel | unread, read | =       | buyer, seller
+            mark    | unread, read | =       | buyer, seller
+            unmark  | unread, read | =       | buyer, seller
+            remove  | unread, read | removed | operator
+        """,
+        deadlines=frozenset(),
+    ),
 }
 
 #: (trigger, sources, destination or None, roles, internal); sources and roles sorted

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "violation": ("penalties", "violation"),
     "standing": ("penalties", "standing"),
     "points": ("points", "points"),
+    "message": ("message", "message"),
 }
 cli.add_lazy(COMMANDS)
 

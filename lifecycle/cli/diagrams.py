@@ -31,6 +31,7 @@ TITLES = {
     "voucher": "Buyer's voucher, one claimed copy of a coupon (SPEC §4), kind `voucher`",
     "violation": "Violation recorded against a store (SPEC §12), kind `violation`",
     "standing": "A store's standing: its penalty points' level (SPEC §12), kind `standing`",
+    "message": "Order message between an order's buyer and seller (SPEC §12), kind `message`",
 }
 #: each machine's name, and its kind (``lifecycle.definition`` knows the names that differ)
 MACHINES = {name: lifecycle.definition(name).kind for name in TITLES}

@@ -17,7 +17,7 @@ from lifecycle.cli.options import json_option
                    "Without it the order's diagram is the readable view.")
 @json_option
 def graph(name: str, fmt: str, full: bool, as_json: bool) -> None:
-    """Print the diagram of MACHINE: onboarding (or seller), order, dispute, coupon or voucher.
+    """Print the diagram of MACHINE: onboarding (or seller), order, dispute, coupon, voucher or message.
 
     Arrows read "trigger (who may fire it) [condition]". The order's diagram is drawn readable
     by default: the states after shipping in one box, no follow-ups, no arrows that keep the

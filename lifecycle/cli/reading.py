@@ -15,7 +15,7 @@ import click
 
 import lifecycle
 from lifecycle import Actor, Aggregate, Engine
-from lifecycle.cli import output
+from lifecycle.cli import conversation, output
 from lifecycle.cli.actions import next_steps, system_steps
 from lifecycle.cli.options import MOMENT, OWNER_ROLES, as_option, json_option, operator_actor
 from lifecycle.cli.session import Session, pass_session
@@ -97,7 +97,13 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
         "history": [output.history_json(e, currency) for e in entries[-last:]] if last else [],
         "history_total": len(entries),
         "tracking": [output.scan_json(t) for t in engine.tracking(id)] if view.tracked else [],
+        "messages": _messages_json(engine, aggregate, actor),
     }
+
+
+def _messages_json(engine: Engine, aggregate: Aggregate, actor: Actor) -> list[dict[str, Any]]:
+    found = conversation.order_messages(engine, aggregate, actor) or []
+    return [conversation.message_json(m) for m in found]
 
 
 def show_text(view: View, shown: Mapping[str, Any]) -> str:
@@ -138,6 +144,10 @@ def show_text(view: View, shown: Mapping[str, Any]) -> str:
         steps = [(e["seq"], output.stamp(e["at"]), e["trigger"], e["source"] or "-", e["dest"],
                   e["actor"]) for e in shown["history"]]
         lines += output.indented(output.table(["seq", "at", "trigger", "from", "to", "actor"], steps))
+    if shown.get("messages"):
+        order = shown["data"].get("order", shown["id"])
+        lines += [f"messages of order {order}",
+                  *output.indented(conversation.messages_table(shown["messages"]))]
     return "\n".join(lines)
 
 

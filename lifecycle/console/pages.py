@@ -300,7 +300,18 @@ def _page(request: Request, who: auth.Operator, kind: str, id: str, *, status: i
         scans=engine.tracking(found.id) if definition.kind == "order" else [],
         deadlines=deadlines, now=now, actions=actions, balances=balances, postings=postings,
         related=_related(found), error=error, done=done, form=dict(form or {}),
-        open_trigger=open_trigger)
+        open_trigger=open_trigger, messages=_messages(engine, found, who))
+
+
+def _messages(engine: lifecycle.Engine, found: lifecycle.Aggregate,
+              who: auth.Operator) -> list[lifecycle.OrderMessage]:
+    """The order messages an order's or a dispute's page shows (issue #20): part of the
+    order's record, which the operator reads beside the dispute."""
+    if found.kind == "order":
+        return engine.messages(found.id, who.actor)
+    if found.kind == "dispute":
+        return engine.dispute_messages(found.id, who.actor)
+    return []
 
 
 def aggregate_page(request: Request, kind: str, id: str, fired: str = "") -> HTMLResponse:

@@ -12,6 +12,7 @@ from lifecycle.machines import (
     standing,
     violation,
 )
+from lifecycle.machines import message as order_message
 from lifecycle.machines.definition import MachineDefinition
 from lifecycle.machines.versions import Machines
 
@@ -24,6 +25,8 @@ DEFINITIONS: dict[str, MachineDefinition] = {
 DEFINITIONS.update({d.kind: d for d in (violation.DEFINITION, standing.DEFINITION)})
 # The points centre (SPEC §12)
 DEFINITIONS.update({d.kind: d for d in (points.ACCOUNT, points.EARNING_RECORD)})
+DEFINITIONS[order_message.DEFINITION.kind] = order_message.DEFINITION  # issue #20: order messages
+
 
 #: every version of every shipped machine (one each, so far); `lifecycle.open(machines=...)`
 #: and ``--machines`` add more (SPEC §13)

@@ -16,6 +16,7 @@ import lifecycle
 from lifecycle.service import problems
 from lifecycle.service.auth import Acting, require_operator
 from lifecycle.service.bodies import capped_body
+from lifecycle.service.messages import message_routes
 from lifecycle.service.representation import aggregate, aggregate_response, plain, posting
 
 #: the schemas the routes refer to by name, for the OpenAPI document's components
@@ -84,6 +85,7 @@ def router() -> APIRouter:
     for definition in lifecycle.definitions().values():
         _kind_routes(routes, definition)
     _operator_routes(routes)
+    message_routes(routes)  # issue #20: order messages
     return routes
 
 

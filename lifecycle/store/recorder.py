@@ -36,6 +36,7 @@ from lifecycle.store.deadlines import DeadlineRecords
 from lifecycle.store.keys import KeyRecords
 from lifecycle.store.ledger import LedgerRecords
 from lifecycle.store.machine_versions import MachineVersionRecords
+from lifecycle.store.messages import MessageRecords
 from lifecycle.store.outbox import OutboxRecords
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ COMPILED_CORE_SHAPES = 256
 
 
 class Recorder(AggregateRecords, DeadlineRecords, LedgerRecords, PolicyRecords, RetentionRecords,
-               AuditQueries, KeyRecords, OutboxRecords, MachineVersionRecords):
+               AuditQueries, KeyRecords, OutboxRecords, MachineVersionRecords, MessageRecords):
     """One connection's transaction, its savepoints, and every statement the engine runs.
 
     A trigger is one transaction: `Store.transaction` begins it on the thread's writing
