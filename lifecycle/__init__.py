@@ -73,6 +73,8 @@ from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+from lifecycle.machines.subaccount import PERMISSIONS as SUBACCOUNT_PERMISSIONS
+from lifecycle.machines.subaccount import id_from_text as subaccount_id
 from lifecycle.machines.verify import Finding
 from lifecycle.machines.verify import verify as verify_machines
 from lifecycle.machines.versions import Machines, Migration, UnknownMachineVersion
@@ -303,6 +305,7 @@ __all__ = [
     "NOT_RECEIVED_REASONS",
     "RECEIVED_REASONS",
     "ROLES",
+    "SUBACCOUNT_PERMISSIONS",
     "Actor",
     "AdapterError",
     "Aggregate",
@@ -396,6 +399,7 @@ __all__ = [
     "open",
     "redacted",
     "sandbox_clock",
+    "subaccount_id",
     "time_left_text",
     "tracing_enabled",
     "trigger_for_scan",

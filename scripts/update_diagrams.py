@@ -22,7 +22,7 @@ START, END = "<!-- machines:start -->", "<!-- machines:end -->"
 def main() -> None:
     folder = ROOT / "docs" / "diagrams"
     folder.mkdir(parents=True, exist_ok=True)
-    for name in diagrams.MACHINES:
+    for name in (*diagrams.MACHINES, *diagrams.ACCOUNT_TITLES):
         (folder / f"{name}.md").write_text(diagrams.page(name), encoding="utf-8")
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")

@@ -22,6 +22,7 @@ from lifecycle.cli import (
     seller,
     serve,
     simulate,
+    subaccount,
     timers,
     versions,
 )
@@ -32,6 +33,7 @@ for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, gra
                  carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events,
                  *versions.COMMANDS):
     cli.add_command(_command)
+cli.add_command(subaccount.subaccount)  # issue #20: a store's staff sub-accounts
 helptext.complete(cli)  # group listings give each command a whole sentence, never cut short
 
 __all__ = ["cli", "main"]

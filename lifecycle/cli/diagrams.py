@@ -32,8 +32,14 @@ TITLES = {
 }
 #: each machine's name, and its kind (``lifecycle.definition`` knows the names that differ)
 MACHINES = {name: lifecycle.definition(name).kind for name in TITLES}
+#: the seller's account's machines (issue #20): drawn by ``lifecycle graph`` and on their
+#: pages in docs/diagrams, not yet in the README's section (regenerated when it lists them)
+ACCOUNT_TITLES = {
+    "subaccount": "Staff sub-account of a store (SPEC §12), kind `subaccount`",
+}
 #: what ``lifecycle graph`` accepts: each name, and each kind named otherwise (seller)
-CHOICES = (*MACHINES, *(kind for kind in MACHINES.values() if kind not in MACHINES))
+CHOICES = (*MACHINES, *(kind for kind in MACHINES.values() if kind not in MACHINES),
+           *ACCOUNT_TITLES)
 FORMATS = ("mermaid", "dot")
 ROLE_ORDER = lifecycle.ROLES
 
@@ -50,7 +56,9 @@ def kind_of(name: str) -> str:
 
 def name_of(choice: str) -> str:
     """The machine's name for one of `CHOICES`: ``seller`` is drawn as ``onboarding``."""
-    return choice if choice in MACHINES else next(n for n, k in MACHINES.items() if k == choice)
+    if choice in MACHINES or choice in ACCOUNT_TITLES:
+        return choice
+    return next(n for n, k in MACHINES.items() if k == choice)
 
 
 def label(definition: MachineDefinition, transition: Transition) -> str:
@@ -313,7 +321,7 @@ READABLE = (
 def page(name: str) -> str:
     """The text of ``docs/diagrams/NAME.md``."""
     head = (
-        f"# {TITLES[name]}\n\n"
+        f"# {TITLES.get(name) or ACCOUNT_TITLES[name]}\n\n"
         f"Generated from the running definition by `lifecycle graph {name} --format mermaid` "
         f"(DOT: `--format dot`). A test fails when this page no longer matches the definition: "
         f"regenerate with `{REGENERATE}`.\n\n"
