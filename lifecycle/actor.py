@@ -51,9 +51,10 @@ class Actor:
         if self.role != "seller":
             raise InvalidPayload("actor", f"{self.role}:{self.id}{SUB_SEPARATOR}{self.sub} names "
                                           "a sub-account, and only sellers have sub-accounts")
-        if not self.id:
-            raise InvalidPayload("actor.id", "a sub-account needs its store before the "
-                                             f"{SUB_SEPARATOR} (seller:acme/ana)")
+        if not self.id or SUB_SEPARATOR in self.id:
+            raise InvalidPayload("actor.id", "a sub-account needs its store, one id with no "
+                                             f"{SUB_SEPARATOR}, before the {SUB_SEPARATOR} "
+                                             "(seller:acme/ana)")
         if not isinstance(self.sub, str) or not SUB_NAME.fullmatch(self.sub):
             raise InvalidPayload("actor.sub", f"{self.sub!r} is not a sub-account name (1 to 40 "
                                               "letters, digits, _ . -, starting with a letter "

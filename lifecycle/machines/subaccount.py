@@ -18,6 +18,7 @@ seller's onboarding, the sub-accounts themselves, a profile, points) and any kin
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -154,7 +155,8 @@ def _store_and_name(id: str) -> tuple[str, str]:
 
 
 def _new_id(actor: Actor) -> str:
-    raise InvalidPayload("id", "a sub-account is created with its id, STORE:NAME (acme:ana)")
+    """A name made up when the owner gives none (``acme:u1a2b3c4d``); usually it names one."""
+    return subaccount_id(actor.id, f"u{uuid.uuid4().hex[:8]}")
 
 
 def _store_exists(ctx: Context) -> bool:

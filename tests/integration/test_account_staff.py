@@ -31,6 +31,7 @@ from tests.builders import (
     console_script,
     dispute_opened,
     order_in,
+    order_payload,
     rows,
     seller_in,
 )
@@ -95,6 +96,8 @@ def test_a_malformed_sub_account_is_refused_naming_the_field(text: str, field: s
         Actor.parse(text)
 
     assert refused.value.field == field
+    with pytest.raises(lifecycle.InvalidPayload, match="one id with no /"):
+        Actor("seller", "a/b", "c")
 
 
 # --- acting within the permissions ------------------------------------------------------------
@@ -338,7 +341,7 @@ def test_an_operator_may_disable_a_sub_account_but_not_create_one(
 
 
 @pytest.mark.parametrize(("id", "payload", "field"), [
-    (None, {"permissions": []}, "id"),
+    ("s-1", {"permissions": []}, "id"),
     ("s-1:ana", {"permissions": ["fly"]}, "permissions.0"),
     ("s-1:a/b", {"permissions": []}, "actor.sub"),
 ])
@@ -352,6 +355,16 @@ def test_a_bad_sub_account_is_refused_naming_the_field(
 
     assert refused.value.field == field
     assert rows(engine) == before
+
+
+def test_a_sub_account_created_without_an_id_is_named_for_its_store(
+        engine: lifecycle.Engine) -> None:
+    seller_in(engine, "active", "s-1")
+
+    made = engine.create("subaccount", OWNER, {"permissions": ["ship_orders"]})
+
+    assert made.id.startswith("s-1:u")
+    assert (made.data["seller"], made.data["name"]) == ("s-1", made.id[4:])
 
 
 def test_a_sub_account_belongs_to_a_registered_store(engine: lifecycle.Engine) -> None:
@@ -554,3 +567,27 @@ def test_a_key_for_a_buyers_sub_account_is_refused(engine: lifecycle.Engine) -> 
         engine.create_key("buyer", actor_id="x/y")
 
     assert rows(engine) == before
+
+
+# --- PostgreSQL: several processes share the database -----------------------------------------
+
+
+def test_a_disable_in_another_process_stops_the_sub_accounts_next_action(
+        pg_engine: lifecycle.Engine, pg_url: str, clock: lifecycle.SimulatedClock) -> None:
+    """No process keeps a sub-account in memory: the staff's process (``pg_engine``) acts,
+    the owner disables it in another (``elsewhere``), and the staff's next action is refused."""
+    first = order_in(pg_engine, clock, "paid")
+    second = pg_engine.create("order", Actor("buyer", "b-2"), order_payload())
+    pg_engine.fire("order", second.id, "pay", Actor("buyer", "b-2"))
+    staff(pg_engine, "ship_orders")
+    pg_engine.fire("order", first.id, "ship_offline", ANA, SHIPMENT)
+
+    with lifecycle.open(pg_url, clock=clock) as elsewhere:
+        elsewhere.fire("subaccount", "s-1:ana", "disable", OWNER)
+    before = rows(pg_engine)
+
+    with pytest.raises(lifecycle.Forbidden, match="sub-account s-1/ana is disabled"):
+        pg_engine.fire("order", second.id, "book_pickup", ANA, PICKUP)
+
+    assert rows(pg_engine) == before
+    assert pg_engine.sees_money(ANA) is False

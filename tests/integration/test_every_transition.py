@@ -260,6 +260,10 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("coupon", "expire"): sends({}),
     ("voucher", "expire"): sends({}),
     ("unexpected_capture", "refund"): sends({}),
+    ("subaccount", "set_permissions"): sends({"permissions": ["answer_disputes", "view_money"]}),
+    ("subaccount", "disable"): sends({}),
+    ("subaccount", "enable"): sends({}),
+    ("subaccount", "remove"): sends({}),
 }
 
 
@@ -402,6 +406,12 @@ def _record_capture(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callabl
             lambda made: made.id)
 
 
+def _create_subaccount(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    active_seller(engine)
+    return (Act("subaccount", None, "create", seller(), {"permissions": ["ship_orders"]}),
+            lambda made: made.id)
+
+
 #: per kind: arrange what creating one needs, and return the public act that creates it with
 #: a way to find the created aggregate's id from what the act returned
 CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Aggregate], str]]]] = {
@@ -411,6 +421,7 @@ CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Agg
     "coupon": _create_coupon,
     "voucher": _issue,
     "unexpected_capture": _record_capture,
+    "subaccount": _create_subaccount,
 }
 
 
