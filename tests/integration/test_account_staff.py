@@ -178,6 +178,22 @@ def test_a_disabled_sub_account_is_refused_on_its_next_action(
     assert engine.fire("order", order.id, "confirm_pickup", ANA, {}).state == "shipped"
 
 
+def test_an_idempotency_key_tells_the_sub_account_from_its_store(
+        engine: lifecycle.Engine, clock: lifecycle.SimulatedClock) -> None:
+    """The same key and payload from the owner is not the same request as from its staff."""
+    order = order_in(engine, clock, "paid")
+    staff(engine, "ship_orders")
+    engine.fire("order", order.id, "ship_offline", ANA, SHIPMENT, idempotency_key="ship-1")
+    before = rows(engine)
+
+    again = engine.fire("order", order.id, "ship_offline", ANA, SHIPMENT, idempotency_key="ship-1")
+    with pytest.raises(lifecycle.IdempotencyMismatch):
+        engine.fire("order", order.id, "ship_offline", OWNER, SHIPMENT, idempotency_key="ship-1")
+
+    assert again.version == engine.get("order", order.id).version
+    assert rows(engine) == before
+
+
 def test_a_changed_permission_applies_from_the_next_action(
         engine: lifecycle.Engine, clock: lifecycle.SimulatedClock) -> None:
     order = order_in(engine, clock, "paid")
