@@ -84,6 +84,8 @@ if TYPE_CHECKING:
     from lifecycle.machines.points import catalogue as points_catalogue
     from lifecycle.machines.standing import RESTRICTS as STANDING_RESTRICTS
     from lifecycle.machines.standing import order_refusal
+    from lifecycle.machines.subaccount import PERMISSIONS as SUBACCOUNT_PERMISSIONS
+    from lifecycle.machines.subaccount import id_from_text as subaccount_id
     from lifecycle.machines.verify import Finding
     from lifecycle.machines.versions import (
         Machines,
@@ -161,6 +163,8 @@ _RENAMED: dict[str, tuple[str, str]] = {
     "VIOLATION_TYPES": ("lifecycle.machines.violation", "TYPES"),
     "POINTS_CATALOGUE": ("lifecycle.machines.points", "CATALOGUE"),
     "points_catalogue": ("lifecycle.machines.points", "catalogue"),
+    "SUBACCOUNT_PERMISSIONS": ("lifecycle.machines.subaccount", "PERMISSIONS"),
+    "subaccount_id": ("lifecycle.machines.subaccount", "id_from_text"),
 }
 _WHERE: dict[str, tuple[str, str]] = {
     **{name: (module, name) for module, names in _LAZY.items() for name in names},
@@ -431,6 +435,7 @@ __all__ = [
     "RECEIVED_REASONS",
     "ROLES",
     "STANDING_RESTRICTS",
+    "SUBACCOUNT_PERMISSIONS",
     "VIOLATION_TYPES",
     "Actor",
     "AdapterError",
@@ -531,6 +536,7 @@ __all__ = [
     "points_catalogue",
     "redacted",
     "sandbox_clock",
+    "subaccount_id",
     "time_left_text",
     "tracing_enabled",
     "trigger_for_scan",

@@ -89,6 +89,10 @@ class ApiKeys:
                label: str = "") -> tuple[ApiKey, str]:
         """A new key and its token (shown this once; only its digest is kept)."""
         role, actor_id, label = _role_of(role), _actor_id_of(actor_id), _label_of(label)
+        if actor_id is not None:
+            # The actor the key will act as must be one: a sub-account's (``acme/ana``) only
+            # for a seller key, refused before anything is written.
+            Actor(role, actor_id)
         now = self.clock.now().astimezone(UTC)
         for _attempt in range(5):
             key_id = f"k{secrets.token_hex(6)}"

@@ -18,6 +18,7 @@ to the module that holds it:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -45,7 +46,7 @@ from lifecycle.events import Event
 from lifecycle.ids import identifier
 from lifecycle.ingestion import Headers, Ingestion
 from lifecycle.machine_registry import MachineVersion
-from lifecycle.machines import MACHINES, message
+from lifecycle.machines import MACHINES, message, subaccount
 from lifecycle.machines import points as points_centre
 from lifecycle.machines.definition import Aggregate, MachineDefinition
 from lifecycle.machines.message import OrderMessage, Unread
@@ -210,15 +211,21 @@ class Engine:
             raise ReplayMismatch(definition.kind, len(steps), problem)
         return stored.state
 
-    def balances(self, kind: str, id: str) -> dict[str, dict[str, Decimal]]:
-        """Ledger balance of each account of one aggregate, per currency."""
+    def balances(self, kind: str, id: str, *,
+                 actor: Actor | None = None) -> dict[str, dict[str, Decimal]]:
+        """Ledger balance of each account of one aggregate, per currency. With ``actor``,
+        `Forbidden` when that actor may not see money (`sees_money`)."""
         definition = self.definition(kind)
+        self._money_for(actor, f"read the {definition.kind}'s balances")
         with self.store.reading() as records:
             return records.balances(definition.kind, id_of(id))
 
-    def postings(self, kind: str, id: str) -> list[tuple[int, str, str, Decimal, str]]:
-        """Ledger entries of one aggregate: (seq, posting, account, amount, currency)."""
+    def postings(self, kind: str, id: str, *,
+                 actor: Actor | None = None) -> list[tuple[int, str, str, Decimal, str]]:
+        """Ledger entries of one aggregate: (seq, posting, account, amount, currency). With
+        ``actor``, `Forbidden` when that actor may not see money (`sees_money`)."""
         definition = self.definition(kind)
+        self._money_for(actor, f"read the {definition.kind}'s ledger")
         with self.store.reading() as records:
             return records.entries(definition.kind, id_of(id))
 
@@ -238,6 +245,28 @@ class Engine:
                      for e in records.history(kind, account.id)]
             entries = records.entries(kind, account.id)
         return points_centre.statement(account.id, account.state, steps, entries)
+    def sees_money(self, actor: Actor) -> bool:
+        """Whether ``actor`` may see a store's money: ledgers, balances, what an order was paid
+        and paid out. Everyone but a sub-account without the view_money permission (or no
+        longer active), read from its row now. Every read that shows money asks this."""
+        return self._pipeline.money_refusal(actor) is None
+
+    def without_money(self, aggregate: Aggregate, actor: Actor) -> Aggregate:
+        """``aggregate`` as ``actor`` may see it: the data that tells what a store received
+        and was paid out (`machines.subaccount.MONEY_FIELDS`) left out when `sees_money` is
+        False; the aggregate itself otherwise."""
+        hidden = subaccount.MONEY_FIELDS.get(aggregate.kind, ())
+        if not hidden or self.sees_money(actor):
+            return aggregate
+        data = {k: v for k, v in aggregate.data.items() if k not in hidden}
+        return dataclasses.replace(aggregate, data=data)
+
+    def _money_for(self, actor: Actor | None, what: str) -> None:
+        if actor is None:
+            return
+        reason = self._pipeline.money_refusal(actor)
+        if reason is not None:
+            raise Forbidden(actor.role, actor.acting_id, what, reason)
 
     def check(self) -> list[Violation]:
         """Verify the whole database: every history replays to its aggregate's state and

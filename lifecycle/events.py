@@ -74,7 +74,7 @@ def _body(name: str, kind: str, aggregate_id: str, seq: int, trigger: str | None
         "aggregate_id": aggregate_id,
         "seq": seq,
         "occurred_at": at.isoformat(),
-        "actor": {"role": actor.role, "id": actor.id},
+        "actor": {"role": actor.role, "id": actor.acting_id},
         "trigger": trigger,
         "source": source,
         "dest": dest,

@@ -39,7 +39,7 @@ from lifecycle.errors import (
     UnknownKind,
 )
 from lifecycle.events import event_body
-from lifecycle.machines import ALIASES
+from lifecycle.machines import ALIASES, subaccount
 from lifecycle.machines.definition import (
     Aggregate,
     Call,
@@ -152,6 +152,15 @@ class Pipeline:
                 raise NotFound(definition.kind, id)
             return self._offered(records, self._pinned(definition, aggregate), aggregate, actor)
 
+    def money_refusal(self, actor: Actor) -> str | None:
+        """Why ``actor`` may not see a store's money (a sub-account without view_money, or
+        not active), read now; None when it may. Every read that shows money asks this."""
+        actor = actor_of(actor)
+        if actor.sub is None:
+            return None
+        with self.units.store.quick() as records:
+            return subaccount.money_refusal(actor, _staff_account(records, actor))
+
     def definition(self, kind: str) -> MachineDefinition:
         if not isinstance(kind, str):
             raise UnknownKind(repr(kind), self.definitions)
@@ -166,15 +175,18 @@ class Pipeline:
     def _create(self, unit: Unit, definition: MachineDefinition, request: Request) -> Aggregate:
         creation, actor = definition.creation, request.actor
         if creation.internal:
-            raise Forbidden(actor.role, actor.id, creation.trigger,
+            raise Forbidden(actor.role, actor.acting_id, creation.trigger,
                             f"a {definition.kind} is created by another aggregate's trigger")
         if actor.role not in creation.roles:
-            raise Forbidden(actor.role, actor.id, creation.trigger,
+            raise Forbidden(actor.role, actor.acting_id, creation.trigger,
                             f"only {_roles(creation.roles)} may {creation.trigger}")
+        staff = _staff_refusal(unit.records, definition.kind, creation.trigger, actor)
+        if staff is not None:
+            raise Forbidden(actor.role, actor.acting_id, creation.trigger, staff)
         created, context, payload = self._new(unit, definition, request)
         # Whose it is shows only once the effect has filled in its data.
         if not _owns(definition, created, actor):
-            raise Forbidden(actor.role, actor.id, creation.trigger,
+            raise Forbidden(actor.role, actor.acting_id, creation.trigger,
                             f"a {actor.role} creates only their own {definition.kind}")
         return self._insert(unit, definition, created, context, payload, request, depth=0)
 
@@ -230,12 +242,19 @@ class Pipeline:
         an internal one), and their role may: the step to take."""
         actor, trigger = request.actor, request.trigger
         if not _owns(definition, current, actor):
-            raise Forbidden(actor.role, actor.id, trigger, f"{definition.kind} {current.id} is not theirs")
+            raise Forbidden(actor.role, actor.acting_id, trigger,
+                            f"{definition.kind} {current.id} is not theirs")
         step = _defined(definition, current, trigger)
         if step.internal:
             raise _not_from_here(definition, current, trigger)
         if actor.role not in step.roles:
-            raise Forbidden(actor.role, actor.id, trigger, f"only {_roles(step.roles)} may {trigger}",
+            raise Forbidden(actor.role, actor.acting_id, trigger, f"only {_roles(step.roles)} may {trigger}",
+                            kind=definition.kind, id=current.id, state=current.state,
+                            allowed=self._offered(unit.records, definition, current, actor,
+                                                  unit.now, unit.policy))
+        staff = _staff_refusal(unit.records, definition.kind, trigger, actor)
+        if staff is not None:
+            raise Forbidden(actor.role, actor.acting_id, trigger, staff,
                             kind=definition.kind, id=current.id, state=current.state,
                             allowed=self._offered(unit.records, definition, current, actor,
                                                   unit.now, unit.policy))
@@ -409,12 +428,15 @@ class Pipeline:
         payload-free guards. What `allowed` answers, and what a refusal offers instead."""
         if not _owns(definition, aggregate, actor):
             return []
+        account = _staff_account(records, actor)
         context = self._context(records, aggregate, actor, None, now,
                                 policy if policy is not None else self.units.policy.current())
         return [
             trigger
             for trigger in definition.external_triggers_from(aggregate.state)
             if _may_fire(definition.step(aggregate.state, trigger), actor, context)
+            and (actor.sub is None
+                 or subaccount.refusal(actor, definition.kind, trigger, account) is None)
         ]
 
     def _refused_by(self, records: Recorder, rule: str, message: str, context: Context,
@@ -438,6 +460,23 @@ class Pipeline:
 
 def _owns(definition: MachineDefinition, aggregate: Aggregate, actor: Actor) -> bool:
     return definition.owns(actor, aggregate.id, aggregate.data)
+
+
+def _staff_account(records: Recorder, actor: Actor) -> Aggregate | None:
+    """The sub-account ``actor`` acts as, read now (no cache: disabling one takes effect on
+    its next action); None for an account's owner, or a sub-account that does not exist."""
+    if actor.sub is None:
+        return None
+    return records.load(subaccount.KIND, subaccount.id_of_actor(actor))
+
+
+def _staff_refusal(records: Recorder, kind: str, trigger: str, actor: Actor) -> str | None:
+    """Why the sub-account ``actor`` may not fire ``trigger`` (inactive, or outside its
+    permissions: `machines.subaccount`), or None; a store's owner, buyers, operators and the
+    system always pass."""
+    if actor.sub is None:
+        return None
+    return subaccount.refusal(actor, kind, trigger, _staff_account(records, actor))
 
 
 def _defined(definition: MachineDefinition, current: Aggregate, trigger: str) -> Step:

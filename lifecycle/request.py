@@ -29,7 +29,7 @@ class Request:
     def fingerprint(self) -> str:
         """What makes a retry "the same request" for its idempotency key."""
         text = json.dumps(
-            [self.kind, self.id, self.trigger, self.actor.role, self.actor.id, self.payload],
+            [self.kind, self.id, self.trigger, self.actor.role, self.actor.acting_id, self.payload],
             sort_keys=True,
             default=str,
         )

@@ -348,6 +348,8 @@ def aggregate_in(
         return engine.get("points_earning", "quotation_answered:rfq-1")
     if kind == "message":
         return message_in(engine, clock, state)
+    if kind == "subaccount":
+        return subaccount_in(engine, state)
     raise ValueError(f"no builder for {kind}")
 
 
@@ -430,6 +432,20 @@ def message_in(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state:
         message = engine.fire("message", message.id, trigger, actor, payload)
     assert message.state == state
     return message
+
+
+def subaccount_in(engine: lifecycle.Engine, state: str, id: str = "s-1:ana") -> lifecycle.Aggregate:
+    """The active seller s-1's sub-account ``id`` (shipping orders), walked to ``state``."""
+    store = id.rpartition(":")[0]
+    active_seller(engine, store)
+    owner = seller(store)
+    made = engine.create("subaccount", owner, {"permissions": ["ship_orders"]}, id=id)
+    if state in ("disabled", "removed"):
+        made = engine.fire("subaccount", id, "disable", owner)
+    if state == "removed":
+        made = engine.fire("subaccount", id, "remove", owner)
+    assert made.state == state
+    return made
 
 
 GATEWAY_ACTOR = Actor("system", "sandbox")

@@ -278,6 +278,21 @@ SPEC = {
         """,
         deadlines=frozenset(),
     ),
+    # SPEC §12 (issue 20): the owner creates a staff sub-account with permissions, changes
+    # them, disables and re-enables it, and removes it; an operator may disable one (support).
+    "subaccount": Spec(
+        states=states("active disabled removed"),
+        initial="active",
+        terminal=states("removed"),
+        arrows="""
+            create          | -                | active   | seller
+            set_permissions | active, disabled | =        | seller
+            disable         | active           | disabled | seller, operator
+            enable          | disabled         | active   | seller
+            remove          | active, disabled | removed  | seller
+        """,
+        deadlines=frozenset(),
+    ),
 }
 
 #: (trigger, sources, destination or None, roles, internal); sources and roles sorted

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "standing": ("penalties", "standing"),
     "points": ("points", "points"),
     "message": ("message", "message"),
+    "subaccount": ("subaccount", "subaccount"),
 }
 cli.add_lazy(COMMANDS)
 

@@ -32,14 +32,14 @@ TITLES = {
     "violation": "Violation recorded against a store (SPEC §12), kind `violation`",
     "standing": "A store's standing: its penalty points' level (SPEC §12), kind `standing`",
     "message": "Order message between an order's buyer and seller (SPEC §12), kind `message`",
+    "points": "A seller's points account (SPEC §12), kind `points_account`",
+    "points_earning": "One action that earned points, held once (SPEC §12), kind `points_earning`",
+    "subaccount": "Staff sub-account of a store (SPEC §12), kind `subaccount`",
 }
 #: each machine's name, and its kind (``lifecycle.definition`` knows the names that differ)
 MACHINES = {name: lifecycle.definition(name).kind for name in TITLES}
 #: what ``lifecycle graph`` accepts: each name, and each kind named otherwise (seller)
-#: drawn by ``lifecycle graph`` without a page in docs/diagrams or the README yet: the
-#: points centre of the seller's account (SPEC §12, docs/account-points.md)
-UNLISTED = ("points", "points_account", "points_earning")
-CHOICES = (*MACHINES, *(kind for kind in MACHINES.values() if kind not in MACHINES), *UNLISTED)
+CHOICES = (*MACHINES, *(kind for kind in MACHINES.values() if kind not in MACHINES))
 FORMATS = ("mermaid", "dot")
 ROLE_ORDER = lifecycle.ROLES
 
@@ -56,7 +56,7 @@ def kind_of(name: str) -> str:
 
 def name_of(choice: str) -> str:
     """The machine's name for one of `CHOICES`: ``seller`` is drawn as ``onboarding``."""
-    if choice in MACHINES or choice in UNLISTED:
+    if choice in MACHINES:
         return choice
     return next(n for n, k in MACHINES.items() if k == choice)
 

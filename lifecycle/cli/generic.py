@@ -71,8 +71,9 @@ def fire(session: Session, kind: str, id: str, trigger: str, actor: str, payload
 def show(session: Session, kind: str, id: str, actor: str | None, as_json: bool) -> None:
     """An aggregate's state, version, data and the commands the actor may run now."""
     engine = session.engine
-    aggregate = engine.get(kind, id)
-    allowed = engine.allowed(kind, id, operator_actor(actor))
+    who = operator_actor(actor)
+    aggregate = engine.without_money(engine.get(kind, id), who)
+    allowed = engine.allowed(kind, id, who)
     commands = next_steps(aggregate.kind, aggregate.id, allowed)[0]
     if as_json:
         output.echo_json({**output.aggregate_json(aggregate, allowed), "commands": commands})

@@ -61,7 +61,9 @@ class View:
 def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> dict[str, Any]:
     """Everything `show` prints, in the shape docs/cli.md documents."""
     definition = engine.definition(view.kind)
-    aggregate = engine.get(view.kind, id)
+    # A sub-account without view_money sees no money: no ledger, no figures (SPEC §12).
+    sees_money = engine.sees_money(actor)
+    aggregate = engine.without_money(engine.get(view.kind, id), actor)
     parties = {}
     for role in OWNER_ROLES:
         owner = definition.owner_of(role, aggregate.id, aggregate.data)
@@ -91,8 +93,10 @@ def show_json(engine: Engine, view: View, id: str, actor: Actor, last: int) -> d
         "money": {
             "currency": data.get(view.currency) if view.currency else None,
             "figures": {name: output.amount(data[name], currency)
-                        for name in view.figures if name in data},
-            "balances": output.balances_json(engine.balances(view.kind, id)),
+                        for name in view.figures if name in data} if sees_money else {},
+            "balances": (output.balances_json(engine.balances(view.kind, id, actor=actor))
+                         if sees_money else {}),
+            **({} if sees_money else {"hidden": "needs the view_money permission"}),
         },
         "history": [output.history_json(e, currency) for e in entries[-last:]] if last else [],
         "history_total": len(entries),
@@ -131,7 +135,9 @@ def show_text(view: View, shown: Mapping[str, Any]) -> str:
                  output.left(timedelta(seconds=d["left_seconds"]))) for d in shown["deadlines"]]
         lines += ["deadlines", *output.indented(output.table(["trigger", "status", "due", "left"], rows))]
     money = shown["money"]
-    if money["figures"] or money["balances"]:
+    if money.get("hidden"):
+        lines += ["money", *output.pairs([("hidden", money["hidden"])])]
+    elif money["figures"] or money["balances"]:
         balances = [
             (f"balance {currency}" if currency != money["currency"] else "balance",
              "  ".join(f"{account} {amount}" for account, amount in accounts.items()))

@@ -13,6 +13,7 @@ from lifecycle.machines import (
     violation,
 )
 from lifecycle.machines import message as order_message
+from lifecycle.machines import subaccount as _subaccount
 from lifecycle.machines.definition import MachineDefinition
 from lifecycle.machines.versions import Machines
 
@@ -27,6 +28,8 @@ DEFINITIONS.update({d.kind: d for d in (violation.DEFINITION, standing.DEFINITIO
 DEFINITIONS.update({d.kind: d for d in (points.ACCOUNT, points.EARNING_RECORD)})
 DEFINITIONS[order_message.DEFINITION.kind] = order_message.DEFINITION  # issue #20: order messages
 
+# Sub-accounts (issue #20, SPEC §12): a store's staff and their permissions.
+DEFINITIONS[_subaccount.KIND] = _subaccount.DEFINITION
 
 #: every version of every shipped machine (one each, so far); `lifecycle.open(machines=...)`
 #: and ``--machines`` add more (SPEC §13)

@@ -27,7 +27,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, lifecycle.Actor):
-        return {"role": value.role, "id": value.id}
+        return {"role": value.role, "id": value.acting_id}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

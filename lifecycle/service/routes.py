@@ -68,11 +68,16 @@ def expected_version(if_match: str | None) -> int | None:
 
 
 def readable(engine: lifecycle.Engine, actor: lifecycle.Actor, kind: str, id: str) -> lifecycle.Aggregate:
-    """The aggregate if ``actor`` may read it; another's is `NotFound`, as if absent."""
+    """The aggregate if ``actor`` may read it; another's is `NotFound`, as if absent. What it
+    holds of a store's money is left out for a sub-account that may not see it."""
     found = engine.get(kind, id)
     if not lifecycle.definition(kind).owns(actor, found.id, found.data):
         raise lifecycle.NotFound(kind, id)
-    return found
+    return engine.without_money(found, actor)
+
+
+#: a read of one aggregate: (engine, the aggregate as the actor may see it, the actor) → JSON
+Read = Callable[[lifecycle.Engine, lifecycle.Aggregate, lifecycle.Actor], Any]
 
 
 def engine_of(request: Request) -> lifecycle.Engine:
@@ -102,16 +107,18 @@ def _kind_routes(routes: APIRouter, definition: lifecycle.MachineDefinition) -> 
                          operation_id=f"list_{kind}s")
     routes.add_api_route(base + "/{id}", _get(kind), methods=["GET"], tags=tags, summary=f"get a {kind}",
                          responses={200: _aggregate_doc("The aggregate")}, operation_id=f"get_{kind}")
-    reads: dict[str, Callable[[lifecycle.Engine, lifecycle.Aggregate], Any]] = {
-        "history": lambda e, a: [plain(entry) for entry in e.history(kind, a.id)],
-        "balances": lambda e, a: plain(e.balances(kind, a.id)),
-        "ledger": lambda e, a: [posting(entry) for entry in e.postings(kind, a.id)],
-        "deadlines": lambda e, a: [plain(d) for d in e.deadlines(kind=kind, id=a.id)],
+    # Each read gets the actor too: the ledger's reads refuse a sub-account that may not see
+    # money (`Engine.sees_money`).
+    reads: dict[str, Read] = {
+        "history": lambda e, a, who: [plain(entry) for entry in e.history(kind, a.id)],
+        "balances": lambda e, a, who: plain(e.balances(kind, a.id, actor=who)),
+        "ledger": lambda e, a, who: [posting(entry) for entry in e.postings(kind, a.id, actor=who)],
+        "deadlines": lambda e, a, who: [plain(d) for d in e.deadlines(kind=kind, id=a.id)],
     }
     if kind == "order":
-        reads["tracking"] = lambda e, a: [plain(scan) for scan in e.tracking(a.id)]
+        reads["tracking"] = lambda e, a, who: [plain(scan) for scan in e.tracking(a.id)]
     if kind == "standing":  # the store's violations, active or not (SPEC §12)
-        reads["violations"] = lambda e, a: [aggregate(v) for v in e.violations(a.id)]
+        reads["violations"] = lambda e, a, who: [aggregate(v) for v in e.violations(a.id)]
     for name, read in reads.items():
         routes.add_api_route(f"{base}/{{id}}/{name}", _read(kind, read), methods=["GET"], tags=tags,
                              summary=f"a {kind}'s {name}", operation_id=f"{kind}_{name}")
@@ -151,7 +158,8 @@ def _create(definition: lifecycle.MachineDefinition) -> Callable[..., Response]:
                ) -> Response:
         engine = engine_of(request)
         created = engine.create(kind, actor, parsed(body), id=id, idempotency_key=idempotency_key)
-        return aggregate_response(created, 201, f"/v1/{plural(kind)}/{created.id}")
+        return aggregate_response(engine.without_money(created, actor), 201,
+                                  f"/v1/{plural(kind)}/{created.id}")
 
     return create
 
@@ -174,7 +182,7 @@ def _fire(kind: str, trigger: str) -> Callable[..., Response]:
                 raise  # a role refusal, on the actor's own aggregate: it may know it exists
             # Not theirs: answered as a read of it is, as if it did not exist (404, not 403).
             raise lifecycle.NotFound(kind, id) from None
-        return aggregate_response(fired)
+        return aggregate_response(engine.without_money(fired, actor))
 
     return fire
 
@@ -186,11 +194,10 @@ def _get(kind: str) -> Callable[..., Response]:
     return get
 
 
-def _read(kind: str, read: Callable[[lifecycle.Engine, lifecycle.Aggregate], Any]
-          ) -> Callable[..., Response]:
+def _read(kind: str, read: Read) -> Callable[..., Response]:
     def get(request: Request, id: str, actor: Acting) -> Response:
         engine = engine_of(request)
-        return JSONResponse(read(engine, readable(engine, actor, kind, id)))
+        return JSONResponse(read(engine, readable(engine, actor, kind, id), actor))
 
     return get
 

@@ -217,7 +217,7 @@ class AggregateRecords(Statements):
             "source": entry.source,
             "dest": entry.dest,
             "actor_role": entry.actor.role,
-            "actor_id": entry.actor.id,
+            "actor_id": entry.actor.acting_id,
             "payload": self.json(entry.payload),
             "idempotency_key": entry.idempotency_key,
             "at": self.moment(entry.at),

@@ -286,6 +286,10 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("message", "mark"): sends({"mark": "starred"}),
     ("message", "unmark"): sends({"mark": "flagged"}),
     ("message", "remove"): sends({"reason": "abuse"}),
+    ("subaccount", "set_permissions"): sends({"permissions": ["answer_disputes", "view_money"]}),
+    ("subaccount", "disable"): sends({}),
+    ("subaccount", "enable"): sends({}),
+    ("subaccount", "remove"): sends({}),
 }
 
 
@@ -524,6 +528,12 @@ def _send_message(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[
             lambda made: made.id)
 
 
+def _create_subaccount(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    active_seller(engine)
+    return (Act("subaccount", None, "create", seller(), {"permissions": ["ship_orders"]}),
+            lambda made: made.id)
+
+
 #: per kind: arrange what creating one needs, and return the public act that creates it with
 #: a way to find the created aggregate's id from what the act returned
 CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Aggregate], str]]]] = {
@@ -538,6 +548,7 @@ CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Agg
     "points_account": _open_points,
     "points_earning": _earn_points,
     "message": _send_message,
+    "subaccount": _create_subaccount,
 }
 
 
