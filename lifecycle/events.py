@@ -63,6 +63,16 @@ def migrated_body(kind: str, aggregate_id: str, seq: int, source: str, dest: str
                  payload, at)
 
 
+def notification_body(kind: str, aggregate_id: str, seq: int, trigger: str, source: str | None,
+                      dest: str, actor: Actor, notice: dict[str, Any],
+                      at: datetime) -> dict[str, Any]:
+    """A message a transition asked to send (``notification.email``, ``notification.sms``;
+    docs/account-profile.md): the transition's own fields, and as ``payload`` the recipient,
+    channel, address, category, template and values."""
+    return _body(f"notification.{notice['channel']}", kind, aggregate_id, seq, trigger, source,
+                 dest, actor, notice, at)
+
+
 def _body(name: str, kind: str, aggregate_id: str, seq: int, trigger: str | None,
           source: str | None, dest: str, actor: Actor, payload: dict[str, Any],
           at: datetime) -> dict[str, Any]:

@@ -70,6 +70,12 @@ class Policy:
     # rows older than these.
     idempotency_retention: timedelta = timedelta(days=30)
     outbox_retention: timedelta = timedelta(days=7)
+    # The seller's profile and avatar (SPEC §12, issue #20): a contact code expires after
+    # contact_code_expiry; an avatar is a JPEG of at most avatar_max_bytes, reviewed within
+    # avatar_review_timeout or put in the operators' overdue queue.
+    contact_code_expiry: timedelta = timedelta(minutes=30)
+    avatar_max_bytes: int = 3 * 1024 * 1024
+    avatar_review_timeout: timedelta = timedelta(hours=24)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -198,6 +204,7 @@ UNITS = {
     "coupon_max_copies": "copies per issue",
     "coupon_max_products": "products",
     "coupon_min_denomination": "in the currency named",
+    "avatar_max_bytes": "bytes (3 MB = 3145728)",
 }
 
 

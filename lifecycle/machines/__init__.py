@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lifecycle.machines import capture, coupon, dispute, onboarding, order
+from lifecycle.machines import avatar, capture, contact, coupon, dispute, onboarding, order, profile
 from lifecycle.machines.definition import MachineDefinition
 from lifecycle.machines.versions import Machines
 
@@ -11,6 +11,8 @@ DEFINITIONS: dict[str, MachineDefinition] = {
     for d in (onboarding.DEFINITION, order.DEFINITION, dispute.DEFINITION, coupon.COUPON,
               coupon.VOUCHER, capture.DEFINITION)
 }
+# The seller's profile and avatar (issue #20).
+DEFINITIONS.update({d.kind: d for d in (profile.DEFINITION, contact.DEFINITION, avatar.DEFINITION)})
 
 #: every version of every shipped machine (one each, so far); `lifecycle.open(machines=...)`
 #: and ``--machines`` add more (SPEC §13)
