@@ -69,10 +69,15 @@ from lifecycle.events import Event
 from lifecycle.logs import configure as configure_logs
 from lifecycle.machine_registry import MachineVersion
 from lifecycle.machines import ALIASES, DEFINITIONS, MACHINES
+from lifecycle.machines.contact import contact_id
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
+from lifecycle.machines.notifications import CATEGORIES as NOTIFICATION_CATEGORIES
 from lifecycle.machines.order import trigger_for_scan
 from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
+from lifecycle.machines.privacy import CERTIFIED_STATES, PRIVATE_KINDS
+from lifecycle.machines.profile import FREQUENCIES as PROCUREMENT_FREQUENCIES
+from lifecycle.machines.profile import LEVELS as PRIVACY_LEVELS
 from lifecycle.machines.verify import Finding
 from lifecycle.machines.verify import verify as verify_machines
 from lifecycle.machines.versions import Machines, Migration, UnknownMachineVersion
@@ -404,4 +409,7 @@ __all__ = [
     "voucher_id",
     "with_machines",
 ]
+# The seller's profile and avatar (issue #20, docs/account-profile.md).
+__all__ += ["CERTIFIED_STATES", "NOTIFICATION_CATEGORIES", "PRIVACY_LEVELS", "PRIVATE_KINDS",
+            "PROCUREMENT_FREQUENCIES", "contact_id"]
 

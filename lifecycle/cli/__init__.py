@@ -18,6 +18,7 @@ from lifecycle.cli import (
     keys,
     order,
     policy,
+    profile,
     relay,
     seller,
     serve,
@@ -30,7 +31,7 @@ from lifecycle.cli.root import cli, main
 for _command in (seller.seller, order.order, dispute.dispute, coupon.coupon, graph.graph,
                  *generic.COMMANDS, db.db, clock.clock, timers.timers, policy.policy, simulate.simulate,
                  carriers.carriers, keys.keys, serve.serve, relay.relay, relay.events,
-                 *versions.COMMANDS):
+                 *versions.COMMANDS, profile.profile, profile.avatar):
     cli.add_command(_command)
 helptext.complete(cli)  # group listings give each command a whole sentence, never cut short
 

@@ -72,13 +72,27 @@ def show(session: Session, kind: str, id: str, actor: str | None, as_json: bool)
     """An aggregate's state, version, data and the commands the actor may run now."""
     engine = session.engine
     aggregate = engine.get(kind, id)
-    allowed = engine.allowed(kind, id, operator_actor(actor))
+    reader = operator_actor(actor)
+    refuse_private(engine, aggregate, reader)
+    allowed = engine.allowed(kind, id, reader)
     commands = next_steps(aggregate.kind, aggregate.id, allowed)[0]
     if as_json:
         output.echo_json({**output.aggregate_json(aggregate, allowed), "commands": commands})
     else:
         output.echo(output.describe(aggregate, commands,
                                     system_steps(aggregate.kind, aggregate.state)))
+
+
+def refuse_private(engine: Engine, aggregate: lifecycle.Aggregate, reader: Actor) -> None:
+    """A profile's (or contact's) data whole only to its owner and operators (issue #20):
+    anyone else reads a profile as its privacy lets them, through ``lifecycle profile show``."""
+    definition = engine.definition(aggregate.kind)
+    if aggregate.kind in lifecycle.PRIVATE_KINDS and not definition.owns(reader, aggregate.id,
+                                                                         aggregate.data):
+        raise lifecycle.Forbidden(
+            reader.role, reader.id, "show",
+            f"a {aggregate.kind}'s data is shown whole to its owner and operators only; read "
+            f"the profile as others see it with lifecycle profile show SELLER --as {reader}")
 
 
 @click.command()

@@ -41,6 +41,7 @@ PERSONAL = ("name", "gender", "email", "phone")
 PROCUREMENT = "procurement"
 DEFAULT_PRIVACY = {"personal": "certified_suppliers", "procurement": "certified_suppliers"}
 GENDERS = ("female", "male", "other", "undisclosed")
+FREQUENCIES = ("weekly", "monthly", "quarterly", "yearly", "occasionally")
 
 
 class BusinessCard(Payload):
@@ -136,9 +137,9 @@ def _merge(ctx: Context, given: dict[str, Any]) -> None:
         address = given.pop(channel, None)
         if address is not None and address != ctx.data.get(channel):
             _ask_to_confirm(ctx, channel, address)
-    for section in ("privacy", "subscriptions"):
-        if section in given:
-            ctx.data[section] = {**ctx.data[section], **given.pop(section)}
+    for section in ("privacy", "subscriptions", "business_card", "procurement"):
+        if section in given:  # a section's fields not given stay as they were
+            ctx.data[section] = {**(ctx.data.get(section) or {}), **given.pop(section)}
     ctx.data.update(given)
 
 
@@ -186,7 +187,7 @@ DEFINITION = MachineDefinition(
     owners={"seller": lambda id, data: id},
     new_id=lambda actor: actor.id,  # a seller's profile has the seller's id
     transitions=(
-        Transition("create", (), "active", PEOPLE, NewProfile, (SELLER_REGISTERED,), _create),
+        Transition("create", (), "active", SELLER, NewProfile, (SELLER_REGISTERED,), _create),
         Transition("update", ("active",), "active", PEOPLE, ProfileDetails, (), _update),
         Transition("set_privacy", ("active",), "active", PEOPLE, Privacy, (), _set("privacy")),
         Transition("set_subscriptions", ("active",), "active", PEOPLE, Subscriptions, (),
