@@ -362,10 +362,11 @@ class Pipeline:
 
     def _notify(self, unit: Unit, context: Context, notice: Notify, seq: int) -> None:
         """A message the transition asked for, as an outbox event beside its own (issue #20)."""
-        body = notification_body(context.kind, context.id, seq, context.trigger,
-                                 context.source or None, context.state, context.actor, {
+        body = notification_body(notice.recipient_id, seq, context.trigger, context.source or None,
+                                 context.state, context.actor, {
                                      "recipient": {"role": notice.recipient_role,
                                                    "id": notice.recipient_id},
+                                     "about": {"kind": context.kind, "id": context.id, "seq": seq},
                                      "channel": notice.channel, "address": notice.address,
                                      "category": notice.category, "template": notice.template,
                                      "values": dict(notice.values)}, unit.now)

@@ -96,8 +96,8 @@ def _forget_code(ctx: Context) -> None:
 
 
 def _unexpired(ctx: Context) -> bool:
-    if ctx.state == "expired" or "code_expires_at" not in ctx.data:
-        return False
+    """Until the deadline has moved it to ``expired`` (where confirm is no transition), the
+    code's time is checked here: a timer worker may run late."""
     return ctx.now < datetime.fromisoformat(ctx.data["code_expires_at"])
 
 
@@ -177,8 +177,7 @@ DEFINITION = MachineDefinition(
                    (HAS_PENDING,), _resend),
         Transition("resend", ("reissued", "expired"), "unverified", SELLER | OPERATOR, Empty,
                    (HAS_PENDING,), _resend),
-        # From expired too, so that a late code gets the same refusal as before the timer ran.
-        Transition("confirm", (*WAITING, "expired"), "verified", SELLER, Confirmation,
+        Transition("confirm", WAITING, "verified", SELLER, Confirmation,
                    (CODE_UNEXPIRED, CODE_MATCHES), _confirm),
         Transition("expire", WAITING, "expired", SYSTEM, Empty, (), _expire),
         _internal("close", (*WAITING, "verified", "expired"), "closed", Empty, _forget_code),
