@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import uuid
 import warnings
-from typing import Annotated
+from typing import Annotated, Literal
 
 from PIL import Image, UnidentifiedImageError
 from pydantic import Field, StringConstraints
@@ -81,7 +81,7 @@ class AvatarUpload(Payload):
     size: Annotated[int, Field(strict=True, ge=1)]
     width: Annotated[int, Field(strict=True, ge=1)]
     height: Annotated[int, Field(strict=True, ge=1)]
-    content_type: Annotated[str, StringConstraints(pattern=r"^image/jpeg$")] = CONTENT_TYPE
+    content_type: Literal["image/jpeg"] = "image/jpeg"
 
 
 def _within_size(ctx: Context) -> bool:

@@ -54,7 +54,7 @@ def test_readme_shows_every_machine_as_generated() -> None:
 
 #: the diagrams ``lifecycle graph`` draws, and the kind each one shows (SPEC §8)
 NAMES = {"onboarding": "seller", "order": "order", "dispute": "dispute", "coupon": "coupon",
-         "voucher": "voucher"}
+         "voucher": "voucher", "profile": "profile", "contact": "contact", "avatar": "avatar"}
 START = "[*]"  # the start of the creating arrow, in both formats as read back here
 ROLE_ORDER = ("buyer", "seller", "operator", "system")  # how a label lists its roles
 LABEL = re.compile(r"^(?P<trigger>\w+) \((?P<who>[\w, -]+)\)(?: \[(?P<condition>\w+)\])?$")
