@@ -214,16 +214,18 @@ def confirm(session: Session, seller: str, email: bool, phone: bool, code: str,
 @click.argument("seller", metavar="SELLER")
 @click.option("--email", "email", is_flag=True, help="Send the email's code again.")
 @click.option("--phone", "phone", is_flag=True, help="Send the phone's code again.")
+@click.option("--note", default=None, help="A note kept in the history with the transition.")
 @as_option("Who asks (seller or operator), as ROLE:ID. Default: seller:SELLER.")
 @json_option
 @pass_session
-def resend(session: Session, seller: str, email: bool, phone: bool, actor: str | None,
-           as_json: bool) -> None:
+def resend(session: Session, seller: str, email: bool, phone: bool, note: str | None,
+           actor: str | None, as_json: bool) -> None:
     """Send a new code to the address waiting to be confirmed (the old code stops working).
     Fires resend on the contact SELLER:email or SELLER:phone."""
     id = lifecycle.contact_id(seller, _channel(email, phone))
     who = Actor.parse(actor) if actor and ":" in actor else Actor("seller", actor or seller)
-    report(fire(session.engine, "contact", id, "resend", who, {}, None, None), as_json)
+    body = {"note": note} if note is not None else {}
+    report(fire(session.engine, "contact", id, "resend", who, body, None, None), as_json)
 
 
 for _trigger, _verb in (("confirm", "confirm"), ("resend", "resend")):

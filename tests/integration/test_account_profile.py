@@ -545,3 +545,14 @@ def test_the_cli_walks_a_profile_from_creation_to_a_confirmed_email(engine: Engi
     assert shown["personal"]["email"] == "ana@acme.example"
     assert shown["procurement"] is None  # certified suppliers only, by default
     assert engine.get("profile", "acme").data["subscriptions"]["business_opportunities"] is False
+
+
+def test_an_avatar_image_round_trips_on_postgresql(pg_engine: Engine) -> None:
+    """The bytes go through `Engine.execute` as a plain value: bytea on PostgreSQL."""
+    acme_profile(pg_engine)
+    image = jpeg((40, 30))
+
+    avatar = pg_engine.upload_avatar(ACME, image)
+
+    assert pg_engine.avatar_image(avatar.id, ACME) == image
+    assert rows(pg_engine)["avatar_images"] == 1

@@ -205,9 +205,12 @@ def test_every_command_that_fires_a_trigger_taking_a_note_accepts_note() -> None
     for (kind, trigger), command in COMMANDS.items():
         if payloads.takes(kind, trigger, "note"):
             words = [w for w in command.split() if w != "ID" and not w.startswith("--")]
-            found = cli.commands[words[0]]
-            assert isinstance(found, click.Group)
-            options = {o for p in found.commands[words[1]].params for o in getattr(p, "opts", [])}
+            found: click.Command = cli
+            for word in words:  # down the groups: ``profile contact resend SELLER``
+                if not isinstance(found, click.Group):
+                    break
+                found = found.commands[word]
+            options = {o for p in found.params for o in getattr(p, "opts", [])}
             if "--note" not in options:
                 missing.append(command)
     assert missing == []
