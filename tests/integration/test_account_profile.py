@@ -260,12 +260,15 @@ def test_a_security_code_is_sent_whatever_the_subscriptions_say(engine: Engine) 
     assert sent["payload"]["values"]["code"].isdigit()
 
 
-def test_a_refused_trigger_writes_no_notification(engine: Engine) -> None:
+def test_a_notification_is_written_in_its_transitions_transaction(engine: Engine) -> None:
     acme_profile(engine)
     counts = rows(engine)
 
-    with pytest.raises(lifecycle.InvalidPayload):
-        engine.fire("profile", "acme", "update", ACME, {"email": "x@y.example", "gender": "robot"})
+    with pytest.raises(RuntimeError), engine.batch():
+        engine.fire("profile", "acme", "update", ACME, {"email": "li@acme.example"})
+        assert [e["name"] for e in engine.batch_events()] == [
+            "profile.update", "contact.unverified", "notification.email"]
+        raise RuntimeError("the batch is lost, and the message with it")
 
     assert rows(engine) == counts
     assert notifications(engine) == []
