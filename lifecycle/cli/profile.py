@@ -160,10 +160,18 @@ def profile_text(shown: dict[str, Any]) -> str:
 # --- contacts: an email or phone confirmed with a code ------------------------------------------
 
 
-def _channel(email: bool, phone: bool) -> str:
+def _contact(seller: str, email: bool, phone: bool) -> tuple[str, str]:
+    """(the seller, the contact's id) from ``SELLER --email``, ``SELLER --phone`` or the
+    contact's own id, ``SELLER:email`` (what a refusal's list of commands names)."""
+    if ":" in seller:
+        seller, _, named = seller.rpartition(":")
+        if named not in ("email", "phone") or (email and named != "email") or (
+                phone and named != "phone"):
+            raise BadUsage(f"{seller}:{named} is no contact: SELLER:email or SELLER:phone")
+        return seller, lifecycle.contact_id(seller, named)
     if email == phone:
-        raise BadUsage("say which contact: --email or --phone")
-    return "email" if email else "phone"
+        raise BadUsage("say which contact: --email or --phone (or SELLER:email, SELLER:phone)")
+    return seller, lifecycle.contact_id(seller, "email" if email else "phone")
 
 
 @click.group(cls=Noun)
@@ -202,9 +210,9 @@ def change(session: Session, seller: str, email: str | None, phone: str | None,
 @pass_session
 def confirm(session: Session, seller: str, email: bool, phone: bool, code: str,
             actor: str | None, as_json: bool) -> None:
-    """Confirm a new email or phone with its code: the profile takes it. Fires confirm on the
-    contact SELLER:email or SELLER:phone."""
-    id = lifecycle.contact_id(seller, _channel(email, phone))
+    """Confirm a new email or phone with its code: the profile takes it. SELLER may be the
+    contact's id, SELLER:email or SELLER:phone, instead of a flag. Fires confirm on it."""
+    seller, id = _contact(seller, email, phone)
     who = Actor.parse(actor) if actor and ":" in actor else Actor("seller", actor or seller)
     report(fire(session.engine, "contact", id, "confirm", who, {"code": code}, None, None),
            as_json)
@@ -221,15 +229,15 @@ def confirm(session: Session, seller: str, email: bool, phone: bool, code: str,
 def resend(session: Session, seller: str, email: bool, phone: bool, note: str | None,
            actor: str | None, as_json: bool) -> None:
     """Send a new code to the address waiting to be confirmed (the old code stops working).
-    Fires resend on the contact SELLER:email or SELLER:phone."""
-    id = lifecycle.contact_id(seller, _channel(email, phone))
+    SELLER may be the contact's id (SELLER:email). Fires resend on it."""
+    seller, id = _contact(seller, email, phone)
     who = Actor.parse(actor) if actor and ":" in actor else Actor("seller", actor or seller)
     body = {"note": note} if note is not None else {}
     report(fire(session.engine, "contact", id, "resend", who, body, None, None), as_json)
 
 
-for _trigger, _verb in (("confirm", "confirm"), ("resend", "resend")):
-    offers("contact", _trigger, f"profile contact {_verb} SELLER")
+for _trigger in ("confirm", "resend"):  # ID: the contact's, SELLER:email
+    offers("contact", _trigger, f"profile contact {_trigger} ID")
 
 PROFILE_VIEW = View(
     kind="profile", noun="profile", created="created_at",
