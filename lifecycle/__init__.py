@@ -74,14 +74,19 @@ if TYPE_CHECKING:
     from lifecycle.logs import configure as configure_logs
     from lifecycle.machine_registry import MachineVersion
     from lifecycle.machines import ALIASES, DEFINITIONS, MACHINES
+    from lifecycle.machines.contact import contact_id
     from lifecycle.machines.coupon import voucher_id
     from lifecycle.machines.definition import Aggregate, MachineDefinition, Transition
     from lifecycle.machines.message import OrderMessage, Unread
+    from lifecycle.machines.notifications import CATEGORIES as NOTIFICATION_CATEGORIES
     from lifecycle.machines.order import trigger_for_scan
     from lifecycle.machines.order_payloads import NOT_RECEIVED_REASONS, RECEIVED_REASONS
     from lifecycle.machines.points import CATALOGUE as POINTS_CATALOGUE
     from lifecycle.machines.points import PointsRecord, PointsStatement
     from lifecycle.machines.points import catalogue as points_catalogue
+    from lifecycle.machines.privacy import CERTIFIED_STATES, PRIVATE_KINDS
+    from lifecycle.machines.profile import FREQUENCIES as PROCUREMENT_FREQUENCIES
+    from lifecycle.machines.profile import LEVELS as PRIVACY_LEVELS
     from lifecycle.machines.standing import RESTRICTS as STANDING_RESTRICTS
     from lifecycle.machines.standing import order_refusal
     from lifecycle.machines.subaccount import PERMISSIONS as SUBACCOUNT_PERMISSIONS
@@ -153,6 +158,8 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "lifecycle.machines.standing": ("order_refusal",),
     "lifecycle.machines.points": ("PointsRecord", "PointsStatement"),
     "lifecycle.machines.message": ("OrderMessage", "Unread"),
+    "lifecycle.machines.contact": ("contact_id",),
+    "lifecycle.machines.privacy": ("CERTIFIED_STATES", "PRIVATE_KINDS"),
 }
 _RENAMED: dict[str, tuple[str, str]] = {
     "EVENT_SCHEMA_VERSION": ("lifecycle.events", "SCHEMA_VERSION"),
@@ -165,6 +172,9 @@ _RENAMED: dict[str, tuple[str, str]] = {
     "points_catalogue": ("lifecycle.machines.points", "catalogue"),
     "SUBACCOUNT_PERMISSIONS": ("lifecycle.machines.subaccount", "PERMISSIONS"),
     "subaccount_id": ("lifecycle.machines.subaccount", "id_from_text"),
+    "NOTIFICATION_CATEGORIES": ("lifecycle.machines.notifications", "CATEGORIES"),
+    "PROCUREMENT_FREQUENCIES": ("lifecycle.machines.profile", "FREQUENCIES"),
+    "PRIVACY_LEVELS": ("lifecycle.machines.profile", "LEVELS"),
 }
 _WHERE: dict[str, tuple[str, str]] = {
     **{name: (module, name) for module, names in _LAZY.items() for name in names},
@@ -426,12 +436,17 @@ def carrier(name: str) -> Carrier:
 
 __all__ = [
     "ALIASES",
+    "CERTIFIED_STATES",
     "DEFAULT_URL",
     "DEFINITIONS",
     "EVENT_SCHEMA_VERSION",
     "MACHINES",
+    "NOTIFICATION_CATEGORIES",
     "NOT_RECEIVED_REASONS",
     "POINTS_CATALOGUE",
+    "PRIVACY_LEVELS",
+    "PRIVATE_KINDS",
+    "PROCUREMENT_FREQUENCIES",
     "RECEIVED_REASONS",
     "ROLES",
     "STANDING_RESTRICTS",
@@ -523,6 +538,7 @@ __all__ = [
     "broker_for",
     "carrier",
     "configure_logs",
+    "contact_id",
     "currency_exponent",
     "definition",
     "definitions",

@@ -19,6 +19,7 @@ to the module that holds it:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -46,8 +47,9 @@ from lifecycle.events import Event
 from lifecycle.ids import identifier
 from lifecycle.ingestion import Headers, Ingestion
 from lifecycle.machine_registry import MachineVersion
-from lifecycle.machines import MACHINES, message, subaccount
+from lifecycle.machines import MACHINES, message, privacy, subaccount
 from lifecycle.machines import points as points_centre
+from lifecycle.machines.avatar import CONTENT_TYPE, inspect_jpeg, new_avatar_id
 from lifecycle.machines.definition import Aggregate, MachineDefinition
 from lifecycle.machines.message import OrderMessage, Unread
 from lifecycle.machines.verify import Finding, verify
@@ -60,7 +62,7 @@ from lifecycle.pipeline import Pipeline
 from lifecycle.policy import Policy, PolicyVersion
 from lifecycle.request import actor_of, id_of
 from lifecycle.shared_policy import SharedPolicy
-from lifecycle.store import reports
+from lifecycle.store import avatars, reports
 from lifecycle.store.audit import Violation
 from lifecycle.store.datastore import open_store
 from lifecycle.store.deadlines import ScheduledDeadline
@@ -692,6 +694,51 @@ class Engine:
         return migration.migrate(self.store, self.definitions, definition.kind, to,
                                  now=self.clock.now, policy=self._policy.in_force,
                                  actor=who, dry_run=dry_run, state=state)
+
+    # --- the seller's profile and avatar (issue #20, docs/account-profile.md) --------------
+
+    def profile(self, seller_id: str, reader: Actor | None = None) -> dict[str, Any]:
+        """The seller's profile as ``reader`` may see it (None: an anonymous reader), the only
+        door to a profile for anyone but its owner and operators: the personal and the
+        procurement information each shown only if its privacy level lets this reader see it
+        (`lifecycle.machines.privacy`), and only the last approved avatar. `NotFound` if the
+        seller has no profile."""
+        found = self.get("profile", seller_id)
+        reader = actor_of(reader) if reader is not None else None
+        certified = False
+        if reader is not None and reader.role == "seller" and reader.id != found.id:
+            certified = privacy.is_certified(self._pipeline.existing("seller", reader.id))
+        return privacy.profile_view(found, reader, certified)
+
+    def upload_avatar(self, actor: Actor, image: bytes) -> Aggregate:
+        """A seller's new avatar, ``submitted`` for review: ``image`` must be the bytes of a
+        JPEG of at most the policy's ``avatar_max_bytes`` (else `InvalidPayload` naming
+        ``image``; a PNG named .jpg is refused), and the seller must have a profile. The bytes
+        are kept beside the aggregate (`avatar_image`), in the same transaction."""
+        who = actor_of(actor)
+        width, height = inspect_jpeg(image, self.policy.avatar_max_bytes)
+        image = bytes(image)
+        digest = hashlib.sha256(image).hexdigest()
+        id = new_avatar_id()
+        with self.batch():
+            created = self.create("avatar", who, {"sha256": digest, "size": len(image),
+                                                  "width": width, "height": height}, id=id)
+            self.execute(avatars.store_image(id, image, digest, CONTENT_TYPE))
+        return created
+
+    def avatar_image(self, avatar_id: str, reader: Actor | None = None) -> bytes:
+        """An avatar's JPEG bytes. Its seller and operators get any; anyone else only an
+        approved one (another is `NotFound`, as if absent)."""
+        avatar = self.get("avatar", avatar_id)
+        reader = actor_of(reader) if reader is not None else None
+        mine = reader is not None and self.definition("avatar").owns(reader, avatar.id, avatar.data)
+        if not mine and avatar.state != "approved":
+            raise NotFound("avatar", avatar_id)
+        with self.store.through_core() as conn:
+            image = avatars.image_of(conn, avatar.id)
+        if image is None:
+            raise NotFound("avatar image", avatar_id)
+        return image
 
     def close(self) -> None:
         self.store.close()

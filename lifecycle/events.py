@@ -32,6 +32,8 @@ def random_uuid() -> str:
 
 # The name of the event a carrier scan writes when it moves no state (``order.scan_recorded``).
 SCAN_RECORDED = "scan_recorded"
+# The ``kind`` of a notification's event (issue #20): written beside a transition, for a person.
+NOTIFICATION = "notification"
 # The trigger, and the event's name, of a migration to another version of a machine.
 MIGRATED = versions.MIGRATED
 
@@ -61,6 +63,18 @@ def migrated_body(kind: str, aggregate_id: str, seq: int, source: str, dest: str
     versions and the deadlines moved."""
     return _body(f"{kind}.{MIGRATED}", kind, aggregate_id, seq, MIGRATED, source, dest, actor,
                  payload, at)
+
+
+def notification_body(recipient: str, seq: int, trigger: str, source: str | None, dest: str,
+                      actor: Actor, notice: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """A message a transition asked to send (``notification.email``, ``notification.sms``;
+    docs/account-profile.md). Its ``kind`` is ``notification`` and its ``aggregate_id`` the
+    recipient's account, so one recipient's messages keep their order; ``seq``, ``trigger``,
+    ``source``, ``dest`` and ``actor`` are those of the transition that asked, which
+    ``payload.about`` names; the payload holds the recipient, channel, address, category,
+    template and values."""
+    return _body(f"notification.{notice['channel']}", NOTIFICATION, recipient, seq, trigger,
+                 source, dest, actor, notice, at)
 
 
 def _body(name: str, kind: str, aggregate_id: str, seq: int, trigger: str | None,

@@ -38,7 +38,7 @@ from lifecycle.errors import (
     NotFound,
     UnknownKind,
 )
-from lifecycle.events import event_body
+from lifecycle.events import event_body, notification_body
 from lifecycle.machines import ALIASES, subaccount
 from lifecycle.machines.definition import (
     Aggregate,
@@ -49,6 +49,7 @@ from lifecycle.machines.definition import (
     Fire,
     Index,
     MachineDefinition,
+    Notify,
     Post,
     Scan,
     Step,
@@ -351,6 +352,9 @@ class Pipeline:
             if isinstance(follow_up, Scan):
                 records.record_scan(context.kind, context.id, follow_up, unit.now)
                 continue
+            if isinstance(follow_up, Notify):
+                self._notify(unit, context, follow_up, seq)
+                continue
             sent = self._sent(follow_up)
             if not sender.sends_to(context.trigger, follow_up.kind, sent):
                 raise DefinitionError(
@@ -406,6 +410,19 @@ class Pipeline:
             definition = self._pinned(definition, current)
             step = _defined(definition, current, request.trigger)
             self._apply(unit, definition, current, step, request, None, depth + 1)
+
+    def _notify(self, unit: Unit, context: Context, notice: Notify, seq: int) -> None:
+        """A message the transition asked for, as an outbox event beside its own (issue #20)."""
+        body = notification_body(notice.recipient_id, seq, context.trigger, context.source or None,
+                                 context.state, context.actor, {
+                                     "recipient": {"role": notice.recipient_role,
+                                                   "id": notice.recipient_id},
+                                     "about": {"kind": context.kind, "id": context.id, "seq": seq},
+                                     "channel": notice.channel, "address": notice.address,
+                                     "category": notice.category, "template": notice.template,
+                                     "values": dict(notice.values)}, unit.now)
+        unit.records.append_outbox(body, unit.now)
+        unit.events.append(body)
 
     def _claim(self, unit: Unit, context: Context, claim: Claim, before: Aggregate | None) -> None:
         value = claim.value(context.data) if callable(claim.value) else claim.value

@@ -96,6 +96,12 @@ class Policy:
     message_text_max: int = 2000
     message_labels_max: int = 20
     message_after_end: timedelta = timedelta(days=30)
+    # The seller's profile and avatar (SPEC §12, issue #20): a contact code expires after
+    # contact_code_expiry; an avatar is a JPEG of at most avatar_max_bytes, reviewed within
+    # avatar_review_timeout or put in the operators' overdue queue.
+    contact_code_expiry: timedelta = timedelta(minutes=30)
+    avatar_max_bytes: int = 3 * 1024 * 1024
+    avatar_review_timeout: timedelta = timedelta(hours=24)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -236,6 +242,7 @@ UNITS = {
     "points_price_quote_rights": "points",
     "message_text_max": "characters",
     "message_labels_max": "labels per side, per message",
+    "avatar_max_bytes": "bytes (3 MB = 3145728)",
 }
 
 

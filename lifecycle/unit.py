@@ -222,6 +222,13 @@ class Units:
 def _log(logger: Any, event: Mapping[str, Any], duration_ms: float) -> None:
     """One line per committed event: ``transition``, or ``tracking.recorded`` for a carrier
     scan recorded without one (SPEC §4: it has no trigger)."""
+    if event["kind"] == "notification":
+        # A message a transition asked for (issue #20): never its values, which may hold a code.
+        notice = event["payload"]
+        logger.info("notification.queued", recipient=event["aggregate_id"],
+                    channel=notice["channel"], category=notice["category"],
+                    template=notice["template"], about=notice["about"]["kind"])
+        return
     if event["trigger"] is None:
         payload = event["payload"]
         logger.info("tracking.recorded", kind=event["kind"], id=event["aggregate_id"],

@@ -350,6 +350,8 @@ def aggregate_in(
         return message_in(engine, clock, state)
     if kind == "subaccount":
         return subaccount_in(engine, state)
+    if kind in ACCOUNT_BUILDERS:
+        return ACCOUNT_BUILDERS[kind](engine, clock, state)
     raise ValueError(f"no builder for {kind}")
 
 
@@ -607,3 +609,78 @@ def legacy_scans(engine: lifecycle.Engine, order: lifecycle.Aggregate,
                                               aggregates.c.id == order.id)
                      .values(version=order.version + n))
     return engine.get("order", order.id)
+
+
+# --- the seller's profile, contacts and avatars (issue #20) ---------------------------------
+
+PERSONAL = {"name": "Ana Li", "procurement": {"industry": "toys"}}
+EMAIL = "ana@acme.example"
+#: what `Engine.upload_avatar` records of an image, for tests that need no bytes
+AVATAR = {"sha256": "0" * 64, "size": 1234, "width": 64, "height": 64}
+
+
+def sent_code(engine: lifecycle.Engine, contact: str) -> str:
+    """The last code sent for a contact, read from its notification in the outbox as a
+    notification service would."""
+    codes = [event.body["payload"]["values"]["code"] for event in engine.events(limit=10_000)
+             if event.kind == "notification"
+             and event.body["payload"]["about"] == {"kind": "contact", "id": contact,
+                                                   "seq": event.seq}]
+    assert codes, f"no code was sent for {contact}"
+    return str(codes[-1])
+
+
+def profile_in(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str,
+               id: str = "s-1", **fields: Any) -> lifecycle.Aggregate:
+    try:
+        engine.get("seller", id)
+    except lifecycle.NotFound:
+        registered_seller(engine, id)
+    made = engine.create("profile", seller(id), {**PERSONAL, **fields})
+    if state == "closed":
+        made = engine.fire("profile", id, "close", seller(id), {})
+    assert made.state == state
+    return made
+
+
+def contact_in(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str,
+               id: str = "s-1") -> lifecycle.Aggregate:
+    """The seller's email contact walked to ``state``."""
+    profile_in(engine, clock, "active", id, email=EMAIL)
+    contact = lifecycle.contact_id(id, "email")
+    if state == "reissued":
+        engine.fire("contact", contact, "resend", seller(id), {})
+    elif state == "verified":
+        engine.fire("contact", contact, "confirm", seller(id), {"code": sent_code(engine, contact)})
+    elif state == "expired":
+        clock.advance(engine.policy.contact_code_expiry)
+        engine.run_due_timers()
+    elif state == "closed":
+        engine.fire("profile", id, "close", seller(id), {})
+    made = engine.get("contact", contact)
+    assert made.state == state
+    return made
+
+
+def avatar_in(engine: lifecycle.Engine, clock: lifecycle.SimulatedClock, state: str,
+              id: str = "s-1") -> lifecycle.Aggregate:
+    """An avatar of the seller (id ``a-<seller>``) walked to ``state``; no image bytes."""
+    profile_in(engine, clock, "active", id)
+    avatar = engine.create("avatar", seller(id), AVATAR, id=f"a-{id}")
+    steps = {"submitted": [], "under_review": [("review", {})], "overdue": [],
+             "approved": [("review", {}), ("approve", {})],
+             "rejected": [("review", {}), ("reject", {"reason": "blurry"})]}
+    for trigger, payload in steps[state]:
+        avatar = engine.fire("avatar", avatar.id, trigger, OPERATOR, payload)
+    if state == "overdue":
+        clock.advance(engine.policy.avatar_review_timeout)
+        engine.run_due_timers()
+        avatar = engine.get("avatar", avatar.id)
+    assert avatar.state == state
+    return avatar
+
+
+ACCOUNT_BUILDERS: dict[str, Callable[[lifecycle.Engine, lifecycle.SimulatedClock, str],
+                                     lifecycle.Aggregate]] = {
+    "profile": profile_in, "contact": contact_in, "avatar": avatar_in,
+}

@@ -293,6 +293,57 @@ SPEC = {
         """,
         deadlines=frozenset(),
     ),
+    # SPEC §12 (issue 20): a seller's profile; its email and phone written only once confirmed
+    # (a contact's follow-up), its avatar only once approved (an avatar's follow-up).
+    "profile": Spec(
+        states=states("active closed"),
+        initial="active",
+        terminal=states("closed"),
+        arrows="""
+            create            | -      | active | seller
+            update            | active | active | seller, operator
+            set_privacy       | active | active | seller, operator
+            set_subscriptions | active | active | seller, operator
+            apply_contact     | active | active | follow-up
+            show_avatar       | active | active | follow-up
+            close             | active | closed | seller, operator
+        """,
+        deadlines=frozenset(),
+    ),
+    # SPEC §12: unverified → verified with a code that expires after 30 minutes. Beyond the
+    # SPEC's words: "reissued" is unverified with a newer code, so that each code's deadline
+    # starts afresh; "closed" ends a contact with its profile.
+    "contact": Spec(
+        states=states("unverified reissued verified expired closed"),
+        initial="unverified",
+        terminal=states("closed"),
+        arrows="""
+            request | -                                    | unverified | follow-up
+            change  | unverified                           | reissued   | follow-up
+            change  | reissued, verified, expired          | unverified | follow-up
+            resend  | unverified                           | reissued   | seller, operator
+            resend  | reissued, expired                    | unverified | seller, operator
+            confirm | unverified, reissued                 | verified   | seller
+            expire  | unverified, reissued                 | expired    | system
+            close   | unverified, reissued, verified, expired | closed  | follow-up
+        """,
+        deadlines=frozenset({("unverified", "expire"), ("reissued", "expire")}),
+    ),
+    # SPEC §12: submitted → under_review → approved | rejected by an operator; a review open 24
+    # hours goes to the operators' overdue queue (a state), reviewed from there.
+    "avatar": Spec(
+        states=states("submitted under_review overdue approved rejected"),
+        initial="submitted",
+        terminal=states("approved rejected"),
+        arrows="""
+            upload  | -                       | submitted    | seller
+            review  | submitted               | under_review | operator
+            overdue | submitted, under_review | overdue      | system
+            approve | under_review, overdue   | approved     | operator
+            reject  | under_review, overdue   | rejected     | operator
+        """,
+        deadlines=frozenset({("submitted", "overdue"), ("under_review", "overdue")}),
+    ),
 }
 
 #: (trigger, sources, destination or None, roles, internal); sources and roles sorted

@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "points": ("points", "points"),
     "message": ("message", "message"),
     "subaccount": ("subaccount", "subaccount"),
+    "profile": ("profile", "profile"),
+    "avatar": ("profile", "avatar"),
 }
 cli.add_lazy(COMMANDS)
 

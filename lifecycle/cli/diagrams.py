@@ -35,6 +35,9 @@ TITLES = {
     "points": "A seller's points account (SPEC §12), kind `points_account`",
     "points_earning": "One action that earned points, held once (SPEC §12), kind `points_earning`",
     "subaccount": "Staff sub-account of a store (SPEC §12), kind `subaccount`",
+    "profile": "A supplier's profile, privacy and subscriptions (SPEC §12), kind `profile`",
+    "contact": "An email or phone number confirmed with a code (SPEC §12), kind `contact`",
+    "avatar": "An uploaded avatar under review (SPEC §12), kind `avatar`",
 }
 #: each machine's name, and its kind (``lifecycle.definition`` knows the names that differ)
 MACHINES = {name: lifecycle.definition(name).kind for name in TITLES}

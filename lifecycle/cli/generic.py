@@ -72,7 +72,9 @@ def show(session: Session, kind: str, id: str, actor: str | None, as_json: bool)
     """An aggregate's state, version, data and the commands the actor may run now."""
     engine = session.engine
     who = operator_actor(actor)
-    aggregate = engine.without_money(engine.get(kind, id), who)
+    aggregate = engine.get(kind, id)
+    refuse_private(engine, aggregate, who)
+    aggregate = engine.without_money(aggregate, who)
     allowed = engine.allowed(kind, id, who)
     commands = next_steps(aggregate.kind, aggregate.id, allowed)[0]
     if as_json:
@@ -80,6 +82,18 @@ def show(session: Session, kind: str, id: str, actor: str | None, as_json: bool)
     else:
         output.echo(output.describe(aggregate, commands,
                                     system_steps(aggregate.kind, aggregate.state)))
+
+
+def refuse_private(engine: Engine, aggregate: lifecycle.Aggregate, reader: Actor) -> None:
+    """A profile's (or contact's) data whole only to its owner and operators (issue #20):
+    anyone else reads a profile as its privacy lets them, through ``lifecycle profile show``."""
+    definition = engine.definition(aggregate.kind)
+    if aggregate.kind in lifecycle.PRIVATE_KINDS and not definition.owns(reader, aggregate.id,
+                                                                         aggregate.data):
+        raise lifecycle.Forbidden(
+            reader.role, reader.id, "show",
+            f"a {aggregate.kind}'s data is shown whole to its owner and operators only; read "
+            f"the profile as others see it with lifecycle profile show SELLER --as {reader}")
 
 
 @click.command()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from lifecycle.machines import (
+    avatar,
     capture,
+    contact,
     coupon,
     dispute,
     onboarding,
     order,
     points,
+    profile,
     standing,
     violation,
 )
@@ -30,6 +33,8 @@ DEFINITIONS[order_message.DEFINITION.kind] = order_message.DEFINITION  # issue #
 
 # Sub-accounts (issue #20, SPEC §12): a store's staff and their permissions.
 DEFINITIONS[_subaccount.KIND] = _subaccount.DEFINITION
+# The seller's profile and avatar (issue #20).
+DEFINITIONS.update({d.kind: d for d in (profile.DEFINITION, contact.DEFINITION, avatar.DEFINITION)})
 
 #: every version of every shipped machine (one each, so far); `lifecycle.open(machines=...)`
 #: and ``--machines`` add more (SPEC §13)

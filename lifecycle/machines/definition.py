@@ -27,6 +27,7 @@ from lifecycle.machines.follow_ups import (
     Fire,
     FollowUp,
     Index,
+    Notify,
     Post,
     Scan,
     sends,
@@ -36,8 +37,8 @@ from lifecycle.policy import Policy
 # The follow-ups live in their own module; they are part of what a definition is written with.
 __all__ = [
     "Aggregate", "Call", "Check", "Claim", "Context", "Create", "Deadline", "DurationOf",
-    "Effect", "Fire", "FollowUp", "Guard", "Index", "MachineDefinition", "Owner", "Post",
-    "Reaction", "Scan", "Step", "Transition", "sends",
+    "Effect", "Fire", "FollowUp", "Guard", "Index", "MachineDefinition", "Notify", "Owner",
+    "Post", "Reaction", "Scan", "Step", "Transition", "sends",
 ]
 
 # transitions logs every trigger through stdlib logging at INFO; that is our job, not its.

@@ -90,7 +90,23 @@ class Scan:
     moved: bool = False
 
 
-FollowUp = Create | Fire | Claim | Index | Post | Call | Scan
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """A follow-up: ask for a message to a person (issue #20), written to the outbox as a
+    ``notification.CHANNEL`` event in the transition's transaction; a notification service
+    reads and sends it. Built by `lifecycle.machines.notifications.notify`, which decides
+    (subscriptions) whether to ask at all."""
+
+    recipient_role: str
+    recipient_id: str
+    channel: str  # email or sms
+    address: str | None  # where to: None when the account has none on its profile yet
+    category: str
+    template: str
+    values: Mapping[str, Any]
+
+
+FollowUp = Create | Fire | Claim | Index | Post | Call | Scan | Notify
 
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 

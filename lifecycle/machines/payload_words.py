@@ -21,6 +21,8 @@ PATTERNS: Mapping[str, str] = {
     r"^[A-Z0-9]{6,40}$": "a waybill of 6 to 40 letters and digits (spaces and hyphens are "
                          "left out)",
     r"^[^@\s]+@[^@\s]+\.[^@\s]+$": "an email address like owner@example.com",
+    r"^[0-9]{6}$": "the six digits of the code that was sent",
+    r"^[0-9a-f]{64}$": "a SHA-256 digest: 64 lower-case hexadecimal digits",
     DOMAIN_LABEL: "a domain label of 1 to 63 lower-case letters, digits and inner hyphens "
                   "(e.g. acme-toys)",
 }

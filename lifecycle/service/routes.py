@@ -24,6 +24,8 @@ AGGREGATE_REF = {"$ref": "#/components/schemas/Aggregate"}
 PROBLEM = {"description": "A problem (RFC 9457)",
            "content": {problems.MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 _ETAG = re.compile(r'^"(\d{1,18})"$')
+#: kinds created from an upload's bytes by a route of their own, not from a JSON payload
+UPLOADED = frozenset({"avatar"})
 
 
 def plural(kind: str) -> str:
@@ -91,13 +93,14 @@ def router() -> APIRouter:
         _kind_routes(routes, definition)
     _operator_routes(routes)
     message_routes(routes)  # issue #20: order messages
+    _profile_routes(routes)
     return routes
 
 
 def _kind_routes(routes: APIRouter, definition: lifecycle.MachineDefinition) -> None:
     kind, base = definition.kind, f"/{plural(definition.kind)}"
     tags: list[str | Any] = [kind]
-    if not definition.creation.internal:
+    if not definition.creation.internal and kind not in UPLOADED:
         routes.add_api_route(base, _create(definition), methods=["POST"], status_code=201, tags=tags,
                              summary=f"{definition.creation.trigger} a {kind}",
                              openapi_extra=_body_of(definition.creation),
@@ -299,3 +302,58 @@ def _event_routes(routes: APIRouter) -> None:
                                  "type": "object", "required": ["cursor"],
                                  "additionalProperties": False,
                                  "properties": {"cursor": {"type": "integer", "minimum": 0}}}}}}})
+
+
+# --- the seller's profile and avatar (issue #20, docs/account-profile.md) -------------------
+
+
+def _profile_routes(routes: APIRouter) -> None:
+    """The profile as the key's actor may see it (its privacy levels applied), an avatar's
+    upload from its JPEG bytes, and an avatar's image. The generic reads of a profile, a
+    contact and an avatar (``GET /v1/profiles/{id}``, its history, ...) answer its owner and
+    operators only, as for every kind; anyone else reads a profile through ``/view``."""
+
+    def view(request: Request, id: str, actor: Acting) -> Response:
+        """The seller's profile as the key's actor may see it (SPEC §12: privacy)."""
+        return JSONResponse(engine_of(request).profile(id, actor))
+
+    async def upload(request: Request, actor: Acting) -> Response:
+        """A new avatar from the request's body: the bytes of a JPEG (Content-Type
+        image/jpeg), at most the policy's avatar_max_bytes."""
+        engine = engine_of(request)
+        image = await _capped(request, engine.policy.avatar_max_bytes)
+        created = engine.upload_avatar(actor, image)
+        return aggregate_response(created, 201, f"/v1/avatars/{created.id}")
+
+    def image(request: Request, id: str, actor: Acting) -> Response:
+        """An avatar's JPEG: any to its seller and operators, an approved one to anyone."""
+        return Response(engine_of(request).avatar_image(id, actor), media_type="image/jpeg")
+
+    routes.add_api_route("/profiles/{id}/view", view, methods=["GET"], tags=["profile"],
+                         operation_id="profile_view")
+    routes.add_api_route("/avatars", upload, methods=["POST"], status_code=201, tags=["avatar"],
+                         summary="upload an avatar (seller): the body is the JPEG",
+                         operation_id="create_avatar",
+                         responses={201: _aggregate_doc("Created")},
+                         openapi_extra={"requestBody": {"required": True, "content": {
+                             "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}})
+    routes.add_api_route("/avatars/{id}/image", image, methods=["GET"], tags=["avatar"],
+                         operation_id="avatar_image",
+                         responses={200: {"content": {"image/jpeg": {}}}})
+
+
+async def _capped(request: Request, cap: int) -> bytes:
+    """The body, read no further than ``cap``: more is `InvalidPayload` naming ``image``
+    (from Content-Length, else as it streams in), nothing written."""
+    too_big = lifecycle.InvalidPayload("image", f"is over {cap} bytes: an avatar is at most "
+                                                f"{cap} bytes (policy avatar_max_bytes)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -246,4 +247,17 @@ sandbox_clock = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("now", Moment, nullable=False),
     Column("started_at", Moment, nullable=False),
+)
+
+# An avatar's image (issue #20): one row per upload, written with the avatar's creation; kept
+# out of the aggregate's data, which every load reads. Read only to show or review the image.
+avatar_images = Table(
+    "avatar_images",
+    metadata,
+    Column("avatar_id", String(200), primary_key=True),
+    Column("content_type", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("image", LargeBinary, nullable=False),
+    # No time of its own: the avatar's submitted_at says when it came.
 )

@@ -212,9 +212,13 @@ def test_every_command_that_fires_a_trigger_taking_a_note_accepts_note() -> None
     for (kind, trigger), command in COMMANDS.items():
         if payloads.takes(kind, trigger, "note"):
             words = [w for w in command.split() if w != "ID" and not w.startswith("--")]
-            found = _top(words[0])
-            assert isinstance(found, click.Group)
-            options = {o for p in found.commands[words[1]].params for o in getattr(p, "opts", [])}
+            found: click.Command | None = cli
+            for word in words:  # down the groups: ``profile contact resend SELLER``
+                if not isinstance(found, click.Group):
+                    break
+                found = found.get_command(click.Context(found), word)
+            assert found is not None, command
+            options = {o for p in found.params for o in getattr(p, "opts", [])}
             if "--note" not in options:
                 missing.append(command)
     assert missing == []

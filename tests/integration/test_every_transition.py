@@ -28,9 +28,11 @@ from lifecycle.machines import DEFINITIONS
 from lifecycle.machines.coupon import voucher_id
 from lifecycle.machines.standing import LEVELS
 from tests.builders import (
+    AVATAR,
     CHECKLIST,
     COUPON_VALIDITY,
     DOCUMENTS,
+    EMAIL,
     ESCALATION_WAIT,
     FEE,
     GATEWAY_ACTOR,
@@ -39,6 +41,7 @@ from tests.builders import (
     OPERATOR,
     ORDER_TOTAL,
     PARCEL,
+    PERSONAL,
     REGISTRATION,
     RETURN_SHIPMENT,
     SHIPMENT,
@@ -47,7 +50,9 @@ from tests.builders import (
     Snapshots,
     active_seller,
     aggregate_in,
+    avatar_in,
     buyer,
+    contact_in,
     coupon_in,
     coupon_terms,
     dispute_in,
@@ -60,9 +65,12 @@ from tests.builders import (
     outbox_of,
     points_in,
     profile,
+    profile_in,
+    registered_seller,
     rows,
     seller,
     seller_in,
+    sent_code,
     standing_in,
     violation_in,
     voucher_in,
@@ -210,6 +218,50 @@ def negotiated_for_days(engine: Engine, clock: SimulatedClock, arrow: Arrow) -> 
     return dispute
 
 
+# --- the seller's profile, contacts and avatars (issue #20) -------------------------------
+
+#: the codes sent to the contacts a scenario built, by what it built them for
+CODES: dict[Hashable, str] = {}
+CONTACT = lifecycle.contact_id("s-1", "email")
+
+
+def contact_with_code(engine: Engine, clock: SimulatedClock, arrow: Arrow) -> Aggregate:
+    contact = contact_in(engine, clock, arrow.source)
+    CODES[arrow] = sent_code(engine, contact.id)
+    return contact
+
+
+def profile_awaiting_code(engine: Engine, clock: SimulatedClock, arrow: Arrow) -> Aggregate:
+    contact_in(engine, clock, "unverified")
+    CODES[arrow] = sent_code(engine, CONTACT)
+    return engine.get("profile", "s-1")
+
+
+def profile_with_avatar_in_review(engine: Engine, clock: SimulatedClock, arrow: Arrow) -> Aggregate:
+    avatar_in(engine, clock, "under_review")
+    return engine.get("profile", "s-1")
+
+
+def contact_of_arrow(engine: Engine, clock: SimulatedClock, arrow: Arrow) -> Aggregate:
+    return contact_in(engine, clock, arrow.source)
+
+
+ACCOUNT_SCENARIOS: dict[tuple[str, str], Scenario] = {
+    ("profile", "update"): sends({"name": "Ana Wu", "procurement": {"frequency": "monthly"}}),
+    ("profile", "set_privacy"): sends({"personal": "all_users"}),
+    ("profile", "set_subscriptions"): sends({"notifications": False}),
+    ("profile", "close"): sends({}),
+    ("contact", "resend"): sends({}),
+    ("contact", "confirm"): Scenario(lambda arrow: {"code": CODES.get(arrow, "000000")},
+                                     contact_with_code),
+    ("contact", "expire"): sends({}),
+    ("avatar", "review"): sends({}),
+    ("avatar", "overdue"): sends({}),
+    ("avatar", "approve"): sends({}),
+    ("avatar", "reject"): sends({"reason": "blurry"}),
+}
+
+
 DECISIONS = {
     "resolved_no_refund": {"decision": "no_refund"},
     "awaiting_return": {"decision": "return_and_refund", "refund_amount": "15.00"},
@@ -290,6 +342,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("subaccount", "disable"): sends({}),
     ("subaccount", "enable"): sends({}),
     ("subaccount", "remove"): sends({}),
+    **ACCOUNT_SCENARIOS,
 }
 
 
@@ -430,6 +483,27 @@ def standing_before_an_overturn(engine: Engine, clock: SimulatedClock, arrow: Ar
 COUNTED = {"violation": "v-direct", "type": "listing", "points": 1,
            "recorded_at": "2026-01-01T00:00:00+00:00", "expires_at": "2027-01-01T00:00:00+00:00"}
 
+ACCOUNT_CAUSES: dict[tuple[str, str], Internal] = {
+    ("contact", "change"): Internal(
+        contact_of_arrow,
+        lambda contact, arrow: Act("profile", "s-1", "update", seller(),
+                                   {"email": "new@acme.example"}),
+        lambda contact: {"seller": "s-1", "channel": "email", "address": "x@acme.example"}),
+    ("contact", "close"): Internal(
+        contact_of_arrow, lambda contact, arrow: Act("profile", "s-1", "close", seller()),
+        lambda contact: {}),
+    ("profile", "apply_contact"): Internal(
+        profile_awaiting_code,
+        lambda profile, arrow: Act("contact", CONTACT, "confirm", seller(),
+                                   {"code": CODES[arrow]}),
+        lambda profile: {"channel": "email", "address": "x@acme.example"}),
+    ("profile", "show_avatar"): Internal(
+        profile_with_avatar_in_review,
+        lambda profile, arrow: Act("avatar", "a-s-1", "approve", OPERATOR),
+        lambda profile: {"avatar": "a-s-1"}),
+}
+
+
 CAUSES: dict[tuple[str, str], Internal] = {
     ("standing", "add_violation"): Internal(
         standing_before_a_violation,
@@ -450,6 +524,7 @@ CAUSES: dict[tuple[str, str], Internal] = {
     ),
     **{("voucher", trigger): Internal(voucher_on_an_order, order_moving_the_voucher, _to_order)
        for trigger in ("reserve", "redeem", "release", "spend")},
+    **ACCOUNT_CAUSES,
 }
 
 
@@ -532,6 +607,24 @@ def _create_subaccount(engine: Engine, clock: SimulatedClock) -> tuple[Act, Call
     active_seller(engine)
     return (Act("subaccount", None, "create", seller(), {"permissions": ["ship_orders"]}),
             lambda made: made.id)
+def _create_profile(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    registered_seller(engine)
+    return Act("profile", None, "create", seller(), PERSONAL), lambda made: made.id
+
+
+def _request_contact(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    profile_in(engine, clock, "active")
+    return (Act("profile", "s-1", "update", seller(), {"email": EMAIL}),
+            lambda made: lifecycle.contact_id(made.id, "email"))
+
+
+def _upload_avatar(engine: Engine, clock: SimulatedClock) -> tuple[Act, Callable[[Aggregate], str]]:
+    profile_in(engine, clock, "active")
+    return Act("avatar", None, "upload", seller(), AVATAR), lambda made: made.id
+
+
+ACCOUNT_CREATIONS = {"profile": _create_profile, "contact": _request_contact,
+                     "avatar": _upload_avatar}
 
 
 #: per kind: arrange what creating one needs, and return the public act that creates it with
@@ -549,6 +642,7 @@ CREATIONS: dict[str, Callable[[Engine, SimulatedClock], tuple[Act, Callable[[Agg
     "points_earning": _earn_points,
     "message": _send_message,
     "subaccount": _create_subaccount,
+    **ACCOUNT_CREATIONS,
 }
 
 

@@ -110,6 +110,11 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Report, str]:
     return report, url(directory)
 
 
+#: the seller's profile, contacts and avatars (issue #20): no simulated person drives them yet
+#: (tests/integration/test_account_profile.py does)
+NOT_SIMULATED_YET = frozenset({"profile", "contact", "avatar"})
+
+
 def test_a_small_run_reaches_every_state_of_every_machine(small: tuple[Report, str]) -> None:
     report, _ = small
 
@@ -117,6 +122,8 @@ def test_a_small_run_reaches_every_state_of_every_machine(small: tuple[Report, s
     for kind, definition in lifecycle.definitions().items():
         if kind == "unexpected_capture":
             continue  # a gateway's mistakes, not the market's: see test_unexpected_captures.py
+        if kind in NOT_SIMULATED_YET:
+            continue
         missed = [state for state in definition.states if not report.reached[kind][state]]
         assert missed == [], f"{kind} never entered {missed}"
     assert report.states["order"]["funds_released"] > 200

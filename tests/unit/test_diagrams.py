@@ -56,7 +56,8 @@ def test_readme_shows_every_machine_as_generated() -> None:
 NAMES = {"onboarding": "seller", "order": "order", "dispute": "dispute", "coupon": "coupon",
          "voucher": "voucher", "violation": "violation", "standing": "standing",
          "message": "message", "points": "points_account",
-         "points_earning": "points_earning", "subaccount": "subaccount"}
+         "points_earning": "points_earning", "subaccount": "subaccount",
+         "profile": "profile", "contact": "contact", "avatar": "avatar"}
 START = "[*]"  # the start of the creating arrow, in both formats as read back here
 ROLE_ORDER = ("buyer", "seller", "operator", "system")  # how a label lists its roles
 LABEL = re.compile(r"^(?P<trigger>\w+) \((?P<who>[\w, -]+)\)(?: \[(?P<condition>\w+)\])?$")
