@@ -10,9 +10,9 @@ platform's side of it: ``points_issued`` (earned and credited; negative), ``poin
 - ``earn`` (system, operator): an action the platform rewards, ``order_paid`` or
   ``quotation_answered``, named by its reference, earns the policy's points for it, once: the
   reference becomes a ``points_earning`` of its own, whose id is unique, so a second report of
-  it is refused (`ONCE`), even from two processes at once. An order's pay effect calls
-  `earned_for_order`, which opens the account when the seller has none and earns nothing
-  twice.
+  it is refused (`ONCE`), even from two processes at once. An order whose funds are released
+  earns through the account's reaction to ``release_funds`` (`earned_for_order`), which opens
+  the account when the seller has none and earns nothing twice.
 - ``redeem`` (seller, operator): a catalogue item (`CATALOGUE`) at the policy's price; more
   than the balance is refused (`COVERED`).
 - ``correct`` (operator): points added or taken back, with a reason; never below zero.
@@ -230,10 +230,15 @@ EARN_SENDS = ((KIND, "open"), (KIND, "earn"))
 
 @sends(*EARN_SENDS)
 def _earn_for_paid_order(ctx: Context) -> list[FollowUp]:
-    """The account's reaction to an order's ``pay`` (SPEC §12: an order paid through the
-    platform's protected payment earns its seller points). Every order is paid through the
-    payment gateway into escrow; one a coupon paid in full was charged nothing and earns none.
-    A reaction, so the order machine, and its version, know nothing of points."""
+    """The account's reaction to an order's ``release_funds`` (SPEC §12: an order paid through
+    the platform's protected payment earns its seller points).
+
+    Every order is paid through the payment gateway into escrow; the protection is complete
+    when the funds are released to the seller. Earning then, not at ``pay``: an order refunded
+    in full or cancelled earns nothing, the payment itself never waits on a seller's points
+    account (nor fails on one, when two buyers pay one seller at once), and one a coupon paid
+    in full, charged nothing, earns none. A reaction, so the order machine, and its version,
+    know nothing of points."""
     if Decimal(ctx.data.get("amount_paid", "0")) <= 0:
         return []
     return earned_for_order(ctx, ctx.data["seller"], ctx.id)
@@ -256,7 +261,7 @@ ACCOUNT = MachineDefinition(
         Transition("penalise", ("open",), None, OPERATOR | SYSTEM, Penalty, (), _penalise),
         Transition("close", ("open",), "closed", OPERATOR, Reason, (EMPTY,), _closed),
     ),
-    reactions=(Reaction(("order", "pay"), _earn_for_paid_order),),
+    reactions=(Reaction(("order", "release_funds"), _earn_for_paid_order),),
 )
 
 
@@ -288,15 +293,15 @@ EARNING_RECORD = MachineDefinition(
 )
 
 
-# --- the hook of an order's pay effect ----------------------------------------------------
+# --- what an order's release earns --------------------------------------------------------
 
 
 
 def earned_for_order(ctx: Context, seller_id: str, order_id: str) -> list[FollowUp]:
     """The follow-ups that earn a paid order's points for its seller: open the seller's points
     account if there is none, then earn ``order_paid`` for the order. Nothing when the order
-    has earned already, the account is closed or there is no such seller: called from the
-    order's pay effect, it must never refuse (a refusal would refuse the payment)."""
+    has earned already, the account is closed or there is no such seller: it runs inside the
+    order's ``release_funds``, and must never refuse it."""
     if ctx.load(EARNING, earning_id("order_paid", order_id)) is not None:
         return []
     if ctx.load("seller", seller_id) is None:

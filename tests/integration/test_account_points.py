@@ -73,10 +73,20 @@ def problems(engine: lifecycle.Engine) -> list[tuple[str, str]]:
 # --- earning ------------------------------------------------------------------------------
 
 
-def test_a_paid_order_opens_its_sellers_points_account_and_earns_the_policys_points(
+def test_a_paid_order_earns_nothing_until_its_funds_are_released(
         earning: lifecycle.Engine, clock: lifecycle.SimulatedClock) -> None:
-    first = order_in(earning, clock, "paid")
-    second = order_in(earning, clock, "paid", buyer_id="b-2")
+    paid = order_in(earning, clock, "paid")
+    completed = order_in(earning, clock, "completed", buyer_id="b-2")
+
+    assert (paid.state, completed.state) == ("paid", "completed")
+    with pytest.raises(lifecycle.NotFound):
+        earning.get(KIND, "s-1")
+
+
+def test_a_released_order_opens_its_sellers_points_account_and_earns_the_policys_points(
+        earning: lifecycle.Engine, clock: lifecycle.SimulatedClock) -> None:
+    first = order_in(earning, clock, "funds_released")
+    second = order_in(earning, clock, "funds_released", buyer_id="b-2")
     assert first.machine_version == 1  # the shipped order machine: points are a reaction
     account = earning.get(KIND, "s-1")
     per_order = lifecycle.Policy().points_per_paid_order
@@ -92,7 +102,7 @@ def test_a_paid_order_opens_its_sellers_points_account_and_earns_the_policys_poi
 
 
 def test_an_order_earns_once(earning: lifecycle.Engine, clock: lifecycle.SimulatedClock) -> None:
-    paid = order_in(earning, clock, "paid")
+    paid = order_in(earning, clock, "funds_released")
 
     def load(kind: str, id: str) -> lifecycle.Aggregate | None:
         try:
@@ -100,7 +110,7 @@ def test_an_order_earns_once(earning: lifecycle.Engine, clock: lifecycle.Simulat
         except lifecycle.NotFound:
             return None
 
-    again = Context("order", paid.id, "paid", dict(paid.data), None, SYSTEM, clock.now(),
+    again = Context("order", paid.id, "funds_released", dict(paid.data), None, SYSTEM, clock.now(),
                     lifecycle.Policy(), load)
     assert points.earned_for_order(again, "s-1", paid.id) == []  # the hook earns nothing twice
     refused = refused_writing_nothing(earning, lifecycle.GuardFailed, lambda: earning.fire(
@@ -109,13 +119,13 @@ def test_an_order_earns_once(earning: lifecycle.Engine, clock: lifecycle.Simulat
     assert f"order_paid {paid.id} has already earned points" in str(refused)
 
 
-def test_a_closed_points_account_earns_nothing_and_the_payment_still_goes_through(
+def test_a_closed_points_account_earns_nothing_and_the_release_still_goes_through(
         earning: lifecycle.Engine, clock: lifecycle.SimulatedClock) -> None:
     seller_in(earning, "active")
     earning.create(KIND, OWNER, {})
     earning.fire(KIND, "s-1", "close", OPERATOR, {"reason": "seller asked to leave the scheme"})
-    paid = order_in(earning, clock, "paid")
-    assert paid.state == "paid"
+    paid = order_in(earning, clock, "funds_released")
+    assert paid.state == "funds_released"
     assert earning.get(KIND, "s-1").version == 2
     assert earning.balances(KIND, "s-1") == {}
 
