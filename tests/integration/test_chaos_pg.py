@@ -226,8 +226,11 @@ def test_eight_chaos_workers_and_two_timer_workers_leave_a_consistent_database(
     def history_rows(where: str = "TRUE") -> int:
         return _scalar(engine, f"SELECT count(*) FROM history WHERE {where}")
 
+    # and the rows of the points account's reaction to a release (SPEC §12), written as
+    # ``system:order.release_funds``: the seller's points account opened, earned, recorded
     follow_ups = ("(kind = 'dispute' AND trigger = 'open') "
-                  "OR (kind = 'order' AND trigger = 'close_dispute')")
+                  "OR (kind = 'order' AND trigger = 'close_dispute') "
+                  "OR (actor_role = 'system' AND actor_id = 'order.release_funds')")
     timer_rows = f"actor_role = 'system' AND actor_id = 'timer' AND NOT ({follow_ups})"
     before = history_rows()
     follow_ups_before = history_rows(follow_ups)
