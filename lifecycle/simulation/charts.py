@@ -136,6 +136,8 @@ def page(report: ReportData) -> str:
         _table(("currency", "item", "amount"),
                [(c, item, _amount(amount, c)) for c, items in report.money.items()
                 for item, amount in items.items()]),
+        "<h2>Seller accounts</h2>",
+        _table(("area", "what", "count"), account_rows(report)),
         "<h2>Final states</h2>",
         _table(("kind", "state", "aggregates"),
                [(k, s, n) for k, counts in report.states.items() for s, n in counts.items()]),
@@ -217,6 +219,12 @@ def _amount(value: str, currency: str) -> str:
         return f"{Decimal(value).quantize(Decimal(1).scaleb(-digits)) + 0:f}"
     except (lifecycle.LifecycleError, InvalidOperation):
         return value
+
+
+def account_rows(report: ReportData) -> list[tuple[str, str, int]]:
+    """The "Seller accounts" section (issue #20) as rows: area, what, count."""
+    return [(area, what, n) for area, counts in report.accounts.items()
+            for what, n in counts.items()]
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

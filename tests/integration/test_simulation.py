@@ -33,8 +33,13 @@ COVERING = Behaviour(
     rejected=0.25, gives_up=0.5, never_pays_fee=0.1, suspended=0.15, closes=0.05,
     coupon_left_in_draft=0.3, coupon_deactivated=0.4, claims_without_ordering=0.15,
     disputes_received=0.1, disputes_not_received=0.06, disputes_after_completion=0.02,
+    # the seller's account (issue #20)
+    violations_minor=0.2, violations_restricted=0.15, violations_orders_refused=0.15,
+    violations_suspended=0.15, avatar_rejected=0.25, avatar_overdue=0.3,
 )
-SMALL = Config(sellers=20, orders=300, days=90, seed=7, behaviour=COVERING, fee_period_days=30)
+# 20 days of penalty points instead of 365, so that violations expire in the run.
+SMALL = Config(sellers=20, orders=300, days=90, seed=7, behaviour=COVERING, fee_period_days=30,
+               violation_points_period_days=20)
 
 
 def url(directory: Path, name: str = "sim.db") -> str:
