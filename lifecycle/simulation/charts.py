@@ -159,7 +159,8 @@ def parameters(report: ReportData) -> list[tuple[str, Any]]:
     """What the run was asked to do: the options a re-run needs to give the same report."""
     config = report.config
     shown = ("name", "seed", "sellers", "orders", "days", "drain_days", "shards", "start",
-             "tick_minutes", "push_every_hours", "fee_period_days", "check")
+             "tick_minutes", "push_every_hours", "fee_period_days",
+             "violation_points_period_days", "check")
     rows: list[tuple[str, Any]] = [(name, config[name]) for name in shown if name in config]
     faults = {name: rate for name, rate in (config.get("faults") or {}).items() if rate}
     rows.append(("faults", ", ".join(f"{name}={rate}" for name, rate in faults.items()) or "none"))
