@@ -272,9 +272,9 @@ def accounts(tally: Tally, points: Sequence[LedgerSum]) -> dict[str, dict[str, i
             "expired": fired["violation.expire"],
         },
         "penalties": {
-            "stores entering promotion_restricted": entered["standing.promotion_restricted"],
-            "stores entering orders_refused": entered["standing.orders_refused"],
-            "stores entering store_suspended": entered["standing.store_suspended"],
+            "promotion_restricted entered (times)": entered["standing.promotion_restricted"],
+            "orders_refused entered (times)": entered["standing.orders_refused"],
+            "store_suspended entered (times)": entered["standing.store_suspended"],
             "stores suspended by penalties": counted["penalties.stores_suspended"],
             "orders refused by penalties": counted["penalties.orders_refused"],
             "standings closed": entered["standing.closed"],

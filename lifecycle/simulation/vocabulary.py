@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Protocol
 from lifecycle import Actor, AdapterError, Aggregate, HistoryEntry, LifecycleError, Policy
 from lifecycle.adapters import SandboxCarrier, SandboxGateway
 from lifecycle.simulation.config import Behaviour, Config
-from lifecycle.simulation.world import AccountPlan, OrderPlan, SellerPlan
+from lifecycle.simulation.world import OrderPlan, SellerPlan
 
 Event = Mapping[str, Any]
 """What the engine publishes after a commit: kind, id, seq, trigger, source, dest, payload…"""
@@ -137,9 +137,6 @@ class StaffBook(Protocol):
 
     def acted(self, actor: Actor) -> None:
         """An act committed: counted when a sub-account did it."""
-
-    def plan(self, store: str) -> AccountPlan:
-        """What the store does with its account."""
 
 
 class OrderBook(Protocol):
