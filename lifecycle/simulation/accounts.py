@@ -71,9 +71,10 @@ class StaffActors:
         self.owner_acts.add((actor.id, actor.sub))
         return True
 
-    def acted(self, actor: Actor) -> None:
+    def acted(self, actor: Actor, permission: str) -> None:
         if actor.sub is not None:
             self.market.count("accounts.staff_actions")
+            self.market.count(f"accounts.staff_actions.{permission}")
 
     # --- reacting -------------------------------------------------------------------------
 

@@ -142,7 +142,9 @@ class DisputeActors:
             else:
                 m.count(f"refused.dispute.{trigger}")
 
-        return Act(trigger, actor, payload, then=lambda _: m.staff.acted(actor), refused=refused)
+        return Act(trigger, actor, payload, then=lambda _: m.staff.acted(actor, "answer_disputes"),
+                   refused=refused)
+
     def _offer(self, dispute: Aggregate, *, first: bool) -> Act:
         data, plan = dispute.data, self.plan(dispute.id)
         r = rng(self.market.seed, "offer", dispute.id, dispute.version)

@@ -333,7 +333,7 @@ class OrderActors:
                 m.later("order", order.id, "ship_offline", order.version, 1, 6)
 
             def booked(moved: Aggregate) -> None:
-                m.staff.acted(store)
+                m.staff.acted(store, "ship_orders")
                 m.expect_scans(moved.data["carrier"], moved.data["waybill"])
 
             return Act("book_pickup", store, {"checklist": CHECKLIST, "parcel": parcel(lines)},
@@ -348,7 +348,7 @@ class OrderActors:
             m.again(turn, order.version, 0.2, 3, purpose="ship_offline", limit=3)
 
         def hand_over(shipped: Aggregate) -> None:
-            m.staff.acted(store)
+            m.staff.acted(store, "ship_orders")
             m.carriers[carrier].register_shipment(
                 shipped.data["waybill"], origin=origin, destination=data["consignee"]["country"],
                 service=data["logistics"]["service"], at=m.now())

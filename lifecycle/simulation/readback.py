@@ -263,6 +263,9 @@ def accounts(tally: Tally, points: Sequence[LedgerSum]) -> dict[str, dict[str, i
             "disabled": fired["subaccount.disable"], "enabled again": fired["subaccount.enable"],
             "removed": fired["subaccount.remove"],
             "actions taken by sub-accounts": counted["accounts.staff_actions"],
+            "orders shipped by sub-accounts": counted["accounts.staff_actions.ship_orders"],
+            "disputes answered by sub-accounts":
+                counted["accounts.staff_actions.answer_disputes"],
             "staff actions refused (then done by the owner)": counted["accounts.staff_refused"],
         },
         "violations": {

@@ -135,8 +135,8 @@ class StaffBook(Protocol):
         """A staff member's act was refused: True (counted, and the owner takes the work over)
         when it was the sub-account that was refused, False for any other refusal."""
 
-    def acted(self, actor: Actor) -> None:
-        """An act committed: counted when a sub-account did it."""
+    def acted(self, actor: Actor, permission: str) -> None:
+        """An act needing ``permission`` committed: counted when a sub-account did it."""
 
 
 class OrderBook(Protocol):

@@ -145,8 +145,11 @@ def test_a_small_run_exercises_the_seller_account(small: tuple[Report, str]) -> 
     messages, profiles = report.accounts["messages"], report.accounts["profiles"]
 
     for what in ("created", "disabled", "enabled again", "removed",
-                 "actions taken by sub-accounts", "staff actions refused (then done by the owner)"):
+                 "orders shipped by sub-accounts", "disputes answered by sub-accounts",
+                 "staff actions refused (then done by the owner)"):
         assert staff[what] > 0, what
+    assert staff["actions taken by sub-accounts"] == (
+        staff["orders shipped by sub-accounts"] + staff["disputes answered by sub-accounts"])
     for what in ("recorded", "appealed", "upheld", "overturned", "final without appeal",
                  "expired"):
         assert violations[what] > 0, what
