@@ -710,16 +710,18 @@ class Engine:
             certified = privacy.is_certified(self._pipeline.existing("seller", reader.id))
         return privacy.profile_view(found, reader, certified)
 
-    def upload_avatar(self, actor: Actor, image: bytes) -> Aggregate:
+    def upload_avatar(self, actor: Actor, image: bytes, *, id: str | None = None) -> Aggregate:
         """A seller's new avatar, ``submitted`` for review: ``image`` must be the bytes of a
         JPEG of at most the policy's ``avatar_max_bytes`` (else `InvalidPayload` naming
         ``image``; a PNG named .jpg is refused), and the seller must have a profile. The bytes
-        are kept beside the aggregate (`avatar_image`), in the same transaction."""
+        are kept beside the aggregate (`avatar_image`), in the same transaction. ``id``: the
+        avatar's id, when the caller names it (a simulation's ids carry its prefix); a new
+        ``a-…`` id otherwise."""
         who = actor_of(actor)
         width, height = inspect_jpeg(image, self.policy.avatar_max_bytes)
         image = bytes(image)
         digest = hashlib.sha256(image).hexdigest()
-        id = new_avatar_id()
+        id = id_of(id, "id") if id is not None else new_avatar_id()
         with self.batch():
             created = self.create("avatar", who, {"sha256": digest, "size": len(image),
                                                   "width": width, "height": height}, id=id)

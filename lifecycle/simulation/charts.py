@@ -136,6 +136,8 @@ def page(report: ReportData) -> str:
         _table(("currency", "item", "amount"),
                [(c, item, _amount(amount, c)) for c, items in report.money.items()
                 for item, amount in items.items()]),
+        "<h2>Seller accounts</h2>",
+        _table(("area", "what", "count"), account_rows(report)),
         "<h2>Final states</h2>",
         _table(("kind", "state", "aggregates"),
                [(k, s, n) for k, counts in report.states.items() for s, n in counts.items()]),
@@ -157,7 +159,8 @@ def parameters(report: ReportData) -> list[tuple[str, Any]]:
     """What the run was asked to do: the options a re-run needs to give the same report."""
     config = report.config
     shown = ("name", "seed", "sellers", "orders", "days", "drain_days", "shards", "start",
-             "tick_minutes", "push_every_hours", "fee_period_days", "check")
+             "tick_minutes", "push_every_hours", "fee_period_days",
+             "violation_points_period_days", "check")
     rows: list[tuple[str, Any]] = [(name, config[name]) for name in shown if name in config]
     faults = {name: rate for name, rate in (config.get("faults") or {}).items() if rate}
     rows.append(("faults", ", ".join(f"{name}={rate}" for name, rate in faults.items()) or "none"))
@@ -217,6 +220,12 @@ def _amount(value: str, currency: str) -> str:
         return f"{Decimal(value).quantize(Decimal(1).scaleb(-digits)) + 0:f}"
     except (lifecycle.LifecycleError, InvalidOperation):
         return value
+
+
+def account_rows(report: ReportData) -> list[tuple[str, str, int]]:
+    """The "Seller accounts" section (issue #20) as rows: area, what, count."""
+    return [(area, what, n) for area, counts in report.accounts.items()
+            for what, n in counts.items()]
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -138,6 +138,29 @@ class Behaviour:
     missed_pickup: float = 0.03
     late_push: float = 0.05
 
+    # the seller's account (issue #20, SPEC §12)
+    staff: float = 0.3  # an open store creates sub-accounts: a shipper and a dispute answerer
+    staff_disabled: float = 0.4  # of those: an operator disables the shipper later
+    staff_enabled_again: float = 0.5  # of those disabled: the owner enables it again, else removes it
+    violations_minor: float = 0.06  # violations below every threshold (one draw with the next three)
+    violations_restricted: float = 0.04  # 12 points: promotion of new listings restricted
+    violations_orders_refused: float = 0.03  # 24 points: new orders refused
+    violations_suspended: float = 0.02  # 48 points: the store suspended
+    appeals: float = 0.5  # of violations: the seller appeals
+    appeal_overturned: float = 0.4  # of appeals: the operator overturns (else upholds)
+    leaves_after_violation: float = 0.5  # of stores with minor violations: close once they expire
+    redeems_points: float = 0.5  # a store redeems a catalogue item with its points
+    redeems_too_much: float = 0.3  # of those: first asks for more than the balance covers
+    points_corrected: float = 0.1  # an operator corrects a store's points
+    profiles: float = 0.8  # an open store fills in its profile (its email to confirm)
+    contact_expires: float = 0.15  # the code is left to expire, then sent again (one draw
+    contact_reissued: float = 0.15  # with contact_reissued: a new code asked for at once)
+    adds_phone: float = 0.3  # a phone number too, confirmed by SMS
+    avatars: float = 0.6  # of profiles: an avatar uploaded for review
+    avatar_rejected: float = 0.2  # one draw with avatar_overdue; a rejected seller uploads again
+    avatar_overdue: float = 0.15  # the review waits past its deadline (the overdue queue)
+    order_messages: float = 0.08  # a buyer writes to the seller about an order (every dispute does)
+
     def __post_init__(self) -> None:
         for f in fields(self):
             _probability("behaviour", f.name, getattr(self, f.name))
@@ -149,6 +172,10 @@ class Behaviour:
             "lost and returned parcels": ("lost", "returned"),
             "onboarding troubles": ("self_employed", "rejected", "never_pays_fee"),
             "store troubles": ("suspended", "closes"),
+            "violation levels": ("violations_minor", "violations_restricted",
+                                 "violations_orders_refused", "violations_suspended"),
+            "contact codes": ("contact_expires", "contact_reissued"),
+            "avatar reviews": ("avatar_rejected", "avatar_overdue"),
         }
         for group, names in groups.items():
             if sum(getattr(self, name) for name in names) > 1 + 1e-9:
@@ -172,8 +199,9 @@ class Config:
     (after a short warm-up while the first stores open); the run then goes on, at most
     ``drain_days`` more, until every order has ended. ``name`` prefixes every id the run creates
     and keys its progress record, so several runs can share a database. ``fee_period_days``
-    shortens the annual store fee (so that ``fee_expired`` happens in a short run); it applies
-    when `run_on` opens the engine.
+    shortens the annual store fee (so that ``fee_expired`` happens in a short run), and
+    ``violation_points_period_days`` the 365 days a violation's penalty points count (so that
+    violations expire in one); they apply when `run_on` opens the engine.
 
     ``shards`` splits the market into that many independent sub-markets (issue #15): seller
     ``k`` and order ``n`` of the run belong to shard ``k % shards`` and ``n % shards``, and each
@@ -195,6 +223,7 @@ class Config:
     push_every_hours: int = 3
     drain_days: int = 120
     fee_period_days: int | None = None
+    violation_points_period_days: int | None = None
     check: bool = True
     shards: int = 1
     shard: int | None = None
@@ -213,8 +242,11 @@ class Config:
             raise InvalidPayload("name", "1-20 lower-case letters, digits and hyphens")
         if self.start.tzinfo is None:
             raise InvalidPayload("start", "needs a time zone")
-        if self.fee_period_days is not None and self.fee_period_days < 1:
-            raise InvalidPayload("fee_period_days", "at least one day")
+        for name in ("fee_period_days", "violation_points_period_days"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise InvalidPayload(name, f"is a whole number of days, at least one, got {value!r}")
         shards = self.shards
         # A shard's own config keeps the run's shards; its sellers are its share.
         most = MAX_SHARDS if self.shard is not None else min(self.sellers, MAX_SHARDS)

@@ -9,7 +9,7 @@ returns asked for by claims, offers and arbitrations, shipped back or not."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -126,8 +126,25 @@ class DisputeActors:
         if purpose != "seller":
             return None
         if path == "accept_claim":
-            return Act("accept_claim", Actor("seller", data["seller"]))
+            return self._answer(dispute, "accept_claim", {}, purpose)
         return self._offer(dispute, first=True)
+
+    def _answer(self, dispute: Aggregate, trigger: str, payload: Mapping[str, object],
+                purpose: str) -> Act:
+        """The store answers: its dispute answerer if it has one (`StaffBook`), else the
+        owner; a disabled answerer is refused, and the owner answers a while later."""
+        m = self.market
+        actor = m.staff.acting(dispute.data["seller"], "answer_disputes")
+
+        def refused(error: lifecycle.LifecycleError) -> None:
+            if m.staff.refused(actor, error):
+                m.later("dispute", dispute.id, purpose, dispute.version, 0.2, 2)
+            else:
+                m.count(f"refused.dispute.{trigger}")
+
+        return Act(trigger, actor, payload, then=lambda _: m.staff.acted(actor, "answer_disputes"),
+                   refused=refused)
+
     def _offer(self, dispute: Aggregate, *, first: bool) -> Act:
         data, plan = dispute.data, self.plan(dispute.id)
         r = rng(self.market.seed, "offer", dispute.id, dispute.version)
@@ -137,16 +154,17 @@ class DisputeActors:
                                     "note": "partial refund" if first else "a better offer"}
         if first and plan.offers_return and data["type"] == "received":
             offer["return_goods"] = True
-        return Act("counter_offer", Actor("seller", data["seller"]), offer)
+        return self._answer(dispute, "counter_offer", offer, "seller")
 
     def _negotiate(self, dispute: Aggregate, purpose: str) -> Decision:
         data, path = dispute.data, self.plan(dispute.id).dispute_path
         offer = data.get("offer") or {}
         rejected = bool(offer.get("rejected"))
-        shopper, store = Actor("buyer", data["buyer"]), Actor("seller", data["seller"])
+        shopper = Actor("buyer", data["buyer"])
         if purpose == "seller":
             if path == "seller_escalates":
-                return Act("escalate", store, {"note": "the buyer will not agree"})
+                return self._answer(dispute, "escalate", {"note": "the buyer will not agree"},
+                                    purpose)
             if path == "offer_rejected_recountered" and rejected:
                 return self._offer(dispute, first=False)
             return None
@@ -196,5 +214,7 @@ class DisputeActors:
         if purpose != "seller":
             return None
         by_operator = rng(self.market.seed, "return-received", dispute.id).random() < 0.2
-        actor = self.market.operator if by_operator else Actor("seller", dispute.data["seller"])
-        return Act("confirm_return_received", actor, {"note": "goods back in the warehouse"})
+        note = {"note": "goods back in the warehouse"}
+        if by_operator:
+            return Act("confirm_return_received", self.market.operator, note)
+        return self._answer(dispute, "confirm_return_received", note, purpose)

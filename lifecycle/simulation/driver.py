@@ -30,6 +30,9 @@ SETTLED_BY_HAND = {
     ("order", "cancel_request_timeout"): "settle",
     ("dispute", "seller_response_timeout"): "settle",
 }
+# The kinds whose open aggregates a resumed run reads back.
+RESUMED = ("seller", "coupon", "voucher", "order", "dispute", "subaccount", "violation",
+           "standing", "points_account", "message", "profile", "contact", "avatar")
 # How many deadlines `_next_deadline` looks at; see there.
 LOOKAHEAD = 16
 
@@ -282,7 +285,7 @@ class Driver:
         the parcels still on their way."""
         m = self.market
         latest = m.now()
-        for kind in ("seller", "coupon", "voucher", "order", "dispute"):
+        for kind in RESUMED:
             terminal = lifecycle.definition(kind).terminal
             for aggregate in self._scan(kind):
                 m.states[kind][aggregate.state] += 1

@@ -26,7 +26,7 @@ import heapq
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -49,13 +49,28 @@ from lifecycle import (
 )
 from lifecycle.adapters import SANDBOX_CARRIERS, Money, SandboxCarrier, SandboxGateway
 from lifecycle.simulation import record
+from lifecycle.simulation.accounts import StaffActors
 from lifecycle.simulation.config import Config
 from lifecycle.simulation.coupons import CouponActors
 from lifecycle.simulation.disputes import DisputeActors
+from lifecycle.simulation.messages import MessageActors
 from lifecycle.simulation.orders import OrderActors
+from lifecycle.simulation.penalties import PenaltyActors
+from lifecycle.simulation.points import PointsActors
+from lifecycle.simulation.profiles import ProfileActors
 from lifecycle.simulation.retry import DECLINE_RETRIES, GAVE_UP, REREAD, SAME_KEY
 from lifecycle.simulation.sellers import SellerActors
-from lifecycle.simulation.vocabulary import Act, Actors, Create, Decision, Event, Later, Progress, Turn
+from lifecycle.simulation.vocabulary import (
+    Act,
+    Actors,
+    Create,
+    Decision,
+    Event,
+    Later,
+    Progress,
+    Turn,
+    Watcher,
+)
 from lifecycle.simulation.world import roll, unit
 
 # The sandbox gateway's operations, and the report's names for what each moved.
@@ -133,10 +148,25 @@ class Market:
         self.coupons = CouponActors(self)
         self.orders = OrderActors(self)
         self.disputes = DisputeActors(self)
+        # The seller's account (issue #20): staff, penalties, points, messages, profiles.
+        self.staff = StaffActors(self)
+        self.penalties = PenaltyActors(self)
+        self.points = PointsActors(self)
+        self.messages = MessageActors(self)
+        self.profiles = ProfileActors(self)
         self.actors: dict[str, Actors] = {
             "seller": self.sellers, "coupon": self.coupons, "order": self.orders,
             "dispute": self.disputes, "voucher": _Bystanders("voucher"),
+            "subaccount": self.staff, "violation": self.penalties, "standing": self.penalties,
+            "points_account": self.points, "points_earning": _Bystanders("points_earning"),
+            "message": self.messages, "profile": self.profiles, "contact": self.profiles,
+            "avatar": self.profiles,
         }
+        # Who else hears a kind's events: the account's people hear a store open and close,
+        # and the messages an order's troubles call for.
+        account: list[Watcher] = [self.staff, self.penalties, self.points, self.profiles]
+        self.watchers: dict[str, list[Watcher]] = {
+            "seller": account, "order": [self.messages], "dispute": [self.messages]}
         self._subscription = _Subscription(self.inbox)
         engine.subscribe("*", self._subscription)
 
@@ -214,14 +244,31 @@ class Market:
         else:
             self._act(aggregate, decision, turn, first=first)
 
-    def create(self, decision: Create) -> Aggregate | None:
+    def create(self, decision: Create,
+               refused: Callable[[LifecycleError], None] | None = None) -> Aggregate | None:
         try:
             created = self.engine.create(decision.kind, decision.actor, decision.payload,
                                          id=decision.id)
         except AlreadyExists:
             return None  # made before a restart
         except LifecycleError as error:
-            self._refused(decision.kind, self.engine.definition(decision.kind).creation.trigger, error)
+            if refused is not None:
+                refused(error)
+            else:
+                self._refused(decision.kind,
+                              self.engine.definition(decision.kind).creation.trigger, error)
+            return None
+        self.drain()
+        return created
+
+    def upload_avatar(self, id: str, actor: Actor, image: bytes) -> Aggregate | None:
+        """A seller's avatar upload (the image checked as a JPEG and kept beside it)."""
+        try:
+            created = self.engine.upload_avatar(actor, image, id=id)
+        except AlreadyExists:
+            return None  # made before a restart
+        except LifecycleError as error:
+            self._refused("avatar", "upload", error)
             return None
         self.drain()
         return created
@@ -248,7 +295,10 @@ class Market:
             self._adapter_failed(error, act, turn)
             return
         except LifecycleError as error:
-            self._refused(kind, act.trigger, error)
+            if act.refused is not None:
+                act.refused(error)
+            else:
+                self._refused(kind, act.trigger, error)
             return
         if moved is GAVE_UP:
             self.later(kind, id, turn.purpose, version, 1, 3, tries=turn.tries)
@@ -327,10 +377,14 @@ class Market:
                 self._apply(event)
 
     def _apply(self, event: Event) -> None:
-        id = event["aggregate_id"]
-        if not id.startswith(self.prefix):
+        kind = event["kind"]
+        if not self._ours(kind, event["aggregate_id"]):
             return  # somebody else's aggregate in a shared database
-        kind, trigger, source, dest = event["kind"], event["trigger"], event["source"], event["dest"]
+        if kind == "notification":  # a message for a person (issue #20): no transition
+            self.count("notifications.queued")
+            self.profiles.notified(event, self.now())
+            return
+        trigger, source, dest = event["trigger"], event["source"], event["dest"]
         if trigger is None:  # a carrier scan recorded: no transition, nobody acts on it
             self.session_scans += 1
             self.count("tracking.recorded")
@@ -344,6 +398,15 @@ class Market:
             if source is not None:
                 states[source] -= 1
         self.actors[kind].on_event(event, self.now())
+        for watcher in self.watchers.get(kind, ()):
+            watcher.watch(event, self.now())
+
+    def _ours(self, kind: str, id: str) -> bool:
+        """Whether an event is of the run's aggregates: their ids carry its prefix, but for an
+        order's points earning, named for the order (``order_paid:sim-o0000042``)."""
+        if kind == "points_earning":
+            return id.partition(":")[2].startswith(self.prefix)
+        return id.startswith(self.prefix)
 
     def applied(self) -> int:
         """What this session applied of the engine's events: transitions and recorded scans."""

@@ -7,6 +7,7 @@ a turn makes sense while the machine defines its trigger from the order's state.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,12 +15,22 @@ from decimal import Decimal
 from typing import Any
 
 import lifecycle
-from lifecycle import Actor, Aggregate, HistoryEntry
+from lifecycle import Actor, Aggregate, GuardFailed, HistoryEntry, LifecycleError
 from lifecycle.adapters import SANDBOX_CARRIERS, Parcel
 from lifecycle.simulation.baskets import Line, basket, parcel, reach_threshold
 from lifecycle.simulation.shipping import CHECKLIST, choose, mistyped, offline_waybill
 from lifecycle.simulation.vocabulary import Act, Create, Decision, Event, Later, Marketplace, Turn
-from lifecycle.simulation.world import OrderPlan, buyer, number_of, order_id, order_plan, rng, share_of
+from lifecycle.simulation.world import (
+    Buyer,
+    OrderPlan,
+    SellerPlan,
+    buyer,
+    number_of,
+    order_id,
+    order_plan,
+    rng,
+    share_of,
+)
 
 ORDER = lifecycle.definition("order")
 # How a seller hands a parcel over: the seller's triggers into "shipped" (book_pickup's
@@ -27,6 +38,7 @@ ORDER = lifecycle.definition("order")
 SHIPPED_BY = frozenset(t.trigger for t in ORDER.transitions
                        if t.dest == "shipped" and "seller" in t.roles)
 RECEIVED = ("delivered", "completed")  # a buyer complains about goods only once they arrived
+PLACE_TRIES = 3  # stores a buyer tries when one's penalty points refuse new orders
 
 Reaction = Callable[[str, Event, OrderPlan, datetime], None]  # (id, event, plan, at)
 Turning = Callable[[Aggregate, OrderPlan, Turn], Decision]
@@ -84,6 +96,8 @@ class OrderActors:
     # --- placing --------------------------------------------------------------------------
 
     def place(self, n: int) -> None:
+        """Order ``n`` from an open store; a store whose penalty points refuse new orders
+        (issue #20) refuses it, counted, and the buyer tries the next store."""
         m = self.market
         active = m.sellers.active
         if not active:
@@ -91,8 +105,17 @@ class OrderActors:
             return
         plan = order_plan(m.seed, m.behaviour, n)
         r = rng(m.seed, "place", n)
-        store = m.sellers.plan(active[r.randrange(len(active))])
+        first = r.randrange(len(active))
         who = buyer(m.seed, m.name, r.randrange(self.buyers))
+        for attempt in range(min(PLACE_TRIES, len(active))):
+            store = m.sellers.plan(active[(first + attempt) % len(active)])
+            if self._place(n, plan, store, who, r) != "refused by penalties":
+                return
+
+    def _place(self, n: int, plan: OrderPlan, store: SellerPlan, who: Buyer,
+               r: random.Random) -> str:
+        """Order ``n`` to ``store``: "placed", "refused", or "refused by penalties"."""
+        m = self.market
         lines = list(basket(m.seed, store, n))
         coupon = None
         if plan.uses_coupon or plan.claims_only:
@@ -119,16 +142,24 @@ class OrderActors:
             payload["coupon"] = coupon
         actor = Actor("buyer", who.id)
         id = order_id(m.name, n)
-        placed = m.create(Create("order", id, actor, payload))
+        refusals: list[LifecycleError] = []
+        placed = m.create(Create("order", id, actor, payload), refused=refusals.append)
+        if placed is None and _by_penalties(refusals):
+            m.count("penalties.orders_refused")
+            return "refused by penalties"
+        if placed is None:
+            m.count(f"refused.order.{ORDER.creation.trigger}")
         if placed is None and coupon is not None:
             del payload["coupon"]  # the coupon was refused: buy without it
             m.count("orders.coupon_dropped")
             placed = m.create(Create("order", id, actor, payload))
-        if placed is not None:
-            self.open[id] = Open(store.id, plan)
-            m.count("orders.placed")
-            if coupon is not None:
-                m.count("orders.with_coupon")
+        if placed is None:
+            return "refused"
+        self.open[id] = Open(store.id, plan)
+        m.count("orders.placed")
+        if coupon is not None:
+            m.count("orders.with_coupon")
+        return "placed"
 
     # --- reacting -------------------------------------------------------------------------
 
@@ -293,7 +324,8 @@ class OrderActors:
 
     def _ship(self, order: Aggregate, plan: OrderPlan, turn: Turn) -> Decision:
         m, data = self.market, order.data
-        store = self._seller(order)
+        store = m.staff.acting(data["seller"], "ship_orders")
+        owner_instead = self._owner_instead(order, turn, store)
         if turn.purpose == "ship" and plan.online and turn.tries == 0:
             lines = self._lines(order)
 
@@ -301,10 +333,11 @@ class OrderActors:
                 m.later("order", order.id, "ship_offline", order.version, 1, 6)
 
             def booked(moved: Aggregate) -> None:
+                m.staff.acted(store, "ship_orders")
                 m.expect_scans(moved.data["carrier"], moved.data["waybill"])
 
             return Act("book_pickup", store, {"checklist": CHECKLIST, "parcel": parcel(lines)},
-                       then=booked, failed=offline_instead)
+                       then=booked, failed=offline_instead, refused=owner_instead("book_pickup"))
         carrier = data["logistics"]["carrier"]
         origin = m.sellers.plan(data["seller"]).country
         waybill = offline_waybill(carrier, m.config.run_serial(number_of(order.id)), origin)
@@ -315,13 +348,32 @@ class OrderActors:
             m.again(turn, order.version, 0.2, 3, purpose="ship_offline", limit=3)
 
         def hand_over(shipped: Aggregate) -> None:
+            m.staff.acted(store, "ship_orders")
             m.carriers[carrier].register_shipment(
                 shipped.data["waybill"], origin=origin, destination=data["consignee"]["country"],
                 service=data["logistics"]["service"], at=m.now())
             m.expect_scans(carrier, shipped.data["waybill"])
 
         return Act("ship_offline", store, {"checklist": CHECKLIST, "carrier": carrier,
-                                           "waybill": waybill}, then=hand_over, failed=retype)
+                                           "waybill": waybill}, then=hand_over, failed=retype,
+                   refused=owner_instead("ship_offline"))
+
+    def _owner_instead(self, order: Aggregate, turn: Turn,
+                       store: Actor) -> Callable[[str], Callable[[LifecycleError], None]]:
+        """What a refused shipment does: a staff member refused (disabled) leaves the work
+        to the owner, in a while; any other refusal is counted as the market counts them."""
+        m = self.market
+
+        def for_trigger(trigger: str) -> Callable[[LifecycleError], None]:
+            def refused(error: LifecycleError) -> None:
+                if m.staff.refused(store, error):
+                    m.later("order", order.id, turn.purpose, order.version, 0.2, 2,
+                            tries=turn.tries)
+                else:
+                    m.count(f"refused.order.{trigger}")
+            return refused
+
+        return for_trigger
 
     def _lines(self, order: Aggregate) -> list[Line]:
         catalogue = {p.sku: p for p in self.market.sellers.plan(order.data["seller"]).catalogue}
@@ -360,3 +412,9 @@ class OrderActors:
             "type": "received", "reason": r.choice(lifecycle.RECEIVED_REASONS), "refund_amount": str(amount),
             "return_goods": plan.asks_return, "evidence": ["photos of the goods received"]})
 
+
+
+def _by_penalties(refusals: list[LifecycleError]) -> bool:
+    """Whether a store's penalty points refused the order: the ``seller.active`` rule, asked
+    of a store the buyer saw open (SPEC §12: 24 points refuse new orders)."""
+    return any(isinstance(e, GuardFailed) and e.rule == "seller.active" for e in refusals)

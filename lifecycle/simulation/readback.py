@@ -19,13 +19,20 @@ from decimal import Decimal
 from typing import Any
 
 import lifecycle
+from lifecycle import LedgerSum
 from lifecycle.simulation.config import Config
 from lifecycle.simulation.record import Tally
 from lifecycle.simulation.report import Report, peak_rss_mb
 
 Step = tuple[str, str | None]  # (trigger, the payload's "decision")
 
-KINDS = ("seller", "coupon", "voucher", "order", "dispute", "unexpected_capture")
+KINDS = ("seller", "coupon", "voucher", "order", "dispute", "unexpected_capture",
+         # the seller's account (issue #20)
+         "subaccount", "violation", "standing", "points_account", "message", "profile",
+         "contact", "avatar")
+# Kinds whose ids do not start with the run's name (``order_paid:sim-o0000042``): the run's
+# are those of its sellers (their data's ``seller``).
+BY_SELLER = ("points_earning",)
 FUNNEL = ("placed", "paid", "shipped", "delivered", "completed", "funds_released")
 DURATIONS = {
     "place_to_ship": ("placed_at", "shipped_at"),
@@ -151,6 +158,15 @@ def survey(engine: lifecycle.Engine, config: Config, status: str, seen: Seen,
     for kind, state, n, versions in engine.state_counts(KINDS, prefix=prefix):
         states[kind][state] += n
         transitions += versions
+    tally = seen.tally
+    for kind in BY_SELLER:
+        states[kind] = Counter(dict.fromkeys(lifecycle.definition(kind).states, 0))
+        for seller, state, n in engine.counts_by_field(kind, "seller"):
+            if seller is not None and seller.startswith(prefix):
+                states[kind][state] += n
+        # their history rows, as the driver counted them
+        transitions += sum(n for trigger, n in tally.triggers.items()
+                           if trigger.startswith(f"{kind}."))
     for state, data in engine.field_values("order", prefix=prefix, text=ORDER_FIELDS,
                                            integer=("dispute_count",)):
         _order(data, state, funnel, endings, durations)
@@ -171,9 +187,10 @@ def survey(engine: lifecycle.Engine, config: Config, status: str, seen: Seen,
     checking = time.perf_counter() - checking
     check = {"ran": config.check, "passed": not violations, "violations": len(violations),
              "first": [str(v) for v in violations[:10]]}
-    tally = seen.tally
     reached = {kind: {state: tally.reached[f"{kind}.{state}"]
-                      for state in lifecycle.definition(kind).states} for kind in KINDS}
+                      for state in lifecycle.definition(kind).states}
+               for kind in (*KINDS, *BY_SELLER)}
+    points = engine.ledger_sums(("points_account",), prefix=prefix)
     end = seen.end
     wall_seconds = time.perf_counter() - wall_started
     return Report(
@@ -198,6 +215,7 @@ def survey(engine: lifecycle.Engine, config: Config, status: str, seen: Seen,
         activity=dict(sorted(tally.counters.items())),
         parked=dict(sorted(parked.items())),
         timeline=tuple(tally.samples),
+        accounts=accounts(tally, points),
         wall={"seconds": round(wall_seconds, 3),
               "running_seconds": round(running, 3),
               "check_seconds": round(checking, 3),
@@ -228,3 +246,70 @@ def _order(data: Mapping[str, Any], state: str, funnel: Counter[str], endings: C
         days = _days_between(data, start, end)
         if days is not None:
             durations[name].append(days)
+
+
+def accounts(tally: Tally, points: Sequence[LedgerSum]) -> dict[str, dict[str, int]]:
+    """The report's "Seller accounts" section (issue #20): what the run's staff, operators,
+    sellers and buyers did with the seller's account, from the driver's tally (transitions
+    by trigger, states entered, refusals counted) and the points ledger."""
+    fired, entered, counted = tally.triggers, tally.reached, tally.counters
+    moved: Counter[str] = Counter()
+    for row in points:
+        if row.account == "points":
+            moved[f"{row.posting}{'+' if row.positive else '-'}"] += int(row.amount)
+    return {
+        "sub-accounts": {
+            "created": fired["subaccount.create"], "permissions changed": fired["subaccount.set_permissions"],
+            "disabled": fired["subaccount.disable"], "enabled again": fired["subaccount.enable"],
+            "removed": fired["subaccount.remove"],
+            "actions taken by sub-accounts": counted["accounts.staff_actions"],
+            "orders shipped by sub-accounts": counted["accounts.staff_actions.ship_orders"],
+            "disputes answered by sub-accounts":
+                counted["accounts.staff_actions.answer_disputes"],
+            "staff actions refused (then done by the owner)": counted["accounts.staff_refused"],
+        },
+        "violations": {
+            "recorded": fired["violation.record"], "appealed": fired["violation.appeal"],
+            "upheld": fired["violation.uphold"], "overturned": fired["violation.overturn"],
+            "final without appeal": fired["violation.finalise"],
+            "expired": fired["violation.expire"],
+        },
+        "penalties": {
+            "promotion_restricted entered (times)": entered["standing.promotion_restricted"],
+            "orders_refused entered (times)": entered["standing.orders_refused"],
+            "store_suspended entered (times)": entered["standing.store_suspended"],
+            "stores suspended by penalties": counted["penalties.stores_suspended"],
+            "orders refused by penalties": counted["penalties.orders_refused"],
+            "standings closed": entered["standing.closed"],
+        },
+        "points": {
+            "accounts opened": fired["points_account.open"],
+            "orders that earned": fired["points_account.earn"],
+            "points earned": moved["earn+"],
+            "redemptions": fired["points_account.redeem"],
+            "points redeemed": -moved["redeem-"],
+            "redemptions refused (balance too low)": counted["points.redemptions_refused"],
+            "corrections": fired["points_account.correct"],
+            "points corrected (added)": moved["correction+"],
+            "points corrected (taken back)": -moved["correction-"],
+            "penalties": fired["points_account.penalise"],
+            "points penalised": -moved["penalty-"],
+            "accounts closed": fired["points_account.close"],
+        },
+        "messages": {
+            "sent": fired["message.send"], "read": fired["message.read"],
+            "labelled": fired["message.label"], "marked": fired["message.mark"],
+            "removed by operators": fired["message.remove"],
+        },
+        "profiles": {
+            "created": fired["profile.create"], "privacy set": fired["profile.set_privacy"],
+            "subscriptions set": fired["profile.set_subscriptions"],
+            "updated": fired["profile.update"], "closed": fired["profile.close"],
+            "notifications queued": counted["notifications.queued"],
+            "contacts verified": fired["contact.confirm"],
+            "codes expired": fired["contact.expire"], "codes sent again": fired["contact.resend"],
+            "avatars uploaded": fired["avatar.upload"], "avatars approved": fired["avatar.approve"],
+            "avatars rejected": fired["avatar.reject"],
+            "avatars overdue": fired["avatar.overdue"],
+        },
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -35,6 +35,8 @@ class ReportData:
     parked: Mapping[str, int]  # deadlines parked after repeated failures, by trigger
     timeline: Sequence[Mapping[str, Any]]  # orders in each state at the end of each day
     wall: Mapping[str, float]
+    # the seller's account (issue #20): area → what → count
+    accounts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def to_dict(self, *, deterministic: bool = False) -> dict[str, Any]:
         data = asdict(self)

@@ -99,6 +99,9 @@ def policy_of(config: Config) -> lifecycle.Policy:
     policy = lifecycle.Policy()
     if config.fee_period_days is not None:
         policy = policy.with_overrides(fee_period=timedelta(days=config.fee_period_days))
+    if config.violation_points_period_days is not None:
+        policy = policy.with_overrides(
+            violation_points_period=timedelta(days=config.violation_points_period_days))
     return policy
 
 

@@ -63,6 +63,9 @@ def render(report: ReportData) -> str:
                for item, amount in items.items()]
               + [("gateway", item, amount) for item, amount in report.gateway.items()]),
         _check(report),
+        table("Seller accounts", ("area", "what", "count"),
+              [(area, what, n) for area, counts in report.accounts.items()
+               for what, n in counts.items()]),
         table("Activity", ("what", "count"),
               [("transitions (history rows)", report.transitions), *report.activity.items(),
                *((f"parked deadline: {t}", n) for t, n in report.parked.items())]),

@@ -6,8 +6,10 @@ is now: an `Act` (fire a trigger), a `Create`, `Later` (not yet), or nothing. Af
 the market hands the actors the engine's *event*, and they queue the turns it calls for.
 
 The actors see the market only through `Marketplace`, a protocol `market.Market` implements,
-and see each other only through the books on it (`SellerBook`, `CouponBook`, `OrderBook`): no
-actor module imports the market or another actor module.
+and see each other only through the books on it (`SellerBook`, `CouponBook`, `OrderBook`,
+`StaffBook`): no actor module imports the market or another actor module. Actors of the
+seller's account also watch other kinds' events (a store opening, a dispute opened) as a
+`Watcher`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from lifecycle import Actor, AdapterError, Aggregate, HistoryEntry, Policy
+from lifecycle import Actor, AdapterError, Aggregate, HistoryEntry, LifecycleError, Policy
 from lifecycle.adapters import SandboxCarrier, SandboxGateway
 from lifecycle.simulation.config import Behaviour, Config
 from lifecycle.simulation.world import OrderPlan, SellerPlan
@@ -44,13 +46,16 @@ class Turn(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class Act:
     """Fire ``trigger`` as ``actor``. ``then`` runs after it committed; ``failed`` after an
-    adapter refused it (a decline, an invalid waybill) instead of the default retry later."""
+    adapter refused it (a decline, an invalid waybill) instead of the default retry later;
+    ``refused`` after the engine refused it (a disabled sub-account, a balance too low)
+    instead of counting it as ``refused.KIND.TRIGGER``."""
 
     trigger: str
     actor: Actor
     payload: Mapping[str, Any] = field(default_factory=dict)
     then: Callable[[Aggregate], None] | None = None
     failed: Callable[[AdapterError], None] | None = None
+    refused: Callable[[LifecycleError], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,26 @@ class CouponBook(Protocol):
         coupon's terms), or None when the store has no coupon the buyer can use."""
 
 
+class Watcher(Protocol):
+    """Someone who reacts to another kind's events (the seller's account to a store opening)."""
+
+    def watch(self, event: Event, at: datetime) -> None: ...
+
+
+class StaffBook(Protocol):
+    """Who acts for a store: its staff sub-account holding a permission, or its owner."""
+
+    def acting(self, store: str, permission: str) -> Actor:
+        """The actor that does work needing ``permission`` (``ship_orders``, ...) for ``store``."""
+
+    def refused(self, actor: Actor, error: LifecycleError) -> bool:
+        """A staff member's act was refused: True (counted, and the owner takes the work over)
+        when it was the sub-account that was refused, False for any other refusal."""
+
+    def acted(self, actor: Actor, permission: str) -> None:
+        """An act needing ``permission`` committed: counted when a sub-account did it."""
+
+
 class OrderBook(Protocol):
     """What the other actors ask of the orders."""
 
@@ -153,6 +178,8 @@ class Marketplace(Protocol):
     def coupons(self) -> CouponBook: ...
     @property
     def orders(self) -> OrderBook: ...
+    @property
+    def staff(self) -> StaffBook: ...
 
     def now(self) -> datetime: ...
 
@@ -178,8 +205,14 @@ class Marketplace(Protocol):
     def allows(self, kind: str, state: str, trigger: str) -> bool:
         """Whether the machine defines ``trigger`` from ``state``."""
 
-    def create(self, decision: Create) -> Aggregate | None:
-        """Create at once, outside the turn queue; None if refused or made before a restart."""
+    def create(self, decision: Create,
+               refused: Callable[[LifecycleError], None] | None = None) -> Aggregate | None:
+        """Create at once, outside the turn queue; None if refused (``refused`` is then told
+        why, instead of counting it) or made before a restart."""
+
+    def upload_avatar(self, id: str, actor: Actor, image: bytes) -> Aggregate | None:
+        """A seller uploads an avatar (`Engine.upload_avatar`) with a known id; None if
+        refused or made before a restart."""
 
     def fire_now(self, kind: str, id: str, trigger: str, actor: Actor,
                  payload: Mapping[str, Any] | None = None) -> Aggregate | None:

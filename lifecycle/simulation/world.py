@@ -251,6 +251,80 @@ def seller_plan(seed: int, behaviour: Behaviour, name: str, n: int,
     )
 
 
+# --- the seller's account (issue #20) ------------------------------------------------------
+
+# What each violation level records, one violation after another: (type, points).
+VIOLATIONS = {
+    "minor": (("listing", 2), ("fulfilment", 3)),
+    "restricted": (("prohibited_goods", 12),),
+    "orders_refused": (("intellectual_property", 6), ("fraud", 20)),
+    "suspended": (("fraud", 24), ("prohibited_goods", 12), ("intellectual_property", 14)),
+}
+LEVELS = ("minor", "restricted", "orders_refused", "suspended")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPlan:
+    """What a store does with its account once it is open, and what operators do to it."""
+
+    staff: bool  # a shipper and a dispute answerer as sub-accounts
+    staff_disabled: bool  # an operator disables the shipper
+    staff_enabled_again: bool  # the owner enables it again (else removes it)
+    violations: tuple[tuple[str, int], ...]  # recorded against the store, in turn
+    appeals: tuple[str, ...]  # each violation's: "none", "upheld" or "overturned"
+    leaves: bool  # closes the store once its violations expired
+    redeems: bool
+    redeems_too_much: bool
+    corrected: bool
+    profile: bool
+    contact: str  # confirms | expires | reissued
+    phone: bool
+    avatar: str  # none | approved | rejected | overdue
+
+
+@lru_cache(maxsize=16_384)
+def account_plan(seed: int, behaviour: Behaviour, n: int) -> AccountPlan:
+    """Seller ``n``'s account. Violations go to ordinary stores (not those whose onboarding or
+    troubles the seller plan decides), spread over their rank, so that a small run has a
+    store at each level."""
+    b = behaviour
+    group, rank = _seller_ranks(seed, behaviour)(n)
+    level = "none"
+    if group == "ordinary":
+        level = pick(spread(seed, 9, rank), [(name, getattr(b, f"violations_{name}"))
+                                             for name in LEVELS], "none")
+    recorded = VIOLATIONS.get(level, ())
+    appeals = []
+    for k, _ in enumerate(recorded):
+        appealed = unit(seed, "appeal", n, k) < b.appeals
+        overturned = unit(seed, "overturn", n, k) < b.appeal_overturned
+        appeals.append(("overturned" if overturned else "upheld") if appealed else "none")
+    profile = unit(seed, "profile", n) < b.profiles
+    avatar = "none"
+    if profile and unit(seed, "avatar", n) < b.avatars:
+        avatar = pick(unit(seed, "avatar-review", n), [("rejected", b.avatar_rejected),
+                                                        ("overdue", b.avatar_overdue)], "approved")
+    redeems = unit(seed, "redeems", n) < b.redeems_points
+    staff = spread(seed, 8, n) < b.staff
+    disabled = staff and unit(seed, "staff-disabled", n) < b.staff_disabled
+    return AccountPlan(
+        staff=staff,
+        staff_disabled=disabled,
+        staff_enabled_again=disabled and unit(seed, "staff-enabled", n) < b.staff_enabled_again,
+        violations=recorded,
+        appeals=tuple(appeals),
+        leaves=level == "minor" and unit(seed, "leaves", n) < b.leaves_after_violation,
+        redeems=redeems,
+        redeems_too_much=redeems and unit(seed, "redeems-too-much", n) < b.redeems_too_much,
+        corrected=unit(seed, "corrected", n) < b.points_corrected,
+        profile=profile,
+        contact=pick(unit(seed, "contact", n), [("expires", b.contact_expires),
+                                                ("reissued", b.contact_reissued)], "confirms"),
+        phone=unit(seed, "phone", n) < b.adds_phone,
+        avatar=avatar,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Buyer:
     id: str

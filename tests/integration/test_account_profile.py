@@ -565,3 +565,17 @@ def test_an_avatar_image_round_trips_on_postgresql(pg_engine: Engine) -> None:
 
     assert pg_engine.avatar_image(avatar.id, ACME) == image
     assert rows(pg_engine)["avatar_images"] == 1
+
+
+def test_an_avatar_uploaded_with_an_id_of_the_callers_keeps_it_and_a_taken_one_is_refused(
+        engine: Engine) -> None:
+    acme_profile(engine)
+
+    avatar = engine.upload_avatar(ACME, jpeg(), id="acme-a1")
+
+    assert avatar.id == "acme-a1"
+    assert engine.avatar_image("acme-a1", ACME) == jpeg()
+    with pytest.raises(lifecycle.AlreadyExists):
+        engine.upload_avatar(ACME, jpeg(colour="blue"), id="acme-a1")
+    assert engine.avatar_image("acme-a1", ACME) == jpeg()  # the first one's bytes kept
+    assert len(engine.history("avatar", "acme-a1")) == 1

@@ -33,8 +33,13 @@ COVERING = Behaviour(
     rejected=0.25, gives_up=0.5, never_pays_fee=0.1, suspended=0.15, closes=0.05,
     coupon_left_in_draft=0.3, coupon_deactivated=0.4, claims_without_ordering=0.15,
     disputes_received=0.1, disputes_not_received=0.06, disputes_after_completion=0.02,
+    # the seller's account (issue #20)
+    violations_minor=0.2, violations_restricted=0.15, violations_orders_refused=0.15,
+    violations_suspended=0.15, avatar_rejected=0.25, avatar_overdue=0.3,
 )
-SMALL = Config(sellers=20, orders=300, days=90, seed=7, behaviour=COVERING, fee_period_days=30)
+# 20 days of penalty points instead of 365, so that violations expire in the run.
+SMALL = Config(sellers=20, orders=300, days=90, seed=7, behaviour=COVERING, fee_period_days=30,
+               violation_points_period_days=20)
 
 
 def url(directory: Path, name: str = "sim.db") -> str:
@@ -45,7 +50,7 @@ def read_one_by_one(engine: lifecycle.Engine, prefix: str) -> dict[str, Any]:
     """The report's reading of the database done the slow way, as it was before its bulk
     statements: every aggregate, its postings and its history through the engine's API."""
     states = {kind: Counter(dict.fromkeys(lifecycle.definition(kind).states, 0))
-              for kind in readback.KINDS}
+              for kind in (*readback.KINDS, *readback.BY_SELLER)}
     transitions = 0
     funnel: Counter[str] = Counter()
     endings: Counter[str] = Counter()
@@ -73,6 +78,15 @@ def read_one_by_one(engine: lifecycle.Engine, prefix: str) -> dict[str, Any]:
                         steps = [(e.trigger, e.payload.get("decision"))
                                  for e in engine.history(kind, aggregate.id)]
                         paths[f"{type_}: {readback._path(steps)}"] += 1
+            if len(page) < 50:
+                break
+    for kind in readback.BY_SELLER:  # ids of their own: the run's are its sellers'
+        page = []
+        while True:
+            page = engine.find(kind, limit=50, after_id=page[-1].id if page else None)
+            for aggregate in (a for a in page if a.data["seller"].startswith(prefix)):
+                states[kind][aggregate.state] += 1
+                transitions += aggregate.version
             if len(page) < 50:
                 break
     parked = Counter(d.trigger for d in engine.deadlines(failed=True, limit=1_000_000)
@@ -110,10 +124,6 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Report, str]:
     return report, url(directory)
 
 
-#: the seller's profile, contacts and avatars (issue #20): no simulated person drives them yet
-#: (tests/integration/test_account_profile.py does)
-NOT_SIMULATED_YET = frozenset({"profile", "contact", "avatar"})
-
 
 def test_a_small_run_reaches_every_state_of_every_machine(small: tuple[Report, str]) -> None:
     report, _ = small
@@ -122,12 +132,66 @@ def test_a_small_run_reaches_every_state_of_every_machine(small: tuple[Report, s
     for kind, definition in lifecycle.definitions().items():
         if kind == "unexpected_capture":
             continue  # a gateway's mistakes, not the market's: see test_unexpected_captures.py
-        if kind in NOT_SIMULATED_YET:
-            continue
         missed = [state for state in definition.states if not report.reached[kind][state]]
         assert missed == [], f"{kind} never entered {missed}"
     assert report.states["order"]["funds_released"] > 200
     assert sum(report.states["order"].values()) == report.funnel["placed"] == 300
+
+
+def test_a_small_run_exercises_the_seller_account(small: tuple[Report, str]) -> None:
+    report, db = small
+    staff, violations = report.accounts["sub-accounts"], report.accounts["violations"]
+    penalties, points = report.accounts["penalties"], report.accounts["points"]
+    messages, profiles = report.accounts["messages"], report.accounts["profiles"]
+
+    for what in ("created", "disabled", "enabled again", "removed",
+                 "orders shipped by sub-accounts", "disputes answered by sub-accounts",
+                 "staff actions refused (then done by the owner)"):
+        assert staff[what] > 0, what
+    assert staff["actions taken by sub-accounts"] == (
+        staff["orders shipped by sub-accounts"] + staff["disputes answered by sub-accounts"])
+    for what in ("recorded", "appealed", "upheld", "overturned", "final without appeal",
+                 "expired"):
+        assert violations[what] > 0, what
+    assert penalties["stores suspended by penalties"] > 0
+    assert penalties["orders refused by penalties"] > 0
+    assert report.funnel["placed"] == 300  # a refused buyer ordered from another store
+    assert points["points earned"] == 10 * points["orders that earned"] > 0
+    assert points["orders that earned"] <= report.funnel["paid"]  # a free order earns none
+    for what in ("redemptions", "redemptions refused (balance too low)", "corrections",
+                 "penalties", "accounts closed"):
+        assert points[what] > 0, what
+    assert messages["sent"] >= sum(sum(c.values()) for c in report.disputes.values())
+    for what in ("read", "labelled", "marked", "removed by operators"):
+        assert messages[what] > 0, what
+    for what in ("privacy set", "subscriptions set", "closed", "contacts verified",
+                 "codes expired", "codes sent again", "avatars approved", "avatars rejected",
+                 "avatars overdue"):
+        assert profiles[what] > 0, what
+    with lifecycle.open(db) as engine:
+        assert engine.policy.violation_points_period.days == 20  # Config's shortening
+        shippers = [entry.actor for order in engine.find("order", state="funds_released",
+                                                         limit=1000)
+                    for entry in engine.history("order", order.id)
+                    if entry.trigger in ("ship_offline", "book_pickup")]
+        left = sum(engine.points(s.id, lifecycle.Actor("operator", "audit")).balance
+                   for s in engine.find("points_account", limit=1000))
+    assert any(actor.sub == "shipper" for actor in shippers)  # recorded under its own id
+    assert left == (points["points earned"] - points["points redeemed"]
+                    + points["points corrected (added)"] - points["points corrected (taken back)"]
+                    - points["points penalised"])
+
+
+def test_the_seller_accounts_section_is_in_the_text_the_json_and_the_page(
+        small: tuple[Report, str]) -> None:
+    report, _ = small
+
+    text = report.render()
+    assert "Seller accounts" in text
+    assert "orders refused by penalties" in text
+    data = json.loads(report.to_json(deterministic=True))
+    assert data["accounts"] == {area: dict(c) for area, c in report.accounts.items()}
+    assert "<h2>Seller accounts</h2>" in report.html()
 
 
 def test_a_small_run_takes_every_dispute_path(small: tuple[Report, str]) -> None:

@@ -154,3 +154,15 @@ def test_a_page_without_samples_or_releases_says_so() -> None:
 def test_money_has_its_currencys_minor_units(page: str) -> None:
     assert "<td>USD</td><td>unexpected_captured</td><td>0.00</td>" in page
     assert "<td>USD</td><td>captured</td><td>100.00</td>" in page
+
+
+def test_the_seller_accounts_section_shows_each_area_and_count() -> None:
+    accounts = {"sub-accounts": {"created": 4, "actions taken by sub-accounts": 31},
+                "penalties": {"orders refused by penalties": 7}}
+
+    page = charts.page(report(accounts=accounts))
+
+    assert "<h2>Seller accounts</h2>" in page
+    assert '<tr><td>sub-accounts</td><td>actions taken by sub-accounts</td><td class="n">31</td></tr>' in page
+    assert '<tr><td>penalties</td><td>orders refused by penalties</td><td class="n">7</td></tr>' in page
+    assert "Seller accounts" in report(accounts=accounts).render()
