@@ -224,9 +224,14 @@ class Pipeline:
     # --- firing: load → authorise → validate → move → write → follow-ups ----------------
 
     def _load(self, unit: Unit, definition: MachineDefinition, request: Request,
-              expected_version: int | None) -> Aggregate:
+              expected_version: int | None, *, lock: bool = False) -> Aggregate:
+        """The aggregate to move. ``lock``: hold its row until the transaction ends (FOR
+        UPDATE on PostgreSQL), for a follow-up's target, which other transactions' follow-ups
+        may move at the same moment (a seller's points account, credited by each of its
+        orders' releases): they wait for each other instead of one failing with `Conflict`."""
         assert request.id is not None
-        found = unit.records.load_for_write(definition.kind, request.id)
+        read = unit.records.lock_for_write if lock else unit.records.load_for_write
+        found = read(definition.kind, request.id)
         if found is None:
             raise NotFound(definition.kind, request.id)
         current, last_moved = found
@@ -406,7 +411,7 @@ class Pipeline:
         else:
             request = Request(follow_up.kind, follow_up.id, follow_up.trigger, actor,
                               follow_up.payload, None)
-            current = self._load(unit, definition, request, None)
+            current = self._load(unit, definition, request, None, lock=True)
             definition = self._pinned(definition, current)
             step = _defined(definition, current, request.trigger)
             self._apply(unit, definition, current, step, request, None, depth + 1)

@@ -403,6 +403,42 @@ def test_two_concurrent_redemptions_beyond_the_balance_let_exactly_one_through(
     assert problems(pg_engine) == []
 
 
+@pytest.mark.pg
+def test_releases_of_one_sellers_orders_at_once_all_earn_and_none_conflicts(
+        pg_engine: lifecycle.Engine, pg_url: str, clock: lifecycle.SimulatedClock) -> None:
+    """Each release credits the seller's one points account: distinct orders, released by
+    four processes at the same moment, wait for each other on it rather than fail."""
+    seller_in(pg_engine, "active")
+    pg_engine.create(KIND, OWNER, {})
+    orders = [order_in(pg_engine, clock, "completed", buyer_id=f"b-{n}").id for n in range(4)]
+    engines = [lifecycle.open(pg_url, clock=clock) for _ in orders]
+    barrier = threading.Barrier(len(orders), timeout=10)
+    outcomes: list[Any] = [None] * len(orders)
+
+    def release(n: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[n] = engines[n].fire("order", orders[n], "release_funds", SYSTEM, {})
+        except lifecycle.LifecycleError as error:  # asserted on below
+            outcomes[n] = error
+
+    try:
+        for engine in engines:
+            engine.find(KIND, limit=1)  # a pooled connection each, so the race is not staggered
+        threads = [threading.Thread(target=release, args=(n,)) for n in range(len(orders))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        for engine in engines:
+            engine.close()
+    assert [getattr(o, "state", o) for o in outcomes] == ["funds_released"] * len(orders)
+    per_order = lifecycle.Policy().points_per_paid_order
+    assert balance(pg_engine) == len(orders) * per_order
+    assert problems(pg_engine) == []
+
+
 # --- HTTP: the generic routes serve the kind ----------------------------------------------
 
 
