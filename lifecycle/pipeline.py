@@ -405,7 +405,15 @@ class Pipeline:
                   else None)
             request = Request(follow_up.kind, id, definition.creation.trigger, actor,
                               follow_up.payload, None)
-            created, created_context, payload = self._new(unit, definition, request)
+            try:
+                created, created_context, payload = self._new(unit, definition, request)
+            except AlreadyExists:
+                # The effect that asked for it found none, and another transaction committed
+                # one since (read committed): the effect decided on a stale read, so the whole
+                # trigger is retried, as when both inserts meet on the key (`Conflict`).
+                if id is None:
+                    raise
+                raise Conflict(follow_up.kind, id, None) from None
             self._insert(unit, definition, created, created_context, payload, request,
                          depth=depth + 1)
         else:
